@@ -1,0 +1,86 @@
+"""Command-line flags of the dev server, shared by `python -m ...devserver` and `langchain-ably-transport devserver`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from .config import DEFAULT_KEY, ApiKey, Limits, ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default 8080)")
+    parser.add_argument("--data", default="ably-dev.sqlite3",
+                        help="SQLite file that keeps history across restarts; ':memory:' keeps nothing")
+    parser.add_argument("--key", action="append", dest="keys", metavar="APPID.KEYID:SECRET",
+                        help=f"an API key the server accepts; repeatable (default {DEFAULT_KEY})")
+    parser.add_argument("--mutable", action="append", metavar="NAMESPACE",
+                        help="enable updates/deletes/appends only for this channel namespace; repeatable "
+                             "(default: every channel, '*')")
+    parser.add_argument("--max-message-size", type=int, default=defaults.max_message_size)
+    parser.add_argument("--inbound-rate", type=float, default=defaults.inbound_rate,
+                        help="messages/s a connection may publish; 0 disables the limit")
+    parser.add_argument("--connection-state-ttl", type=float, default=defaults.connection_state_ttl_s,
+                        help="seconds a dropped connection stays resumable")
+    parser.add_argument("--max-idle-interval", type=float, default=defaults.max_idle_interval_s,
+                        help="seconds between server heartbeats at most")
+    parser.add_argument("--retention", type=float, default=None,
+                        help="seconds of history to keep (Ably keeps 120 without a persistence rule); default: all")
+    parser.add_argument("--append-rollup-window", type=int, default=defaults.append_rollup_window_ms,
+                        help="ms over which appends to one message are rolled up, unless a client sets its own")
+    parser.add_argument("--log-level", default="WARNING")
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    limits = Limits(
+        max_message_size=args.max_message_size,
+        inbound_rate=args.inbound_rate,
+        connection_state_ttl_s=args.connection_state_ttl,
+        max_idle_interval_s=args.max_idle_interval,
+        retention_s=args.retention,
+        append_rollup_window_ms=args.append_rollup_window,
+    )
+    return ServerConfig(
+        keys=tuple(ApiKey.parse(k) for k in (args.keys or [DEFAULT_KEY])),
+        data_path=args.data,
+        limits=limits,
+        mutable_namespaces=tuple(args.mutable or ["*"]),
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        sys.exit(f"devserver: {exc}")
+    asyncio.run(_serve(config, args.host, args.port))
+
+
+async def _serve(config: ServerConfig, host: str, port: int) -> None:
+    from .app import DevServer
+
+    server = DevServer(config)
+    url = await server.start(host, port)
+    print(f"ready {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="langchain-ably-transport devserver",
+                                     description="Run the local Ably-compatible dev server.")
+    add_arguments(parser)
+    run(parser.parse_args(argv))

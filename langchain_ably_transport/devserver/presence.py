@@ -1,0 +1,59 @@
+"""A channel's presence set: who is present, keyed by (connectionId, clientId) as Ably does."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from .protocol import AblyError, PresenceAction
+
+
+class PresenceSet:
+    """Members of one channel; pure bookkeeping, the channel stores and fans out what it returns."""
+
+    def __init__(self, max_members: int) -> None:
+        self._members: dict[tuple[str, str], dict[str, Any]] = {}
+        self._max_members = max_members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def apply(self, member: dict[str, Any]) -> dict[str, Any]:
+        """Record an enter, update or leave stamped with its connectionId and clientId; return the event."""
+        key = (member["connectionId"], member["clientId"])
+        action = member["action"]
+        if action == PresenceAction.LEAVE:
+            self._members.pop(key, None)
+            return member
+        if key not in self._members and len(self._members) >= self._max_members:
+            raise AblyError(91003, 400, f"Presence member limit ({self._max_members}) reached on this channel")
+        if action == PresenceAction.ENTER and key in self._members:
+            member = {**member, "action": int(PresenceAction.UPDATE)}
+        self._members[key] = {**member, "action": int(PresenceAction.PRESENT)}
+        return member
+
+    def leaves_for(self, connection_id: str, timestamp: int) -> list[dict[str, Any]]:
+        """Synthesised LEAVEs for a connection's members (ids carry no connectionId, as Ably's do)."""
+        leaves = []
+        for (conn, client_id), member in list(self._members.items()):
+            if conn != connection_id:
+                continue
+            leave = {
+                "id": f"{secrets.token_hex(5)}:0:0",
+                "action": int(PresenceAction.LEAVE),
+                "clientId": client_id,
+                "connectionId": connection_id,
+                "timestamp": timestamp,
+            }
+            for field in ("data", "encoding"):
+                if field in member:
+                    leave[field] = member[field]
+            leaves.append(leave)
+        return leaves
+
+    def members(self, client_id: str | None = None, connection_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            member
+            for (conn, client), member in self._members.items()
+            if (client_id is None or client == client_id) and (connection_id is None or conn == connection_id)
+        ]

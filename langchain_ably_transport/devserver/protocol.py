@@ -1,0 +1,249 @@
+"""Ably realtime protocol vocabulary: actions, flags, errors and frame (de)serialisation.
+
+Pure: no I/O. Everything the other dev-server modules say on the wire is named here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+
+class Action(IntEnum):
+    """Protocol message actions (Ably realtime protocol, v5/v6)."""
+
+    HEARTBEAT = 0
+    ACK = 1
+    NACK = 2
+    CONNECT = 3
+    CONNECTED = 4
+    DISCONNECT = 5
+    DISCONNECTED = 6
+    CLOSE = 7
+    CLOSED = 8
+    ERROR = 9
+    ATTACH = 10
+    ATTACHED = 11
+    DETACH = 12
+    DETACHED = 13
+    PRESENCE = 14
+    MESSAGE = 15
+    SYNC = 16
+    AUTH = 17
+
+
+class MessageAction(IntEnum):
+    """`Message.action`: what a channel message does to the message identified by its serial."""
+
+    CREATE = 0
+    UPDATE = 1
+    DELETE = 2
+    META = 3
+    SUMMARY = 4
+    APPEND = 5
+
+
+class PresenceAction(IntEnum):
+    ABSENT = 0
+    PRESENT = 1
+    ENTER = 2
+    LEAVE = 3
+    UPDATE = 4
+
+
+class Flag:
+    """ATTACH/ATTACHED flag bits; the mode bits double as the channel modes granted."""
+
+    HAS_PRESENCE = 1 << 0
+    HAS_BACKLOG = 1 << 1
+    RESUMED = 1 << 2
+    ATTACH_RESUME = 1 << 5
+    PRESENCE = 1 << 16
+    PUBLISH = 1 << 17
+    SUBSCRIBE = 1 << 18
+    PRESENCE_SUBSCRIBE = 1 << 19
+    ANNOTATION_PUBLISH = 1 << 21
+    ANNOTATION_SUBSCRIBE = 1 << 22
+
+    ALL_MODES = PRESENCE | PUBLISH | SUBSCRIBE | PRESENCE_SUBSCRIBE | ANNOTATION_PUBLISH | ANNOTATION_SUBSCRIBE
+    DEFAULT_MODES = PRESENCE | PUBLISH | SUBSCRIBE | PRESENCE_SUBSCRIBE
+
+
+MODE_NAMES = {
+    "presence": Flag.PRESENCE,
+    "publish": Flag.PUBLISH,
+    "subscribe": Flag.SUBSCRIBE,
+    "presence_subscribe": Flag.PRESENCE_SUBSCRIBE,
+    "annotation_publish": Flag.ANNOTATION_PUBLISH,
+    "annotation_subscribe": Flag.ANNOTATION_SUBSCRIBE,
+}
+
+
+class AblyError(Exception):
+    """An error the server reports to a client, carrying Ably's code and HTTP status."""
+
+    def __init__(self, code: int, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "statusCode": self.status,
+            "message": self.message,
+            "href": f"https://help.ably.io/error/{self.code}",
+        }
+
+
+def bad_request(message: str) -> AblyError:
+    return AblyError(40000, 400, message)
+
+
+def invalid_channel(name: object) -> AblyError:
+    return AblyError(40010, 400, f"Invalid channel name: {name!r}")
+
+
+def not_permitted(what: str) -> AblyError:
+    return AblyError(40160, 401, f"Action not permitted by capability: {what}")
+
+
+def too_large(size: int, limit: int) -> AblyError:
+    return AblyError(40009, 400, f"Maximum message size exceeded: {size} bytes > {limit} bytes")
+
+
+def not_found(what: str) -> AblyError:
+    return AblyError(40400, 404, f"Not found: {what}")
+
+
+def token_expired() -> AblyError:
+    return AblyError(40142, 401, "Key/token expired")
+
+
+def unrecoverable_connection() -> AblyError:
+    return AblyError(80008, 400, "Unable to recover connection: unknown or expired connection key")
+
+
+class WireFormat:
+    """One of the two frame encodings the SDKs use, chosen by the `format` query parameter."""
+
+    JSON = "json"
+    MSGPACK = "msgpack"
+
+    @staticmethod
+    def parse(value: str | None) -> str:
+        if value in (None, "", WireFormat.JSON):
+            return WireFormat.JSON
+        if value == WireFormat.MSGPACK:
+            return WireFormat.MSGPACK
+        raise bad_request(f"Unsupported format {value!r}; use json or msgpack")
+
+
+def decode_frame(payload: str | bytes, wire_format: str) -> dict[str, Any]:
+    """Parse one inbound frame; binary data in JSON frames stays base64 until `normalise_data`."""
+    try:
+        if wire_format == WireFormat.MSGPACK and isinstance(payload, bytes):
+            frame = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        else:
+            frame = json.loads(payload)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise bad_request(f"Malformed {wire_format} frame: {exc}") from None
+    if not isinstance(frame, dict):
+        raise bad_request("A protocol message must be an object")
+    return frame
+
+
+def encode_frame(frame: dict[str, Any], wire_format: str) -> str | bytes:
+    """Serialise one outbound frame; bytes become base64 in JSON (with the encoding step recorded)."""
+    if wire_format == WireFormat.MSGPACK:
+        return msgpack.packb(frame, use_bin_type=True)
+    return json.dumps(_json_safe(frame), separators=(",", ":"))
+
+
+class Outbound:
+    """An outbound frame encoded at most once per wire format, however many connections it fans out to."""
+
+    __slots__ = ("_encoded", "frame")
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        self.frame = frame
+        self._encoded: dict[str, str | bytes] = {}
+
+    def encoded(self, wire_format: str) -> str | bytes:
+        payload = self._encoded.get(wire_format)
+        if payload is None:
+            payload = self._encoded[wire_format] = encode_frame(self.frame, wire_format)
+        return payload
+
+
+def _json_safe(frame: dict[str, Any]) -> dict[str, Any]:
+    """Replace binary `data` in message lists with base64, appending the step to `encoding`."""
+    for key in ("messages", "presence"):
+        items = frame.get(key)
+        if items and any(isinstance(item.get("data"), bytes) for item in items):
+            frame = {**frame, key: [base64_data(item) for item in items]}
+    return frame
+
+
+def base64_data(item: dict[str, Any]) -> dict[str, Any]:
+    """`item` with binary `data` as base64 text, the step appended to its `encoding` (for JSON clients)."""
+    data = item.get("data")
+    if not isinstance(data, bytes):
+        return item
+    encoding = item.get("encoding")
+    return {
+        **item,
+        "data": base64.b64encode(data).decode("ascii"),
+        "encoding": f"{encoding}/base64" if encoding else "base64",
+    }
+
+
+def normalise_data(item: dict[str, Any]) -> dict[str, Any]:
+    """Hold binary payloads as bytes whatever the publisher's format, so any subscriber can get them."""
+    encoding = item.get("encoding")
+    data = item.get("data")
+    if not encoding or not isinstance(data, str):
+        return item
+    steps = encoding.split("/")
+    if steps[-1] != "base64":
+        return item
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise bad_request("Message data is not valid base64") from None
+    rest = "/".join(steps[:-1])
+    normalised = {**item, "data": raw}
+    if rest:
+        normalised["encoding"] = rest
+    else:
+        normalised.pop("encoding", None)
+    return normalised
+
+
+def without_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def message_size(message: dict[str, Any]) -> int:
+    """Ably's size of a message: data + name + clientId + JSON of extras, in bytes."""
+    size = 0
+    data = message.get("data")
+    if isinstance(data, bytes):
+        size += len(data)
+    elif isinstance(data, str):
+        size += len(data.encode("utf-8"))
+    elif data is not None:
+        size += len(json.dumps(data).encode("utf-8"))
+    for key in ("name", "clientId"):
+        value = message.get(key)
+        if isinstance(value, str):
+            size += len(value.encode("utf-8"))
+    extras = message.get("extras")
+    if extras is not None:
+        size += len(json.dumps(extras, separators=(",", ":")).encode("utf-8"))
+    return size

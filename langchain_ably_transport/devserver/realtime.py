@@ -1,0 +1,565 @@
+"""Realtime connections: the WebSocket side of the protocol, resume, ACK ordering, limits and heartbeats.
+
+A `Connection` outlives its sockets for `connectionStateTtl`, so a client that reconnects with
+`resume=<connectionKey>` keeps its connectionId and has already-processed publishes re-ACKed, not re-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .auth import Authenticator, Identity
+from .channel import Attachment, ChannelRegistry, Publisher
+from .config import ServerConfig
+from .protocol import (
+    AblyError,
+    Action,
+    Flag,
+    MessageAction,
+    Outbound,
+    WireFormat,
+    bad_request,
+    decode_frame,
+    not_permitted,
+    token_expired,
+    unrecoverable_connection,
+    without_none,
+)
+
+log = logging.getLogger(__name__)
+
+ACK_MEMORY = 1000
+MAX_ROLLUP_WINDOW_MS = 500
+
+
+class RateLimiter:
+    """A token bucket allowing `rate` events a second with bursts of up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    def allow(self, cost: int = 1) -> bool:
+        if self._rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < cost:
+            return False
+        self._tokens -= cost
+        return True
+
+
+@dataclass
+class PendingAppend:
+    """An append held for the publisher's `appendRollupWindow`, with the frame it must ACK."""
+
+    msg_serial: int
+    channel: str
+    message: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Connection:
+    """Per-connection state that survives a dropped socket until `connectionStateTtl` passes."""
+
+    connection_id: str
+    key: str
+    identity: Identity
+    echo: bool
+    rollup_window_s: float
+    acks: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    socket: Socket | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def send(self, outbound: Outbound) -> None:
+        if self.socket is not None:
+            self.socket.send(outbound)
+
+    def remember_ack(self, msg_serial: int, frame: dict[str, Any]) -> None:
+        self.acks[msg_serial] = frame
+        while len(self.acks) > ACK_MEMORY:
+            self.acks.popitem(last=False)
+
+
+class Socket:
+    """One WebSocket: an ordered outbound queue drained by a writer task, and the encoding in use."""
+
+    def __init__(self, ws: web.WebSocketResponse, wire_format: str, max_queue: int) -> None:
+        self.ws = ws
+        self.wire_format = wire_format
+        self._queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
+        self._max_queue = max_queue
+        self._writer = asyncio.create_task(self._write())
+        self.sent_at = time.monotonic()
+
+    def send(self, outbound: Outbound) -> None:
+        if self._queue.qsize() >= self._max_queue:
+            log.warning("dropping a socket that does not read: %d frames queued", self._queue.qsize())
+            self.abort()
+            return
+        self._queue.put_nowait(outbound)
+
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self.send(Outbound(frame))
+
+    async def _write(self) -> None:
+        try:
+            while (outbound := await self._queue.get()) is not None:
+                payload = outbound.encoded(self.wire_format)
+                if isinstance(payload, bytes):
+                    await self.ws.send_bytes(payload)
+                else:
+                    await self.ws.send_str(payload)
+                self.sent_at = time.monotonic()
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            await self.ws.close()
+
+    def close_after_sending(self) -> None:
+        self._queue.put_nowait(None)
+
+    def abort(self) -> None:
+        self._writer.cancel()
+        asyncio.get_running_loop().create_task(self.ws.close())
+
+    async def closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+
+class RealtimeServer:
+    """Accepts WebSocket connections and runs the protocol for each."""
+
+    def __init__(self, config: ServerConfig, channels: ChannelRegistry, auth: Authenticator) -> None:
+        self._config = config
+        self._limits = config.limits
+        self._channels = channels
+        self._auth = auth
+        self._connections: dict[str, Connection] = {}
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=self._limits.max_frame_size, autoping=True)
+        await ws.prepare(request)
+        try:
+            wire_format = WireFormat.parse(request.query.get("format"))
+        except AblyError as error:
+            await ws.send_json({"action": int(Action.ERROR), "error": error.to_wire()})
+            await ws.close()
+            return ws
+        socket = Socket(ws, wire_format, self._limits.max_outbound_queue)
+        try:
+            connection = self._open(request.query, socket)
+        except AblyError as error:
+            socket.send_frame({"action": int(Action.ERROR), "error": error.to_wire()})
+            socket.close_after_sending()
+            await socket.closed()
+            return ws
+        session = _Session(self, connection, socket)
+        await session.run()
+        return ws
+
+    # --- connection lifecycle ---
+
+    def _open(self, query: Any, socket: Socket) -> Connection:
+        identity = self._identify(query)
+        echo = query.get("echo", "true") != "false"
+        rollup = _rollup_window(query.get("appendRollupWindow"), self._limits.append_rollup_window_ms)
+        resumed = self._resume(query.get("resume"), identity)
+        error = None
+        if resumed is not None:
+            connection = resumed
+            connection.identity, connection.echo, connection.rollup_window_s = identity, echo, rollup
+        else:
+            if query.get("resume"):
+                error = unrecoverable_connection()
+            connection_id = secrets.token_urlsafe(8).replace("!", "-")
+            connection = Connection(connection_id, f"{connection_id}!{secrets.token_urlsafe(12)}", identity,
+                                    echo, rollup)
+            self._connections[connection.key] = connection
+        connection.socket = socket
+        socket.send_frame(self._connected_frame(connection, error))
+        return connection
+
+    def _identify(self, query: Any) -> Identity:
+        client_id = query.get("clientId") or None
+        token = query.get("accessToken") or query.get("access_token")
+        if token:
+            return self._auth.from_token(token, client_id)
+        key = query.get("key")
+        if key:
+            return self._auth.from_key(key, client_id)
+        raise AblyError(40101, 401, "No credentials: connect with key=, accessToken= or access_token=")
+
+    def _resume(self, key: str | None, identity: Identity) -> Connection | None:
+        connection = self._connections.get(key) if key else None
+        if connection is None or connection.identity.concrete_client_id != identity.concrete_client_id:
+            return None
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+            connection.expiry = None
+        if connection.socket is not None:
+            connection.socket.abort()
+        return connection
+
+    def _connected_frame(self, connection: Connection, error: AblyError | None) -> dict[str, Any]:
+        limits = self._limits
+        details: dict[str, Any] = {
+            "connectionKey": connection.key,
+            "maxMessageSize": limits.max_message_size,
+            "maxInboundRate": limits.inbound_rate,
+            "maxOutboundRate": 100,
+            "maxFrameSize": limits.max_frame_size,
+            "serverId": self._config.server_id,
+            "connectionStateTtl": int(limits.connection_state_ttl_s * 1000),
+            "maxIdleInterval": int(limits.max_idle_interval_s * 1000),
+        }
+        if connection.identity.client_id is not None:
+            details["clientId"] = connection.identity.client_id
+        frame: dict[str, Any] = {
+            "action": int(Action.CONNECTED),
+            "connectionId": connection.connection_id,
+            "connectionDetails": details,
+        }
+        if error is not None:
+            frame["error"] = error.to_wire()
+        return frame
+
+    def socket_lost(self, connection: Connection, socket: Socket) -> None:
+        """Keep the connection resumable; its attachments stop receiving until it re-attaches."""
+        if connection.socket is not socket:
+            return
+        connection.socket = None
+        for name in connection.attachments:
+            self._channels.get(name).forget(connection.connection_id)
+        loop = asyncio.get_running_loop()
+        connection.expiry = loop.call_later(self._limits.connection_state_ttl_s, self.discard, connection)
+
+    def discard(self, connection: Connection) -> None:
+        """End a connection for good: detach everywhere, which also leaves presence."""
+        self._connections.pop(connection.key, None)
+        if connection.expiry is not None:
+            connection.expiry.cancel()
+        for name in list(connection.attachments):
+            self._channels.get(name).detach(connection.connection_id)
+        for channel in self._channels.existing():
+            channel.leave_all(connection.connection_id)
+        connection.attachments.clear()
+
+    def connected_frame(self, connection: Connection) -> dict[str, Any]:
+        return self._connected_frame(connection, None)
+
+
+class _Session:
+    """Runs the protocol for one socket of a connection; frames are handled strictly in order."""
+
+    def __init__(self, server: RealtimeServer, connection: Connection, socket: Socket) -> None:
+        self._server = server
+        self._limits = server._limits
+        self._channels = server._channels
+        self._connection = connection
+        self._socket = socket
+        self._inbound = RateLimiter(self._limits.inbound_rate)
+        self._protocol = RateLimiter(self._limits.protocol_rate)
+        self._pending: list[PendingAppend] = []
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_append: dict[tuple[str, str], float] = {}
+        self._timers: list[asyncio.TimerHandle] = []
+        self._closed_cleanly = False
+
+    async def run(self) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        self._schedule_token_expiry()
+        try:
+            async for message in self._socket.ws:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                if not self._handle_raw(message.data):
+                    break
+        finally:
+            heartbeat.cancel()
+            self._flush_pending()
+            for timer in self._timers:
+                timer.cancel()
+            if self._closed_cleanly:
+                self._server.discard(self._connection)
+            else:
+                self._server.socket_lost(self._connection, self._socket)
+            self._socket.close_after_sending()
+            await self._socket.closed()
+
+    def _handle_raw(self, payload: str | bytes) -> bool:
+        """Handle one frame; False ends the socket."""
+        try:
+            if not self._protocol.allow():
+                raise AblyError(42924, 429, "Connection terminated for abuse (inbound protocol message rate)")
+            frame = decode_frame(payload, self._socket.wire_format)
+            return self._dispatch(frame)
+        except AblyError as error:
+            self._fail(error)
+            return False
+
+    def _fail(self, error: AblyError) -> None:
+        self._socket.send_frame({"action": int(Action.ERROR), "error": error.to_wire()})
+        self._closed_cleanly = True
+
+    def _dispatch(self, frame: dict[str, Any]) -> bool:
+        action = frame.get("action")
+        if action in (Action.MESSAGE, Action.PRESENCE):
+            self._on_publish(frame)
+        elif action == Action.HEARTBEAT:
+            self._socket.send_frame(without_none({"action": int(Action.HEARTBEAT), "id": frame.get("id")}))
+        elif action == Action.ATTACH:
+            self._on_attach(frame)
+        elif action == Action.DETACH:
+            self._on_detach(frame)
+        elif action == Action.AUTH:
+            self._on_auth(frame)
+        elif action == Action.CLOSE:
+            self._flush_pending()
+            self._socket.send_frame({"action": int(Action.CLOSED)})
+            self._closed_cleanly = True
+            return False
+        else:
+            raise bad_request(f"Unsupported protocol action {action!r}")
+        return True
+
+    # --- channels ---
+
+    def _on_attach(self, frame: dict[str, Any]) -> None:
+        name = frame.get("channel")
+        try:
+            channel = self._channels.get(name)
+            attachments = self._connection.attachments
+            if name not in attachments and len(attachments) >= self._limits.max_channels_per_connection:
+                raise AblyError(90010, 400, "Maximum number of channels per connection exceeded")
+            attachments[channel.name] = channel.attach(self._connection, self._connection.identity, frame)
+        except AblyError as error:
+            self._socket.send_frame({"action": int(Action.ERROR), "channel": name, "error": error.to_wire()})
+
+    def _on_detach(self, frame: dict[str, Any]) -> None:
+        name = frame.get("channel")
+        if self._connection.attachments.pop(name, None) is not None:
+            self._channels.get(name).detach(self._connection.connection_id)
+        self._socket.send_frame({"action": int(Action.DETACHED), "channel": name})
+
+    # --- publishing, in msgSerial order ---
+
+    def _on_publish(self, frame: dict[str, Any]) -> None:
+        msg_serial = frame.get("msgSerial")
+        if not isinstance(msg_serial, int) or isinstance(msg_serial, bool) or msg_serial < 0:
+            raise bad_request("MESSAGE and PRESENCE frames need an integer msgSerial")
+        previous = self._connection.acks.get(msg_serial)
+        if previous is not None:
+            self._socket.send_frame(previous)
+            return
+        append = self._single_append(frame)
+        if append is not None and self._hold(msg_serial, frame["channel"], append):
+            return
+        self._flush_pending()
+        self._ack(msg_serial, self._publish(frame, msg_serial))
+
+    def _publish(self, frame: dict[str, Any], msg_serial: int) -> list[str | None] | AblyError:
+        """Run one MESSAGE or PRESENCE frame; its serials, or the error to NACK it with."""
+        try:
+            channel = self._channels.get(frame.get("channel"))
+            attachment = self._connection.attachments.get(channel.name)
+            publisher = Publisher(self._connection.identity, self._connection.connection_id, msg_serial)
+            if frame["action"] == Action.PRESENCE:
+                members = _list_field(frame, "presence")
+                if attachment is not None and not attachment.modes & Flag.PRESENCE:
+                    raise not_permitted("presence: the channel was attached without presence mode")
+                channel.update_presence(members, publisher)
+                return []
+            messages = _list_field(frame, "messages")
+            if attachment is not None and not attachment.modes & Flag.PUBLISH:
+                raise not_permitted("publish: the channel was attached without publish mode")
+            self._take_inbound(len(messages))
+            if any(_is_mutation(m) for m in messages):
+                return [channel.mutate(m, publisher) for m in messages]
+            return list(channel.publish(messages, publisher))
+        except AblyError as error:
+            return error
+
+    def _take_inbound(self, count: int) -> None:
+        if not self._inbound.allow(count):
+            raise AblyError(
+                42911, 429,
+                f"Rate limit exceeded; request rejected (nonfatal); metric = connection.inboundRate; "
+                f"permitted rate = {self._limits.inbound_rate:g}/s",
+            )
+
+    def _ack(self, msg_serial: int, result: list[str | None] | AblyError) -> None:
+        if isinstance(result, AblyError):
+            frame = {"action": int(Action.NACK), "msgSerial": msg_serial, "count": 1, "error": result.to_wire()}
+        else:
+            frame = {"action": int(Action.ACK), "msgSerial": msg_serial, "count": 1,
+                     "res": [{"serials": result}]}
+        self._connection.remember_ack(msg_serial, frame)
+        self._socket.send_frame(frame)
+
+    # --- append rollup (`appendRollupWindow`) ---
+
+    @staticmethod
+    def _single_append(frame: dict[str, Any]) -> dict[str, Any] | None:
+        messages = frame.get("messages")
+        if frame.get("action") != Action.MESSAGE or not isinstance(messages, list) or len(messages) != 1:
+            return None
+        message = messages[0]
+        if not isinstance(message, dict) or message.get("action") != MessageAction.APPEND:
+            return None
+        if not isinstance(message.get("serial"), str) or not isinstance(frame.get("channel"), str):
+            return None
+        return message
+
+    def _hold(self, msg_serial: int, channel: str, message: dict[str, Any]) -> bool:
+        """Hold an append that falls inside its stream's rollup window; the first one goes out at once."""
+        window = self._connection.rollup_window_s
+        if window <= 0:
+            return False
+        target = (channel, message["serial"])
+        now = time.monotonic()
+        last = self._last_append.get(target)
+        if not self._pending and (last is None or now - last >= window):
+            self._last_append[target] = now
+            return False
+        self._pending.append(PendingAppend(msg_serial, channel, message))
+        if self._flush_at is None:
+            first = self._pending[0]
+            started = self._last_append.get((first.channel, first.message["serial"]), now)
+            self._flush_at = asyncio.get_running_loop().call_at(
+                asyncio.get_running_loop().time() + max(0.0, started + window - now), self._flush_pending
+            )
+        return True
+
+    def _flush_pending(self) -> None:
+        """Publish held appends, one merged append per stream, and ACK their frames in order."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        results: dict[int, list[str | None] | AblyError] = {}
+        for target, group in _by_target(pending).items():
+            self._last_append[target] = time.monotonic()
+            for held, result in zip(group, self._publish_rolled_up(group), strict=True):
+                results[held.msg_serial] = result
+        for held in pending:
+            self._ack(held.msg_serial, results[held.msg_serial])
+
+    def _publish_rolled_up(self, group: list[PendingAppend]) -> list[list[str | None] | AblyError]:
+        """One append for the group; if the merge is refused, each append on its own (none is lost)."""
+        merged = _merge_appends([held.message for held in group])
+        if merged is not None:
+            frame = {"action": int(Action.MESSAGE), "channel": group[0].channel, "messages": [merged]}
+            result = self._publish(frame, group[0].msg_serial)
+            if not isinstance(result, AblyError):
+                return [result] * len(group)
+        return [
+            self._publish({"action": int(Action.MESSAGE), "channel": held.channel, "messages": [held.message]},
+                          held.msg_serial)
+            for held in group
+        ]
+
+    # --- auth and liveness ---
+
+    def _on_auth(self, frame: dict[str, Any]) -> None:
+        auth = frame.get("auth") if isinstance(frame.get("auth"), dict) else {}
+        token = auth.get("accessToken") or auth.get("access_token")
+        if token:
+            identity = self._server._auth.verify_token(token)
+            current = self._connection.identity
+            if identity.client_id not in (current.client_id, "*") and current.client_id != "*":
+                raise AblyError(40102, 401, "Incompatible clientId: re-authentication may not change it")
+            if identity.client_id == "*" and current.client_id not in (None, "*"):
+                identity = Identity(identity.key_name, identity.capabilities, current.client_id,
+                                    identity.expires_ms, identity.token)
+            self._connection.identity = identity
+            self._schedule_token_expiry()
+        self._socket.send_frame(self._server.connected_frame(self._connection))
+
+    def _schedule_token_expiry(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+        expires_ms = self._connection.identity.expires_ms
+        if expires_ms is None:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = expires_ms / 1000 - time.time()
+        notice = max(0.0, remaining - self._limits.token_renew_notice_s)
+        self._timers.append(loop.call_later(notice, self._socket.send_frame, {"action": int(Action.AUTH)}))
+        self._timers.append(loop.call_later(max(0.0, remaining), self._expire_token))
+
+    def _expire_token(self) -> None:
+        self._socket.send_frame({"action": int(Action.DISCONNECTED), "error": token_expired().to_wire()})
+        self._socket.close_after_sending()
+
+    async def _heartbeat(self) -> None:
+        interval = self._limits.max_idle_interval_s
+        while True:
+            await asyncio.sleep(interval / 2)
+            if time.monotonic() - self._socket.sent_at >= interval / 2:
+                self._socket.send_frame({"action": int(Action.HEARTBEAT)})
+
+
+def _rollup_window(value: str | None, default_ms: int) -> float:
+    if value is None:
+        return default_ms / 1000
+    try:
+        window = int(value)
+    except ValueError:
+        window = -1
+    if not 0 <= window <= MAX_ROLLUP_WINDOW_MS:
+        raise AblyError(40003, 400, f"appendRollupWindow must be 0 to {MAX_ROLLUP_WINDOW_MS} ms, not {value!r}")
+    return window / 1000
+
+
+def _is_mutation(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("action") in (
+        MessageAction.UPDATE, MessageAction.DELETE, MessageAction.APPEND,
+    )
+
+
+def _list_field(frame: dict[str, Any], key: str) -> list[Any]:
+    items = frame.get(key)
+    if not isinstance(items, list) or not items:
+        raise bad_request(f"A frame of action {frame.get('action')} needs a non-empty {key!r} list")
+    return items
+
+
+def _by_target(pending: list[PendingAppend]) -> dict[tuple[str, str], list[PendingAppend]]:
+    groups: dict[tuple[str, str], list[PendingAppend]] = {}
+    for held in pending:
+        groups.setdefault((held.channel, held.message["serial"]), []).append(held)
+    return groups
+
+
+def _merge_appends(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Concatenate appends to one stream; None when their data cannot be joined (mixed types, any encoding)."""
+    datas = [m.get("data") for m in messages if m.get("data") is not None]
+    if any(m.get("encoding") for m in messages) or len({type(d) for d in datas}) > 1:
+        return None
+    merged = dict(messages[-1])
+    if datas:
+        merged["data"] = datas[0][:0].join(datas)
+    for key in ("name", "extras"):
+        supplied = [m[key] for m in messages if m.get(key) is not None]
+        if supplied:
+            merged[key] = supplied[-1]
+    return merged
+

@@ -1,0 +1,246 @@
+"""Durable channel storage on SQLite: the event log, message aggregates and their versions.
+
+Every write commits before the caller acknowledges it, so an ACKed message survives a kill -9 of the
+server (WAL journal; `:memory:` keeps nothing). Rows hold wire dicts packed with msgpack, which keeps
+binary payloads intact.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from .protocol import Action
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    channel_serial TEXT NOT NULL,
+    action INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_serial ON events (channel, channel_serial);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    channel_serial TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    message_id TEXT,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_serial ON messages (channel, serial);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (channel, message_id);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS versions_by_serial ON versions (channel, serial);
+CREATE TABLE IF NOT EXISTS horizons (channel TEXT PRIMARY KEY, channel_serial TEXT NOT NULL);
+"""
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(blob: bytes) -> Any:
+    return msgpack.unpackb(blob, raw=False, strict_map_key=False)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stored protocol message of a channel (MESSAGE or PRESENCE), as fanned out when it happened."""
+
+    position: int
+    channel_serial: str
+    action: int
+    timestamp: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query, and the cursor (a row position) that continues it, if any."""
+
+    items: list[dict[str, Any]]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True)
+class Query:
+    """History-style query bounds: times in ms (inclusive), a channelSerial ceiling, a cursor."""
+
+    forwards: bool = False
+    limit: int = 100
+    start: int | None = None
+    end: int | None = None
+    until_serial: str | None = None
+    cursor: int | None = None
+    not_before: int | None = None
+
+
+class Store:
+    """All persistence of one server; one SQLite connection used from the event-loop thread."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.series = self._series()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _series(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'series'").fetchone()
+        if row:
+            return str(row[0])
+        series = "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('series', ?)", (series,))
+        return series
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- writes (call inside `transaction()`) ---
+
+    def append_event(self, channel: str, channel_serial: str, action: int, timestamp: int, body: dict) -> None:
+        self._db.execute(
+            "INSERT INTO events (channel, channel_serial, action, timestamp, body) VALUES (?, ?, ?, ?, ?)",
+            (channel, channel_serial, action, timestamp, pack(body)),
+        )
+
+    def insert_message(self, channel: str, message: dict[str, Any], channel_serial: str) -> None:
+        self._db.execute(
+            "INSERT INTO messages (channel, serial, channel_serial, timestamp, message_id, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, message["serial"], channel_serial, message["timestamp"], message.get("id"), pack(message)),
+        )
+
+    def replace_message(self, channel: str, message: dict[str, Any]) -> None:
+        self._db.execute(
+            "UPDATE messages SET body = ? WHERE channel = ? AND serial = ?",
+            (pack(message), channel, message["serial"]),
+        )
+
+    def add_version(self, channel: str, message: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO versions (channel, serial, timestamp, body) VALUES (?, ?, ?, ?)",
+            (channel, message["serial"], message["version"]["timestamp"], pack(message)),
+        )
+
+    def expire(self, before_ms: int) -> int:
+        """Drop everything published before `before_ms`; returns the number of events dropped."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO horizons (channel, channel_serial)"
+                " SELECT channel, MAX(channel_serial) FROM events WHERE timestamp < ? GROUP BY channel"
+                " ON CONFLICT (channel) DO UPDATE SET channel_serial = excluded.channel_serial",
+                (before_ms,),
+            )
+            dropped = self._db.execute("DELETE FROM events WHERE timestamp < ?", (before_ms,)).rowcount
+            self._db.execute("DELETE FROM messages WHERE timestamp < ?", (before_ms,))
+            self._db.execute(
+                "DELETE FROM versions WHERE NOT EXISTS (SELECT 1 FROM messages m"
+                " WHERE m.channel = versions.channel AND m.serial = versions.serial)"
+            )
+        return dropped
+
+    # --- reads ---
+
+    def last_channel_serial(self, channel: str) -> str | None:
+        row = self._db.execute("SELECT MAX(channel_serial) FROM events WHERE channel = ?", (channel,)).fetchone()
+        return row[0] if row else None
+
+    def horizon(self, channel: str) -> str | None:
+        """The newest channelSerial retention has dropped: resuming from before it has lost continuity."""
+        row = self._db.execute("SELECT channel_serial FROM horizons WHERE channel = ?", (channel,)).fetchone()
+        return row[0] if row else None
+
+    def message(self, channel: str, serial: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT body FROM messages WHERE channel = ? AND serial = ?", (channel, serial)
+        ).fetchone()
+        return unpack(row[0]) if row else None
+
+    def messages_with_id(self, channel: str, message_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT body FROM messages WHERE channel = ? AND message_id = ?", (channel, message_id)
+        ).fetchone()
+        return unpack(row[0]) if row else None
+
+    def events_after(self, channel: str, channel_serial: str) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT id, channel_serial, action, timestamp, body FROM events"
+            " WHERE channel = ? AND channel_serial > ? ORDER BY id",
+            (channel, channel_serial),
+        ).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], unpack(r[4])) for r in rows]
+
+    def latest_messages(self, channel: str, count: int, since_ms: int | None) -> list[tuple[str, dict]]:
+        """The newest `count` message aggregates (oldest first) with the channelSerial each was created at."""
+        rows = self._db.execute(
+            "SELECT channel_serial, body FROM messages WHERE channel = ? AND timestamp >= ?"
+            " ORDER BY id DESC LIMIT ?",
+            (channel, since_ms or 0, count),
+        ).fetchall()
+        return [(r[0], unpack(r[1])) for r in reversed(rows)]
+
+    def history(self, channel: str, query: Query) -> Page:
+        return self._page("messages", "channel_serial", channel, query, extra="")
+
+    def presence_history(self, channel: str, query: Query) -> Page:
+        page = self._page("events", "channel_serial", channel, query, extra=f" AND action = {int(Action.PRESENCE)}")
+        return Page([item["presence"][0] for item in page.items], page.next_cursor)
+
+    def versions(self, channel: str, serial: str, query: Query) -> Page:
+        return self._page("versions", "serial", channel, query, extra="", serial=serial)
+
+    def _page(self, table: str, serial_column: str, channel: str, query: Query, extra: str,
+              serial: str | None = None) -> Page:
+        clauses = [f"channel = ?{extra}"]
+        args: list[Any] = [channel]
+        if serial is not None:
+            clauses.append("serial = ?")
+            args.append(serial)
+        bounds = [
+            ("timestamp >= ?", query.start), ("timestamp <= ?", query.end),
+            ("timestamp >= ?", query.not_before), (f"{serial_column} <= ?", query.until_serial),
+            ("id > ?" if query.forwards else "id < ?", query.cursor),
+        ]
+        for clause, value in bounds:
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        order = "ASC" if query.forwards else "DESC"
+        rows = self._db.execute(
+            f"SELECT id, body FROM {table} WHERE {' AND '.join(clauses)} ORDER BY id {order} LIMIT ?",
+            (*args, query.limit + 1),
+        ).fetchall()
+        items = [unpack(body) for _, body in rows[: query.limit]]
+        next_cursor = rows[query.limit - 1][0] if len(rows) > query.limit else None
+        return Page(items, next_cursor)
+
