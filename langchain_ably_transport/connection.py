@@ -54,7 +54,7 @@ def client_options(
         options["client_id"] = client_id
     if key is not None:
         options["key"] = key
-        if options.get("tls") is False and not options.get("use_token_auth"):
+        if options.get("tls") is False and "use_token_auth" not in options:
             options.update(_token_auth_from_key(client_id, options.get("default_token_params")))
     return options
 
@@ -119,6 +119,9 @@ async def _connected(client: AblyRealtime, timeout: float) -> None:
             outcome.set_result(None)
         elif change.current in (ConnectionState.FAILED, ConnectionState.SUSPENDED, ConnectionState.CLOSED):
             outcome.set_exception(_connection_error(change.reason, change.current))
+        elif change.current == ConnectionState.DISCONNECTED and _is_auth_refusal(change.reason):
+            # The SDK would retry forever with the same credentials; a caller wants to know now.
+            outcome.set_exception(_connection_error(change.reason, "credentials refused; check the API key"))
 
     connection.on(on_state)
     try:
@@ -127,6 +130,14 @@ async def _connected(client: AblyRealtime, timeout: float) -> None:
         raise _connection_error(connection.error_reason, f"not connected after {timeout:g} s") from None
     finally:
         connection.off(on_state)
+
+
+def _is_auth_refusal(reason: Any) -> bool:
+    """A 401 that renewing a token cannot cure (40140-40149 can), or 80019: ably-python's wrapper for a
+    refused token request, which with a key means the key itself is wrong."""
+    code = getattr(reason, "code", None) or 0
+    renewable = 40140 <= code <= 40149
+    return code == 80019 or (getattr(reason, "status_code", None) == 401 and not renewable)
 
 
 def _connection_error(reason: Any, state: object) -> ConnectionFailedError:

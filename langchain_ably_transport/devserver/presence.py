@@ -23,7 +23,9 @@ class PresenceSet:
         key = (member["connectionId"], member["clientId"])
         action = member["action"]
         if action == PresenceAction.LEAVE:
-            self._members.pop(key, None)
+            previous = self._members.pop(key, None)
+            if previous is not None and "data" not in member:
+                member = {**member, **_payload_of(previous)}
             return member
         if key not in self._members and len(self._members) >= self._max_members:
             raise AblyError(91003, 400, f"Presence member limit ({self._max_members}) reached on this channel")
@@ -45,10 +47,7 @@ class PresenceSet:
                 "connectionId": connection_id,
                 "timestamp": timestamp,
             }
-            for field in ("data", "encoding"):
-                if field in member:
-                    leave[field] = member[field]
-            leaves.append(leave)
+            leaves.append({**leave, **_payload_of(member)})
         return leaves
 
     def members(self, client_id: str | None = None, connection_id: str | None = None) -> list[dict[str, Any]]:
@@ -57,3 +56,8 @@ class PresenceSet:
             for (conn, client), member in self._members.items()
             if (client_id is None or client == client_id) and (connection_id is None or conn == connection_id)
         ]
+
+
+def _payload_of(member: dict[str, Any]) -> dict[str, Any]:
+    """A member's data (and its encoding), which a LEAVE without data of its own carries."""
+    return {field: member[field] for field in ("data", "encoding") if field in member}

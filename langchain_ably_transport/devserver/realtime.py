@@ -38,6 +38,7 @@ from .protocol import (
 log = logging.getLogger(__name__)
 
 ACK_MEMORY = 1000
+FATAL_FRAME_LINGER_S = 2.0
 MAX_ROLLUP_WINDOW_MS = 500
 
 
@@ -102,6 +103,7 @@ class Socket:
         self.wire_format = wire_format
         self._queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
         self._max_queue = max_queue
+        self._linger = 0.0
         self._writer = asyncio.create_task(self._write())
         self.sent_at = time.monotonic()
 
@@ -124,12 +126,24 @@ class Socket:
                 else:
                     await self.ws.send_str(payload)
                 self.sent_at = time.monotonic()
+            if self._linger:
+                await self._await_peer_close(self._linger)
         except (ConnectionError, RuntimeError):
             pass
         finally:
             await self.ws.close()
 
-    def close_after_sending(self) -> None:
+    async def _await_peer_close(self, timeout: float) -> None:
+        """Give the client time to read a fatal frame: an SDK that sees the socket close first takes it
+        for a network failure (ably-python then retries after 15 s instead of renewing its token at once)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (await self.ws.receive()).type not in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    pass
+
+    def close_after_sending(self, linger: float = 0.0) -> None:
+        """Close once every queued frame is sent; with `linger`, first wait that long for the client to."""
+        self._linger = linger
         self._queue.put_nowait(None)
 
     def abort(self) -> None:
@@ -165,7 +179,7 @@ class RealtimeServer:
             connection = self._open(request.query, socket)
         except AblyError as error:
             socket.send_frame({"action": int(Action.ERROR), "error": error.to_wire()})
-            socket.close_after_sending()
+            socket.close_after_sending(linger=FATAL_FRAME_LINGER_S)
             await socket.closed()
             return ws
         session = _Session(self, connection, socket)
@@ -279,6 +293,7 @@ class _Session:
         self._last_append: dict[tuple[str, str], float] = {}
         self._timers: list[asyncio.TimerHandle] = []
         self._closed_cleanly = False
+        self._linger = 0.0
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -298,7 +313,7 @@ class _Session:
                 self._server.discard(self._connection)
             else:
                 self._server.socket_lost(self._connection, self._socket)
-            self._socket.close_after_sending()
+            self._socket.close_after_sending(self._linger)
             await self._socket.closed()
 
     def _handle_raw(self, payload: str | bytes) -> bool:
@@ -315,6 +330,7 @@ class _Session:
     def _fail(self, error: AblyError) -> None:
         self._socket.send_frame({"action": int(Action.ERROR), "error": error.to_wire()})
         self._closed_cleanly = True
+        self._linger = FATAL_FRAME_LINGER_S
 
     def _dispatch(self, frame: dict[str, Any]) -> bool:
         action = frame.get("action")
@@ -501,13 +517,14 @@ class _Session:
             return
         loop = asyncio.get_running_loop()
         remaining = expires_ms / 1000 - time.time()
-        notice = max(0.0, remaining - self._limits.token_renew_notice_s)
+        # Ask for a new token ahead of expiry, but never sooner than half its life (short test tokens).
+        notice = max(remaining / 2, remaining - self._limits.token_renew_notice_s)
         self._timers.append(loop.call_later(notice, self._socket.send_frame, {"action": int(Action.AUTH)}))
         self._timers.append(loop.call_later(max(0.0, remaining), self._expire_token))
 
     def _expire_token(self) -> None:
         self._socket.send_frame({"action": int(Action.DISCONNECTED), "error": token_expired().to_wire()})
-        self._socket.close_after_sending()
+        self._socket.close_after_sending(linger=FATAL_FRAME_LINGER_S)
 
     async def _heartbeat(self) -> None:
         interval = self._limits.max_idle_interval_s

@@ -1,0 +1,39 @@
+"""Presence: enter, update, leave, SYNC on attach, LEAVE on close, REST presence and its history."""
+
+from __future__ import annotations
+
+import httpx
+
+from .helpers import Collector, eventually
+
+
+async def test_members_are_synced_entered_and_left(server, clients, channel_name):
+    alice = await clients(client_id="alice")
+    await alice.channels.get(channel_name).presence.enter({"status": "here"})
+    watcher = await clients()
+    watching = watcher.channels.get(channel_name)
+    events = Collector()
+    await watching.presence.subscribe(events.add)
+    members = await watching.presence.get()
+    assert [(m.client_id, m.data) for m in members] == [("alice", {"status": "here"})]
+
+    await alice.channels.get(channel_name).presence.update({"status": "busy"})
+    await eventually(lambda: [e.action for e in events.messages][-1:] == [4])
+    await alice.close()
+    await eventually(lambda: [e.action for e in events.messages][-1:] == [3], message="LEAVE on close")
+    assert await watching.presence.get() == []
+
+
+async def test_rest_presence_and_presence_history(server, clients, channel_name):
+    bob = await clients(client_id="bob")
+    presence = bob.channels.get(channel_name).presence
+    await presence.enter("hi")
+    await presence.leave()
+    await presence.enter("back")
+    token = (await bob.auth.request_token()).token
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        current = (await http.get(f"/channels/{channel_name}/presence")).json()
+        history = (await http.get(f"/channels/{channel_name}/presence/history",
+                                  params={"direction": "forwards"})).json()
+    assert [(m["clientId"], m["data"]) for m in current] == [("bob", "back")]
+    assert [(m["action"], m["data"]) for m in history] == [(2, "hi"), (3, "hi"), (2, "back")]
