@@ -29,6 +29,7 @@ SERVER_ARGS = ["--inbound-rate", "0"]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
+    """This module's own dev server (it shadows any shared `server` fixture with the same settings)."""
     with spawn(args=SERVER_ARGS) as running:
         yield running
 

@@ -11,6 +11,8 @@ if (!endpoint || !key) {
   throw new Error('Set ABLY_ENDPOINT (http://127.0.0.1:PORT of a dev server) and ABLY_API_KEY to run these tests');
 }
 const url = new URL(endpoint);
+const tls = url.protocol === 'https:';
+const port = Number(url.port) || (tls ? 443 : 80);
 
 export { Ably };
 
@@ -20,13 +22,13 @@ export const FORMATS = [
   { name: 'msgpack', binary: true },
 ];
 
-/** A realtime client for the dev server: plain ws://, no fallback hosts, the format chosen by `binary`. */
+/** A realtime client for the dev server (ws:// for an http:// endpoint; an IP or port means no fallback hosts). */
 export function realtime({ binary = true, clientId, ...options } = {}) {
   return new Ably.Realtime({
     key,
     endpoint: url.hostname,
-    port: Number(url.port),
-    tls: false,
+    ...(tls ? { tlsPort: port } : { port }),
+    tls,
     useBinaryProtocol: binary,
     ...(clientId === undefined ? {} : { clientId }),
     ...options,
@@ -46,6 +48,8 @@ export function within(ms, what, promise) {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function connected(client, ms = 5000) {
   await within(ms, `connecting ${client.options.clientId ?? 'client'}`, client.connection.whenState('connected'));

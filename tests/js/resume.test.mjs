@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { FORMATS, closeAll, collector, connected, realtime, uniqueChannel, within } from './helpers.mjs';
+import { FORMATS, closeAll, collector, connected, realtime, sleep, uniqueChannel, within } from './helpers.mjs';
 
 const N = 300;
 const DROP_AT = 60; // the subscriber's socket is torn down when this many messages have arrived
@@ -104,7 +104,7 @@ for (const format of FORMATS) {
       // after the resumed attach can deliver them.
       t.diagnostic(`${ackedAtResume - DROP_AT} messages published while the subscriber was disconnected`);
       assert.ok(ackedAtResume >= RESUME_AT, 'the publisher kept going while the subscriber was away');
-      await new Promise((resolve) => setTimeout(resolve, 300)); // anything extra would show up now
+      await sleep(300); // anything delivered twice would show up by now
 
       const seqs = inbox.messages.map((m) => m.data.seq);
       assert.equal(seqs.length, N, `exactly ${N} deliveries (got ${seqs.length})`);
@@ -168,7 +168,7 @@ test('a resumed publisher has its un-ACKed messages ACKed once and not republish
     assert.equal(new Set(serials).size, count, 'one serial per message');
     assert.equal(publisher.connection.id, connectionId, 'the publisher resumed its connection');
 
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     assert.equal(inbox.messages.length, count, 'nothing was published twice');
     assert.deepEqual(inbox.messages.map((m) => m.data), Array.from({ length: count }, (_, i) => payload(i)));
     assert.deepEqual(inbox.messages.map((m) => m.serial), serials, 'the re-sent ACKs carry the original serials');
@@ -235,7 +235,7 @@ for (const format of FORMATS) {
           const view = fold(got);
           return view.get(first) === 'Abcdef' && view.get(second) === 'Xyz!';
         }, 'both streams to converge');
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await sleep(300);
         const view = fold(inbox.messages);
         assert.equal(view.get(first), 'Abcdef', 'nothing of the first stream lost or repeated');
         assert.equal(view.get(second), 'Xyz!', 'nothing of the second stream lost or repeated');
