@@ -168,6 +168,7 @@ def _connect_with_port(self: websockettransport.WebSocketTransport) -> None:
     The host itself is left alone: on CONNECTED the SDK compares it with the primary host (RTN17e).
     """
     options = self.options
-    url = _websocket_url_with_port(options.tls, self.host, options.tls_port if options.tls else options.port, self.params)
+    port = options.tls_port if options.tls else options.port
+    url = _websocket_url_with_port(options.tls, self.host, port, self.params)
     self.ws_connect_task = asyncio.create_task(self.ws_connect(url, HttpUtils.default_headers()))
     self.ws_connect_task.add_done_callback(self.on_ws_connect_done)

@@ -160,13 +160,13 @@ class RealtimeServer:
 
     def __init__(self, config: ServerConfig, channels: ChannelRegistry, auth: Authenticator) -> None:
         self._config = config
-        self._limits = config.limits
-        self._channels = channels
-        self._auth = auth
+        self.limits = config.limits
+        self.channels = channels
+        self.auth = auth
         self._connections: dict[str, Connection] = {}
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self._limits.max_frame_size, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_size, autoping=True)
         await ws.prepare(request)
         try:
             wire_format = WireFormat.parse(request.query.get("format"))
@@ -174,7 +174,7 @@ class RealtimeServer:
             await ws.send_json({"action": int(Action.ERROR), "error": error.to_wire()})
             await ws.close()
             return ws
-        socket = Socket(ws, wire_format, self._limits.max_outbound_queue)
+        socket = Socket(ws, wire_format, self.limits.max_outbound_queue)
         try:
             connection = self._open(request.query, socket)
         except AblyError as error:
@@ -191,7 +191,7 @@ class RealtimeServer:
     def _open(self, query: Any, socket: Socket) -> Connection:
         identity = self._identify(query)
         echo = query.get("echo", "true") != "false"
-        rollup = _rollup_window(query.get("appendRollupWindow"), self._limits.append_rollup_window_ms)
+        rollup = _rollup_window(query.get("appendRollupWindow"), self.limits.append_rollup_window_ms)
         resumed = self._resume(query.get("resume"), identity)
         error = None
         if resumed is not None:
@@ -212,10 +212,10 @@ class RealtimeServer:
         client_id = query.get("clientId") or None
         token = query.get("accessToken") or query.get("access_token")
         if token:
-            return self._auth.from_token(token, client_id)
+            return self.auth.from_token(token, client_id)
         key = query.get("key")
         if key:
-            return self._auth.from_key(key, client_id)
+            return self.auth.from_key(key, client_id)
         raise AblyError(40101, 401, "No credentials: connect with key=, accessToken= or access_token=")
 
     def _resume(self, key: str | None, identity: Identity) -> Connection | None:
@@ -230,7 +230,7 @@ class RealtimeServer:
         return connection
 
     def _connected_frame(self, connection: Connection, error: AblyError | None) -> dict[str, Any]:
-        limits = self._limits
+        limits = self.limits
         details: dict[str, Any] = {
             "connectionKey": connection.key,
             "maxMessageSize": limits.max_message_size,
@@ -258,9 +258,9 @@ class RealtimeServer:
             return
         connection.socket = None
         for name in connection.attachments:
-            self._channels.get(name).forget(connection.connection_id)
+            self.channels.get(name).forget(connection.connection_id)
         loop = asyncio.get_running_loop()
-        connection.expiry = loop.call_later(self._limits.connection_state_ttl_s, self.discard, connection)
+        connection.expiry = loop.call_later(self.limits.connection_state_ttl_s, self.discard, connection)
 
     def discard(self, connection: Connection) -> None:
         """End a connection for good: detach everywhere, which also leaves presence."""
@@ -268,8 +268,8 @@ class RealtimeServer:
         if connection.expiry is not None:
             connection.expiry.cancel()
         for name in list(connection.attachments):
-            self._channels.get(name).detach(connection.connection_id)
-        for channel in self._channels.existing():
+            self.channels.get(name).detach(connection.connection_id)
+        for channel in self.channels.existing():
             channel.leave_all(connection.connection_id)
         connection.attachments.clear()
 
@@ -282,8 +282,8 @@ class _Session:
 
     def __init__(self, server: RealtimeServer, connection: Connection, socket: Socket) -> None:
         self._server = server
-        self._limits = server._limits
-        self._channels = server._channels
+        self._limits = server.limits
+        self._channels = server.channels
         self._connection = connection
         self._socket = socket
         self._inbound = RateLimiter(self._limits.inbound_rate)
@@ -497,14 +497,9 @@ class _Session:
         auth = frame.get("auth") if isinstance(frame.get("auth"), dict) else {}
         token = auth.get("accessToken") or auth.get("access_token")
         if token:
-            identity = self._server._auth.verify_token(token)
-            current = self._connection.identity
-            if identity.client_id not in (current.client_id, "*") and current.client_id != "*":
-                raise AblyError(40102, 401, "Incompatible clientId: re-authentication may not change it")
-            if identity.client_id == "*" and current.client_id not in (None, "*"):
-                identity = Identity(identity.key_name, identity.capabilities, current.client_id,
-                                    identity.expires_ms, identity.token)
-            self._connection.identity = identity
+            # A renewed token may not change who the connection is (40102).
+            current = self._connection.identity.concrete_client_id
+            self._connection.identity = self._server.auth.from_token(token, current)
             self._schedule_token_expiry()
         self._socket.send_frame(self._server.connected_frame(self._connection))
 

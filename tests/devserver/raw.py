@@ -54,6 +54,6 @@ async def raw_connection(server: RunningServer, **params: str) -> AsyncIterator[
     query = {"v": "5", **params}
     if "accessToken" not in query:
         query.setdefault("key", server.key)
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url.replace("http", "ws", 1) + "/", params=query) as ws:
-            yield RawConnection(ws)
+    url = server.url.replace("http", "ws", 1) + "/"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, params=query) as ws:
+        yield RawConnection(ws)
