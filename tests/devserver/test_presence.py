@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from .helpers import Collector, eventually
@@ -37,3 +39,27 @@ async def test_rest_presence_and_presence_history(server, clients, channel_name)
                                   params={"direction": "forwards"})).json()
     assert [(m["clientId"], m["data"]) for m in current] == [("bob", "back")]
     assert [(m["action"], m["data"]) for m in history] == [(2, "hi"), (3, "hi"), (2, "back")]
+
+
+async def test_member_of_a_dropped_connection_leaves_when_its_state_expires():
+    from langchain_ably_transport import connect
+    from langchain_ably_transport.devserver import spawn
+
+    from .raw import raw_connection
+
+    with spawn(args=["--connection-state-ttl", "1"]) as server:
+        async with connect(server.key, server.url) as watcher:
+            watching = watcher.channels.get("test:ttl")
+            events = Collector()
+            await watching.presence.subscribe(events.add)
+            async with raw_connection(server, clientId="ghost") as ghost:
+                await ghost.expect(4)
+                await ghost.send({"action": 14, "channel": "test:ttl", "msgSerial": 0,
+                                  "presence": [{"action": 2, "data": "boo"}]})
+                await ghost.expect(1)
+                await eventually(lambda: [e.action for e in events.messages] == [2])
+            # The socket is gone without CLOSE: the member stays while the connection could resume.
+            await asyncio.sleep(0.5)
+            assert [e.action for e in events.messages] == [2]
+            await eventually(lambda: [e.action for e in events.messages] == [2, 3], timeout=5)
+            assert events.messages[-1].client_id == "ghost" and events.messages[-1].data == "boo"

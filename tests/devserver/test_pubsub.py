@@ -125,3 +125,20 @@ async def test_get_message_by_serial_and_update(clients, channel_name):
     serial = (await channel.publish("n", "v1")).serials[0]
     await channel.update_message(Message(serial=serial, data="v2"))
     assert (await channel.get_message(serial)).data == "v2"
+
+
+async def test_browser_envelope_and_cors(server, clients, channel_name):
+    client = await clients()
+    await client.channels.get(channel_name).publish("n", "x")
+    token = (await client.auth.request_token()).token
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        preflight = await http.options(f"/channels/{channel_name}/messages")
+        enveloped = await http.get(
+            f"/channels/{channel_name}/messages",
+            params={"envelope": "json", "limit": "1", "access_token": token},
+        )
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    body = enveloped.json()
+    assert body["statusCode"] == 200 and [m["data"] for m in body["response"]] == ["x"]
+    assert body["headers"]["link"].startswith("<./messages?")
+    assert "Link" in enveloped.headers["Access-Control-Expose-Headers"]
