@@ -1,9 +1,9 @@
 """The genuine ably-js 2.x SDK against the dev server: each `tests/js/*.test.mjs` file runs under `node --test`.
 
-The JS tests read the server from `ABLY_ENDPOINT` / `ABLY_API_KEY`; this module starts one server for all
-of them. Their npm dependencies are pinned in `tests/js/package-lock.json`; install them with
-`npm ci --prefix tests/js`. A missing install fails the run rather than skipping it, so CI cannot
-silently lose the interop coverage.
+The JS tests read the server from `ABLY_ENDPOINT` / `ABLY_API_KEY`: the session's shared dev server, whose
+publish-rate limit is off because the resume tests pipeline hundreds of publishes. Their npm dependencies
+are pinned in `tests/js/package-lock.json` (`npm ci --prefix tests/js`); a missing install fails the run
+rather than skipping it, so CI cannot silently lose the interop coverage.
 """
 
 from __future__ import annotations
@@ -11,28 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from langchain_ably_transport.devserver import RunningServer, spawn
+from langchain_ably_transport.devserver import RunningServer
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 JS_TESTS = sorted(JS_DIR.glob("*.test.mjs"))
 NODE_TIMEOUT_S = 180
-
-# The resume tests pipeline hundreds of publishes on one connection; Ably's 50 msg/s inbound limit
-# (which the server enforces by default) would NACK most of them.
-SERVER_ARGS = ["--inbound-rate", "0"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    """This module's own dev server (it shadows any shared `server` fixture with the same settings)."""
-    with spawn(args=SERVER_ARGS) as running:
-        yield running
-
 
 def test_js_tests_exist() -> None:
     assert JS_TESTS, f"no *.test.mjs files in {JS_DIR}"

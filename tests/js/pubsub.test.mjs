@@ -1,4 +1,4 @@
-// (a) Connect, then publish/subscribe between two clients in every pairing of JSON and msgpack:
+// (a) Connect (CONNECTED details, ping, REST time), then publish/subscribe between two clients in every pairing of JSON and msgpack:
 // what arrives equals what was sent (strings, JSON objects, binary Buffers, batches), in order, and
 // carries the serials, ids and connection the publisher got back.
 import { test } from 'node:test';
@@ -19,6 +19,8 @@ for (const pub of FORMATS) {
         assert.ok(publisher.connection.id, 'CONNECTED carries a connectionId');
         assert.ok(publisher.connection.key, 'CONNECTED carries a connectionKey');
         assert.notEqual(publisher.connection.id, subscriber.connection.id);
+        const serverTime = await subscriber.time(); // REST GET /time in the subscriber's format
+        assert.ok(Math.abs(serverTime - Date.now()) < 5000, `server time ${serverTime} is now`);
 
         const name = uniqueChannel('js-pubsub');
         const inbox = await collector(subscriber.channels.get(name));
@@ -93,5 +95,19 @@ test('echoMessages:false keeps a client from receiving its own messages', { time
     assert.deepEqual(theirs.messages.map((m) => m.name), ['mine', 'yours']);
   } finally {
     await closeAll(quiet, other);
+  }
+});
+
+test('connection.ping() gets its HEARTBEAT echoed', { timeout: 20000 }, async () => {
+  // ably-js 2.x leaves ping()'s timeout timer running after the reply, which keeps node alive for
+  // realtimeRequestTimeout; a short one keeps the run quick.
+  const client = realtime({ binary: false, realtimeRequestTimeout: 1000 });
+  try {
+    await connected(client);
+    const roundTrip = await client.connection.ping();
+    assert.equal(typeof roundTrip, 'number');
+    assert.ok(roundTrip >= 0 && roundTrip < 1000, `round trip ${roundTrip} ms`);
+  } finally {
+    await closeAll(client);
   }
 });
