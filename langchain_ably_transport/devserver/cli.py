@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-message-size", type=int, default=defaults.max_message_size)
     parser.add_argument("--inbound-rate", type=float, default=defaults.inbound_rate,
                         help="messages/s a connection may publish; 0 disables the limit")
+    parser.add_argument("--protocol-rate", type=float, default=defaults.protocol_rate,
+                        help="protocol messages/s a connection may send before it is closed (42924); 0 disables")
     parser.add_argument("--connection-state-ttl", type=float, default=defaults.connection_state_ttl_s,
                         help="seconds a dropped connection stays resumable")
     parser.add_argument("--max-idle-interval", type=float, default=defaults.max_idle_interval_s,
@@ -42,6 +44,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     limits = Limits(
         max_message_size=args.max_message_size,
         inbound_rate=args.inbound_rate,
+        protocol_rate=args.protocol_rate,
         connection_state_ttl_s=args.connection_state_ttl,
         max_idle_interval_s=args.max_idle_interval,
         retention_s=args.retention,
