@@ -34,6 +34,7 @@ from .protocol import (
     unrecoverable_connection,
     without_none,
 )
+from .rollup import AppendRollup, PublishResult
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,6 @@ class RateLimiter:
             return False
         self._tokens -= cost
         return True
-
-
-@dataclass
-class PendingAppend:
-    """An append held for the publisher's `appendRollupWindow`, with the frame it must ACK."""
-
-    msg_serial: int
-    channel: str
-    message: dict[str, Any]
 
 
 @dataclass(eq=False)
@@ -289,9 +281,7 @@ class _Session:
         self._socket = socket
         self._inbound = RateLimiter(self._limits.inbound_rate)
         self._protocol = RateLimiter(self._limits.protocol_rate)
-        self._pending: list[PendingAppend] = []
-        self._flush_at: asyncio.TimerHandle | None = None
-        self._last_append: dict[tuple[str, str], float] = {}
+        self._rollup = AppendRollup(connection.rollup_window_s, self._publish, self._ack)
         self._timers: list[asyncio.TimerHandle] = []
         self._closed_cleanly = False
         self._linger = 0.0
@@ -307,7 +297,7 @@ class _Session:
                     break
         finally:
             heartbeat.cancel()
-            self._flush_pending()
+            self._rollup.flush()
             for timer in self._timers:
                 timer.cancel()
             if self._closed_cleanly:
@@ -346,7 +336,7 @@ class _Session:
         elif action == Action.AUTH:
             self._on_auth(frame)
         elif action == Action.CLOSE:
-            self._flush_pending()
+            self._rollup.flush()
             self._socket.send_frame({"action": int(Action.CLOSED)})
             self._closed_cleanly = True
             return False
@@ -383,13 +373,12 @@ class _Session:
         if previous is not None:
             self._socket.send_frame(previous)
             return
-        append = self._single_append(frame)
-        if append is not None and self._hold(msg_serial, frame["channel"], append):
+        if self._rollup.hold(msg_serial, frame):
             return
-        self._flush_pending()
+        self._rollup.flush()
         self._ack(msg_serial, self._publish(frame, msg_serial))
 
-    def _publish(self, frame: dict[str, Any], msg_serial: int) -> list[str | None] | AblyError:
+    def _publish(self, frame: dict[str, Any], msg_serial: int) -> PublishResult:
         """Run one MESSAGE or PRESENCE frame; its serials, or the error to NACK it with."""
         try:
             channel = self._channels.get(frame.get("channel"))
@@ -419,7 +408,7 @@ class _Session:
                 f"permitted rate = {self._limits.inbound_rate:g}/s",
             )
 
-    def _ack(self, msg_serial: int, result: list[str | None] | AblyError) -> None:
+    def _ack(self, msg_serial: int, result: PublishResult) -> None:
         if isinstance(result, AblyError):
             frame = {"action": int(Action.NACK), "msgSerial": msg_serial, "count": 1, "error": result.to_wire()}
         else:
@@ -427,70 +416,6 @@ class _Session:
                      "res": [{"serials": result}]}
         self._connection.remember_ack(msg_serial, frame)
         self._socket.send_frame(frame)
-
-    # --- append rollup (`appendRollupWindow`) ---
-
-    @staticmethod
-    def _single_append(frame: dict[str, Any]) -> dict[str, Any] | None:
-        messages = frame.get("messages")
-        if frame.get("action") != Action.MESSAGE or not isinstance(messages, list) or len(messages) != 1:
-            return None
-        message = messages[0]
-        if not isinstance(message, dict) or message.get("action") != MessageAction.APPEND:
-            return None
-        if not isinstance(message.get("serial"), str) or not isinstance(frame.get("channel"), str):
-            return None
-        return message
-
-    def _hold(self, msg_serial: int, channel: str, message: dict[str, Any]) -> bool:
-        """Hold an append that falls inside its stream's rollup window; the first one goes out at once."""
-        window = self._connection.rollup_window_s
-        if window <= 0:
-            return False
-        target = (channel, message["serial"])
-        now = time.monotonic()
-        last = self._last_append.get(target)
-        if not self._pending and (last is None or now - last >= window):
-            self._last_append[target] = now
-            return False
-        self._pending.append(PendingAppend(msg_serial, channel, message))
-        if self._flush_at is None:
-            first = self._pending[0]
-            started = self._last_append.get((first.channel, first.message["serial"]), now)
-            self._flush_at = asyncio.get_running_loop().call_at(
-                asyncio.get_running_loop().time() + max(0.0, started + window - now), self._flush_pending
-            )
-        return True
-
-    def _flush_pending(self) -> None:
-        """Publish held appends, one merged append per stream, and ACK their frames in order."""
-        if self._flush_at is not None:
-            self._flush_at.cancel()
-            self._flush_at = None
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        results: dict[int, list[str | None] | AblyError] = {}
-        for target, group in _by_target(pending).items():
-            self._last_append[target] = time.monotonic()
-            for held, result in zip(group, self._publish_rolled_up(group), strict=True):
-                results[held.msg_serial] = result
-        for held in pending:
-            self._ack(held.msg_serial, results[held.msg_serial])
-
-    def _publish_rolled_up(self, group: list[PendingAppend]) -> list[list[str | None] | AblyError]:
-        """One append for the group; if the merge is refused, each append on its own (none is lost)."""
-        merged = _merge_appends([held.message for held in group])
-        if merged is not None:
-            frame = {"action": int(Action.MESSAGE), "channel": group[0].channel, "messages": [merged]}
-            result = self._publish(frame, group[0].msg_serial)
-            if not isinstance(result, AblyError):
-                return [result] * len(group)
-        return [
-            self._publish({"action": int(Action.MESSAGE), "channel": held.channel, "messages": [held.message]},
-                          held.msg_serial)
-            for held in group
-        ]
 
     # --- auth and liveness ---
 
@@ -553,26 +478,3 @@ def _list_field(frame: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(items, list) or not items:
         raise bad_request(f"A frame of action {frame.get('action')} needs a non-empty {key!r} list")
     return items
-
-
-def _by_target(pending: list[PendingAppend]) -> dict[tuple[str, str], list[PendingAppend]]:
-    groups: dict[tuple[str, str], list[PendingAppend]] = {}
-    for held in pending:
-        groups.setdefault((held.channel, held.message["serial"]), []).append(held)
-    return groups
-
-
-def _merge_appends(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Concatenate appends to one stream; None when their data cannot be joined (mixed types, any encoding)."""
-    datas = [m.get("data") for m in messages if m.get("data") is not None]
-    if any(m.get("encoding") for m in messages) or len({type(d) for d in datas}) > 1:
-        return None
-    merged = dict(messages[-1])
-    if datas:
-        merged["data"] = datas[0][:0].join(datas)
-    for key in ("name", "extras"):
-        supplied = [m[key] for m in messages if m.get(key) is not None]
-        if supplied:
-            merged[key] = supplied[-1]
-    return merged
-
