@@ -1,6 +1,16 @@
 """An Ably channel as the durable session of a LangChain/LangGraph agent."""
 
+from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageError
 from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
 
-__all__ = ["AblyTransportError", "ConfigurationError", "ConnectionFailedError", "client_options", "connect"]
+__all__ = [
+    "AblySaver",
+    "AblyTransportError",
+    "CheckpointRetentionError",
+    "CheckpointStorageError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "client_options",
+    "connect",
+]

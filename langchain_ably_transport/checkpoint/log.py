@@ -1,0 +1,110 @@
+"""A channel as an append-only log of records: publish (within Ably's limits), page back, fetch by serial."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ably.types.message import Message
+from ably.util.exceptions import AblyException
+
+from ..errors import AblyTransportError
+from .records import CHUNK
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = 42911
+NOT_FOUND = 40400
+PAGE_SIZE = 100
+# Room in each message for its name, serial and framing: ably-python checks the whole encoded
+# publish against 64 KiB, not just the data.
+FRAME_OVERHEAD = 512
+
+
+class CheckpointStorageError(AblyTransportError):
+    """A record could not be stored or read; nothing was silently lost."""
+
+
+class CheckpointRetentionError(CheckpointStorageError):
+    """The channel no longer holds a message a checkpoint needs: its history expired."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    serial: str
+    name: str | None
+    data: Any
+
+
+class ChannelLog:
+    """Records on one channel. Publishes are independent tasks: callers pipeline them freely."""
+
+    def __init__(self, channel: Any, max_message_size: int, retry_for_s: float = 60.0) -> None:
+        self.channel = channel
+        self.payload_limit = max_message_size - FRAME_OVERHEAD
+        self._retry_for_s = retry_for_s
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    async def publish(self, name: str, data: bytes) -> str:
+        """Publish one record and return its serial, waiting out Ably's publish-rate limit (42911)."""
+        if len(data) > self.payload_limit:
+            raise CheckpointStorageError(f"record of {len(data)} bytes exceeds {self.payload_limit} on {self.name}")
+        delay = 0.05
+        deadline = asyncio.get_running_loop().time() + self._retry_for_s
+        while True:
+            try:
+                result = await self.channel.publish(Message(name=name, data=data))
+                return result.serials[0]
+            except AblyException as error:
+                if error.code != RATE_LIMITED or asyncio.get_running_loop().time() + delay > deadline:
+                    raise CheckpointStorageError(
+                        f"could not store a checkpoint record on {self.name}: {error.message}",
+                        code=error.code, status_code=error.status_code,
+                    ) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def publish_chunks(self, payload: bytes) -> list[str]:
+        """Store a large blob, compressed, across as many chunk messages as it needs."""
+        compressed = zlib.compress(payload, 1)
+        pieces = [compressed[i : i + self.payload_limit] for i in range(0, len(compressed), self.payload_limit)]
+        return list(await asyncio.gather(*(self.publish(CHUNK, piece) for piece in pieces)))
+
+    async def fetch_chunks(self, serials: list[str]) -> bytes:
+        pieces = await asyncio.gather(*(self.fetch(serial) for serial in serials))
+        return zlib.decompress(b"".join(bytes(entry.data) for entry in pieces))
+
+    async def fetch(self, serial: str) -> Entry:
+        try:
+            message = await self.channel.get_message(serial)
+        except AblyException as error:
+            if error.code == NOT_FOUND or error.status_code == 404:
+                raise CheckpointRetentionError(
+                    f"channel {self.name!r} no longer holds message {serial}, which a checkpoint needs: its "
+                    "history expired. Add a persistence rule for this channel's namespace in your Ably app "
+                    "(without one Ably keeps messages for 2 minutes).",
+                    code=error.code, status_code=error.status_code,
+                ) from error
+            raise CheckpointStorageError(f"could not read {serial} from {self.name}: {error.message}",
+                                         code=error.code) from error
+        return Entry(message.serial, message.name, message.data)
+
+    async def newest_first(self) -> AsyncIterator[list[Entry]]:
+        """History pages, newest message first."""
+        try:
+            page = await self.channel.history(direction="backwards", limit=PAGE_SIZE)
+            while True:
+                yield [Entry(m.serial, m.name, m.data) for m in page.items]
+                if not page.has_next():
+                    return
+                page = await page.next()
+        except AblyException as error:
+            raise CheckpointStorageError(f"could not read the history of {self.name}: {error.message}",
+                                         code=error.code, status_code=error.status_code) from error

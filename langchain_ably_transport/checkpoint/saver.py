@@ -1,0 +1,389 @@
+"""`AblySaver`: a LangGraph checkpointer whose storage is Ably channels, one per thread.
+
+The Ably client lives on one event loop. Async methods called from another loop, and sync methods
+(which `graph.invoke` calls from worker threads), hand their work to that loop; a sync method called on
+the client's own loop would deadlock, so it raises instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from typing import Any, TypeVar
+
+from ably import AblyRealtime
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ..connection import connect
+from .log import ChannelLog
+from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
+from .thread import BlobCache, ThreadStore
+
+T = TypeVar("T")
+STATE_NAMESPACE = "langgraph-state"
+DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
+
+
+def state_channel(thread_id: str) -> str:
+    """The default home of a thread's state: `langgraph-state:<thread_id>`.
+
+    A namespace of its own keeps graph state out of reach of a browser token scoped to the
+    conversation's namespace (e.g. `conversations:*`).
+    """
+    return f"{STATE_NAMESPACE}:{thread_id}"
+
+
+def same_channel(thread_id: str) -> str:
+    """Store state on the conversation's own channel (the thread id is the channel name)."""
+    return thread_id
+
+
+class AblySaver(BaseCheckpointSaver[str]):
+    """Checkpoints on Ably: `builder.compile(checkpointer=AblySaver(client))`.
+
+    Args:
+        client: a connected `AblyRealtime` (see `connect()`); the saver never closes it.
+        serde: serializer for checkpoints, metadata and values (`EncryptedSerializer` works).
+        channel_for: thread id -> channel name (default `state_channel`; `same_channel` shares the
+            conversation channel).
+        directory_channel: where each run id is recorded against its thread, for `delete_for_runs`.
+        max_message_size: Ably's per-message limit for the app (64 KiB unless your plan raises it).
+        cached_threads: threads whose index this process keeps warm.
+    """
+
+    def __init__(
+        self,
+        client: AblyRealtime,
+        *,
+        serde: SerializerProtocol | None = None,
+        channel_for: Callable[[str], str] = state_channel,
+        directory_channel: str = DEFAULT_DIRECTORY,
+        max_message_size: int = 65536,
+        cached_threads: int = 256,
+        blob_cache_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.client = client
+        self._loop: asyncio.AbstractEventLoop = client.options.loop
+        self._channel_for = channel_for
+        self._directory = ChannelLog(client.channels.get(directory_channel), max_message_size)
+        self._max_message_size = max_message_size
+        self._threads: OrderedDict[str, ThreadStore] = OrderedDict()
+        self._cached_threads = cached_threads
+        self._blobs = BlobCache(blob_cache_bytes)
+        self._announced: set[tuple[str, str]] = set()
+
+    @classmethod
+    @contextmanager
+    def connect(
+        cls, key: str | None = None, endpoint: str | None = None, **options: Any
+    ) -> Iterator[AblySaver]:
+        """`with AblySaver.connect() as saver:` a saver owning its client, on a loop thread of its own.
+
+        For plain `graph.invoke` in programs without an event loop. Saver options (`serde`,
+        `channel_for`, ...) and `connect()` options may be mixed.
+        """
+        saver_options = {k: options.pop(k) for k in list(options) if k in _SAVER_OPTIONS}
+        runner = _LoopThread()
+        stack = AsyncExitStack()
+
+        async def open_client() -> AblyRealtime:
+            return await stack.enter_async_context(connect(key, endpoint, **options))
+
+        try:
+            client = runner.run(open_client())
+            yield cls(client, **saver_options)
+        finally:
+            runner.run(stack.aclose())
+            runner.stop()
+
+    # --- plumbing ---
+
+    def _thread(self, thread_id: str) -> ThreadStore:
+        store = self._threads.get(thread_id)
+        if store is None:
+            channel = self.client.channels.get(self._channel_for(thread_id))
+            store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
+                                                           self.serde, self._blobs)
+            while len(self._threads) > self._cached_threads:
+                self._threads.popitem(last=False)
+        self._threads.move_to_end(thread_id)
+        return store
+
+    async def _on_client_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        if asyncio.get_running_loop() is self._loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def _blocking(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise RuntimeError(
+                "AblySaver's sync methods were called on its client's event loop, which would deadlock: "
+                "use ainvoke/astream there, or AblySaver.connect(), which runs its own loop."
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    # --- reads ---
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._on_client_loop(self._get_tuple(config))
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._blocking(self._get_tuple(config))
+
+    async def _get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        store = self._thread(thread_id)
+        checkpoint_id = get_checkpoint_id(config)
+        entry = await (store.by_id(ns, checkpoint_id) if checkpoint_id else store.latest(ns))
+        if entry is None:
+            return None
+        tuple_ = await self._tuple(thread_id, store, entry[1])
+        if not checkpoint_id:
+            store.remember_values(entry[1], await store.values(entry[1]))
+        return tuple_
+
+    async def _tuple(self, thread_id: str, store: ThreadStore, record: CheckpointRecord) -> CheckpointTuple:
+        values = await store.values(record)
+        checkpoint: Checkpoint = {**self.serde.loads_typed(record.checkpoint), "channel_values": values}
+        writes = store.index.pending_writes(record.ns, record.id)
+        written = await asyncio.gather(*(store.write_value(w.value) for w in writes))
+        return CheckpointTuple(
+            config=_config(thread_id, record.ns, record.id),
+            checkpoint=checkpoint,
+            metadata=self.serde.loads_typed(record.metadata),
+            parent_config=_config(thread_id, record.ns, record.parent) if record.parent else None,
+            pending_writes=[(w.task_id, w.channel, value) for w, value in zip(writes, written, strict=True)],
+        )
+
+    async def alist(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for item in await self._on_client_loop(self._list(config, filter, before, limit)):
+            yield item
+
+    def list(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._blocking(self._list(config, filter, before, limit))
+
+    async def _list(self, config: RunnableConfig | None, filter: dict[str, Any] | None,
+                    before: RunnableConfig | None, limit: int | None) -> list[CheckpointTuple]:
+        configurable = (config or {}).get("configurable", {})
+        thread_ids = [str(configurable["thread_id"])] if "thread_id" in configurable else await self._known_threads()
+        before_id = get_checkpoint_id(before) if before else None
+        wanted_id = configurable.get("checkpoint_id")
+        results: list[CheckpointTuple] = []
+        for thread_id in thread_ids:
+            store = self._thread(thread_id)
+            await store.load_all()
+            for _, record in store.index.newest_first(configurable.get("checkpoint_ns")):
+                if limit is not None and len(results) >= limit:
+                    return results
+                if (wanted_id and record.id != wanted_id) or (before_id and record.id >= before_id):
+                    continue
+                metadata = self.serde.loads_typed(record.metadata)
+                if filter and any(metadata.get(k) != v for k, v in filter.items()):
+                    continue
+                results.append(await self._tuple(thread_id, store, record))
+        return results
+
+    # --- writes ---
+
+    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+                   new_versions: ChannelVersions) -> RunnableConfig:
+        return await self._on_client_loop(self._put(config, checkpoint, metadata, new_versions))
+
+    def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+            new_versions: ChannelVersions) -> RunnableConfig:
+        return self._blocking(self._put(config, checkpoint, metadata, new_versions))
+
+    async def _put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+                   new_versions: ChannelVersions) -> RunnableConfig:
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = configurable.get("checkpoint_ns", "")
+        stored_metadata = get_checkpoint_metadata(config, metadata)
+        run_id = stored_metadata.get("run_id")
+        await self._thread(thread_id).put(
+            ns, dict(checkpoint), configurable.get("checkpoint_id"), self.serde.dumps_typed(stored_metadata),
+            dict(new_versions), str(run_id) if run_id is not None else None,
+        )
+        if run_id is not None:
+            await self._announce(str(run_id), thread_id)
+        return _config(thread_id, ns, checkpoint["id"])
+
+    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                          task_path: str = "") -> None:
+        await self._on_client_loop(self._put_writes(config, writes, task_id, task_path))
+
+    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                   task_path: str = "") -> None:
+        self._blocking(self._put_writes(config, writes, task_id, task_path))
+
+    async def _put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                          task_path: str) -> None:
+        configurable = config["configurable"]
+        serialised = [
+            (WRITES_IDX_MAP.get(channel, idx), channel, self.serde.dumps_typed(value))
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        await self._thread(str(configurable["thread_id"])).put_writes(
+            configurable.get("checkpoint_ns", ""), configurable["checkpoint_id"], task_id, task_path, serialised
+        )
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """`<counter>.<random>` like the official savers: forks from one parent never share a version."""
+        number = 0 if current is None else current if isinstance(current, int) else int(str(current).split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"
+
+    # --- deletion, copying, pruning ---
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._on_client_loop(self._thread(str(thread_id)).erase(EraseRecord(thread=True)))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._blocking(self._thread(str(thread_id)).erase(EraseRecord(thread=True)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._on_client_loop(self._delete_for_runs(run_ids))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._blocking(self._delete_for_runs(run_ids))
+
+    async def _delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        wanted = {str(run_id) for run_id in run_ids}
+        if not wanted:
+            return
+        for thread_id in await self._threads_of_runs(wanted):
+            store = self._thread(thread_id)
+            await store.load_all()
+            doomed = [(r.ns, r.id) for _, r in store.index.newest_first() if r.run_id in wanted]
+            if doomed:
+                await store.erase(EraseRecord(checkpoints=doomed))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._on_client_loop(self._copy_thread(source_thread_id, target_thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._blocking(self._copy_thread(source_thread_id, target_thread_id))
+
+    async def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        source = self._thread(str(source_thread_id))
+        await source.load_all()
+        target = self._thread(str(target_thread_id))
+        for _, record in sorted(source.index.newest_first(), key=lambda entry: entry[0]):
+            await self._replay(source, record, target)
+
+    async def _replay(self, source: ThreadStore, record: CheckpointRecord, target: ThreadStore) -> None:
+        """Put `record` (values and pending writes) again into `target`, as a new writer would."""
+        checkpoint = {**self.serde.loads_typed(record.checkpoint), "channel_values": await source.values(record)}
+        await target.put(record.ns, checkpoint, record.parent, record.metadata,
+                         dict(checkpoint["channel_versions"]), record.run_id)
+        by_task: dict[tuple[str, str], list[tuple[int, str, Any]]] = {}
+        for write in source.index.pending_writes(record.ns, record.id):
+            value = self.serde.dumps_typed(await source.write_value(write.value))
+            by_task.setdefault((write.task_id, write.task_path), []).append((write.idx, write.channel, value))
+        for (task_id, task_path), writes in by_task.items():
+            await target.put_writes(record.ns, record.id, task_id, task_path, writes)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._on_client_loop(self._prune(thread_ids, strategy))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._blocking(self._prune(thread_ids, strategy))
+
+    async def _prune(self, thread_ids: Sequence[str], strategy: str) -> None:
+        """`delete`: erase the threads. `keep_latest`: erase them, then put back each namespace's latest."""
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}")
+        for thread_id in map(str, thread_ids):
+            store = self._thread(thread_id)
+            await store.load_all()
+            namespaces = {record.ns for _, record in store.index.newest_first()}
+            keep = [store.index.latest(ns) for ns in namespaces] if strategy == "keep_latest" else []
+            snapshot = [(record, await store.values(record)) for _, record in filter(None, keep)]
+            writes = {id(record): [(w, await store.write_value(w.value))
+                                   for w in store.index.pending_writes(record.ns, record.id)]
+                      for record, _ in snapshot}
+            await store.erase(EraseRecord(thread=True))
+            for record, values in snapshot:
+                checkpoint = {**self.serde.loads_typed(record.checkpoint), "channel_values": values}
+                await store.put(record.ns, checkpoint, record.parent, record.metadata,
+                                dict(checkpoint["channel_versions"]), record.run_id)
+                for write, value in writes[id(record)]:
+                    await store.put_writes(record.ns, record.id, write.task_id, write.task_path,
+                                           [(write.idx, write.channel, self.serde.dumps_typed(value))])
+
+    # --- the run directory ---
+
+    async def _announce(self, run_id: str, thread_id: str) -> None:
+        if (run_id, thread_id) in self._announced:
+            return
+        await self._directory.publish(RUN, pack({"run_id": run_id, "thread_id": thread_id}))
+        self._announced.add((run_id, thread_id))
+
+    async def _directory_entries(self) -> list[dict[str, str]]:
+        entries = []
+        async for page in self._directory.newest_first():
+            runs = [e for e in page if e.name == RUN and isinstance(e.data, bytes | bytearray)]
+            entries.extend(unpack(bytes(e.data)) for e in runs)
+        return entries
+
+    async def _threads_of_runs(self, run_ids: set[str]) -> list[str]:
+        threads = {e["thread_id"] for e in await self._directory_entries() if e.get("run_id") in run_ids}
+        return sorted(threads)
+
+    async def _known_threads(self) -> list[str]:
+        return sorted({e["thread_id"] for e in await self._directory_entries()} | set(self._threads))
+
+
+_SAVER_OPTIONS = frozenset({"serde", "channel_for", "directory_channel", "max_message_size", "cached_threads",
+                            "blob_cache_bytes"})
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, for a saver that owns its client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="ably-saver-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()

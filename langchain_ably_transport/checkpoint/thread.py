@@ -1,0 +1,249 @@
+"""One thread's checkpoints on its channel: reading (warm or cold), writing, erasing.
+
+Reads are strongly consistent: each latest-checkpoint read first folds in whatever was published since
+this process last looked (one history request, however long the thread). A cold process pages back only
+until it holds the newest checkpoint (see `ThreadIndex.covers_latest`), then fetches the values that
+checkpoint names by serial, in parallel: the cost follows the state's size, not the thread's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from .index import ThreadIndex, version_key
+from .log import ChannelLog, Entry
+from .records import CHECKPOINT, ERASE, WRITES, CheckpointRecord, EraseRecord, Record, Typed, WritesRecord, decode, pack
+from .records import unpack as unpack_record
+from .values import BlobRef, Layout, Written, blob_key, blob_refs, lay_out, materialise, rebase
+
+
+class BlobCache:
+    """Decoded blobs by (channel, blob key), least recently used dropped past `max_bytes`."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+
+    def get(self, key: tuple[str, str]) -> bytes | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, str], value: bytes) -> None:
+        if key in self._items:
+            return
+        self._items[key] = value
+        self._bytes += len(value)
+        while self._bytes > self._max and len(self._items) > 1:
+            _, dropped = self._items.popitem(last=False)
+            self._bytes -= len(dropped)
+
+
+class ThreadStore:
+    def __init__(self, log: ChannelLog, serde: SerializerProtocol, blobs: BlobCache) -> None:
+        self.log = log
+        self.index = ThreadIndex()
+        self._serde = serde
+        self._blobs = blobs
+        self._written: dict[tuple[str, str], Written] = {}
+        self._children: dict[str, str] = {}
+        self._older: AsyncIterator[list[Entry]] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- loading ---
+
+    async def latest(self, ns: str) -> tuple[str, CheckpointRecord] | None:
+        async with self._lock:
+            await self._refresh()
+            await self._scan_older(lambda: self.index.covers_latest(ns))
+        return await self._with_early_writes(self.index.latest(ns))
+
+    async def by_id(self, ns: str, checkpoint_id: str) -> tuple[str, CheckpointRecord] | None:
+        if self.index.get(ns, checkpoint_id) is None:
+            async with self._lock:
+                await self._refresh()
+                await self._scan_older(lambda: self.index.get(ns, checkpoint_id) is not None)
+        return await self._with_early_writes(self.index.get(ns, checkpoint_id))
+
+    async def load_all(self) -> None:
+        async with self._lock:
+            await self._refresh()
+            await self._scan_older(lambda: False)
+
+    async def _refresh(self) -> None:
+        """Fold in every record newer than the newest this process has seen."""
+        known = self.index.head
+        pages = self.log.newest_first()
+        async for page in pages:
+            self._fold([entry for entry in page if known is None or entry.serial > known])
+            if known is None:
+                self._older = pages
+                return
+            if not page or page[-1].serial <= known:
+                break
+        else:
+            if known is None:
+                self.index.complete = True
+        await pages.aclose()
+
+    async def _scan_older(self, enough: Callable[[], bool]) -> None:
+        while not self.index.complete and not enough():
+            if self._older is None:
+                await self._refresh()
+                continue
+            try:
+                page = await anext(self._older)
+            except StopAsyncIteration:
+                self.index.complete = True
+                return
+            self._fold(page)
+
+    def _fold(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.index.saw(entry.serial)
+            record = decode(entry.name, entry.data)
+            if record is not None:
+                self._apply(entry.serial, record)
+
+    def _apply(self, serial: str, record: Record) -> None:
+        if isinstance(record, CheckpointRecord):
+            for key, payload in record.blobs.items():
+                self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
+        self.index.apply(serial, record)
+
+    async def _with_early_writes(self, entry: tuple[str, CheckpointRecord] | None):
+        """Fetch writes for this checkpoint published before it, if they lie outside the loaded window."""
+        if entry is None:
+            return None
+        oldest = self.index.oldest
+        missing = [s for s in entry[1].early if oldest is None or s < oldest]
+        for fetched in await asyncio.gather(*(self.log.fetch(serial) for serial in missing)):
+            record = decode(fetched.name, fetched.data)
+            if record is not None:
+                self.index.apply(fetched.serial, record)
+        return entry
+
+    # --- values ---
+
+    async def values(self, record: CheckpointRecord) -> dict[str, Any]:
+        """The checkpoint's channel values, freshly deserialised (callers may mutate them)."""
+        blobs = await self._blobs_for([blob for _, ref in record.values.values() for blob in blob_refs(ref)])
+        loads = self._serde.loads_typed
+        return {ch: materialise(ref, blobs, loads) for ch, (_, ref) in record.values.items() if ref[0] != "empty"}
+
+    def remember_values(self, record: CheckpointRecord, values: dict[str, Any]) -> None:
+        """What was read is what the next put appends to."""
+        for channel, (version, ref) in record.values.items():
+            if ref[0] == "list" and channel in values:
+                self._written[(record.ns, channel)] = Written(version, values[channel], len(values[channel]), ref)
+
+    async def _blobs_for(self, refs: list[BlobRef]) -> dict[str, bytes]:
+        wanted = {blob_key(ref): ref for ref in refs}
+        missing = {key: ref for key, ref in wanted.items() if self._blobs.get((self.log.name, key)) is None}
+        records = {ref[1] for ref in missing.values() if ref[0] == "at"}
+        chunked = [ref for ref in missing.values() if ref[0] == "chunks"]
+        await asyncio.gather(*(self._load_record_blobs(serial) for serial in records),
+                             *(self._load_chunks(ref) for ref in chunked))
+        return {key: self._blob(key) for key in wanted}
+
+    def _blob(self, key: str) -> bytes:
+        payload = self._blobs.get((self.log.name, key))
+        if payload is None:
+            raise KeyError(f"blob {key} of {self.log.name} was evicted while in use; raise the blob cache size")
+        return payload
+
+    async def _load_record_blobs(self, serial: str) -> None:
+        entry = await self.log.fetch(serial)
+        for key, payload in (unpack_record(bytes(entry.data)).get("blobs") or {}).items():
+            self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
+
+    async def _load_chunks(self, ref: BlobRef) -> None:
+        self._blobs.put((self.log.name, blob_key(ref)), await self.log.fetch_chunks(ref[1]))
+
+    async def write_value(self, value: Any) -> Any:
+        """A pending write's value: inline, or fetched from its chunk messages."""
+        if isinstance(value, list) and value[0] == "chunks":
+            return self._serde.loads_typed((value[1], await self.log.fetch_chunks(value[2])))
+        return self._serde.loads_typed(value)
+
+    # --- writing ---
+
+    async def put(
+        self, ns: str, checkpoint: dict[str, Any], parent: str | None, metadata: Typed,
+        new_versions: dict[str, Any], run_id: str | None,
+    ) -> None:
+        values = checkpoint["channel_values"]
+        layout = Layout()
+        refs: dict[str, list[Any]] = {}
+        for channel, version in checkpoint["channel_versions"].items():
+            if channel in new_versions:
+                previous = self._written.get((ns, channel))
+                ref = lay_out(channel, values[channel], previous, self._serde.dumps_typed, layout) \
+                    if channel in values else ["empty"]
+            else:
+                ref = self.index.refs.get((ns, channel, version_key(version)))
+                if ref is None:
+                    continue
+            refs[channel] = [version, ref]
+        stripped = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        record = CheckpointRecord(
+            ns=ns, id=checkpoint["id"], parent=parent, checkpoint=self._serde.dumps_typed(stripped),
+            metadata=metadata, values=refs, run_id=run_id, early=self.index.write_serials(ns, checkpoint["id"]),
+            children=dict(self._children) if ns == "" else {},
+        )
+        serial = await self._publish_checkpoint(record, layout)
+        self._after_put(serial, record, values, new_versions)
+
+    async def _publish_checkpoint(self, record: CheckpointRecord, layout: Layout) -> str:
+        """Blobs too large for the record go to chunk messages first; the record names their serials."""
+        placed: dict[str, BlobRef] = {}
+        inline = dict(layout.blobs)
+        for key in [k for k, payload in inline.items() if len(payload) > self.log.payload_limit // 2]:
+            placed[key] = ["chunks", await self.log.publish_chunks(inline.pop(key))]
+        while True:
+            record.blobs = inline
+            record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
+            data = pack(record.to_record())
+            if len(data) <= self.log.payload_limit or not inline:
+                break
+            largest = max(inline, key=lambda k: len(inline[k]))
+            placed[largest] = ["chunks", await self.log.publish_chunks(inline.pop(largest))]
+        return await self.log.publish(CHECKPOINT, data)
+
+    def _after_put(self, serial: str, record: CheckpointRecord, values: dict[str, Any], new: dict[str, Any]) -> None:
+        self._apply(serial, record)
+        if record.ns == "":
+            self._children = {}
+        else:
+            self._children[record.ns] = serial
+        for channel, (version, ref) in record.values.items():
+            if channel in new and channel in values:
+                value = values[channel]
+                length = len(value) if isinstance(value, list) else 0
+                self._written[(record.ns, channel)] = Written(version, value, length, ref)
+
+    async def put_writes(self, ns: str, checkpoint_id: str, task_id: str, task_path: str,
+                         writes: list[tuple[int, str, Typed]]) -> None:
+        stored: list[tuple[int, str, Any]] = []
+        for idx, channel, (kind, payload) in writes:
+            if len(payload) > self.log.payload_limit // 2:
+                stored.append((idx, channel, ["chunks", kind, await self.log.publish_chunks(payload)]))
+            else:
+                stored.append((idx, channel, (kind, payload)))
+        record = WritesRecord(ns, checkpoint_id, task_id, task_path, stored)
+        serial = await self.log.publish(WRITES, pack(record.to_record()))
+        self._apply(serial, record)
+
+    async def erase(self, record: EraseRecord) -> None:
+        serial = await self.log.publish(ERASE, pack(record.to_record()))
+        self._apply(serial, record)
+        if record.thread:
+            self._written.clear()
+            self._children.clear()
