@@ -34,7 +34,7 @@ def version_key(version: Any) -> str:
 class ThreadIndex:
     def __init__(self) -> None:
         self.checkpoints: dict[tuple[str, str], tuple[str, CheckpointRecord]] = {}
-        self.writes: dict[tuple[str, str], dict[tuple[str, int], StoredWrite]] = {}
+        self.writes: dict[tuple[str, str], dict[tuple[str, int], dict[str, StoredWrite]]] = {}
         self.refs: dict[tuple[str, str, str], Ref] = {}
         self.deleted: set[tuple[str, str]] = set()
         self.erased_at: str | None = None
@@ -67,8 +67,10 @@ class ThreadIndex:
         if self.erased_at is None or serial > self.erased_at:
             self.erased_at = serial
         self.checkpoints = {k: v for k, v in self.checkpoints.items() if v[0] > serial}
-        for key, writes in list(self.writes.items()):
-            self.writes[key] = {k: w for k, w in writes.items() if w.serial > serial}
+        for writes in self.writes.values():
+            for candidates in writes.values():
+                for slot in [slot for slot, w in candidates.items() if w.serial < serial]:
+                    del candidates[slot]
         self.complete = True
 
     def _add_checkpoint(self, serial: str, record: CheckpointRecord) -> None:
@@ -83,16 +85,18 @@ class ThreadIndex:
             self.refs[(record.ns, channel, version_key(version))] = ref
 
     def _add_writes(self, serial: str, record: WritesRecord) -> None:
+        """Keep, per write key, the earliest insert and the latest upsert; an upsert, if any, wins.
+
+        That is what applying the records in publish order gives (a record of only special writes
+        upserts, any other inserts if absent), whatever order they are folded in.
+        """
         stored = self.writes.setdefault((record.ns, record.checkpoint_id), {})
-        special = all(idx < 0 for idx, _, _ in record.writes)
+        slot = "upsert" if all(idx < 0 for idx, _, _ in record.writes) else "insert"
         for idx, channel, value in record.writes:
-            existing = stored.get((record.task_id, idx))
-            newer_wins = special and (existing is None or existing.serial < serial)
-            older_wins = not special and (existing is None or existing.serial > serial)
-            if newer_wins or older_wins:
-                stored[(record.task_id, idx)] = StoredWrite(
-                    serial, record.task_id, channel, value, record.task_path, idx
-                )
+            candidates = stored.setdefault((record.task_id, idx), {})
+            existing = candidates.get(slot)
+            if existing is None or (existing.serial < serial) == (slot == "upsert"):
+                candidates[slot] = StoredWrite(serial, record.task_id, channel, value, record.task_path, idx)
 
     # --- queries ---
 
@@ -113,11 +117,13 @@ class ThreadIndex:
         return sorted(live, key=lambda entry: entry[1].id, reverse=True)
 
     def pending_writes(self, ns: str, checkpoint_id: str) -> list[StoredWrite]:
-        writes = self.writes.get((ns, checkpoint_id), {}).values()
+        candidates = self.writes.get((ns, checkpoint_id), {}).values()
+        writes = [c.get("upsert") or c["insert"] for c in candidates if c]
         return sorted(writes, key=lambda w: writes_sort_key(w.task_path, w.task_id, w.idx))
 
     def write_serials(self, ns: str, checkpoint_id: str) -> list[str]:
-        return sorted({w.serial for w in self.writes.get((ns, checkpoint_id), {}).values()})
+        candidates = self.writes.get((ns, checkpoint_id), {}).values()
+        return sorted({w.serial for c in candidates for w in c.values()})
 
     def covers_latest(self, ns: str) -> bool:
         """Whether the loaded window holds the newest checkpoint of `ns` (so a cold read may stop).

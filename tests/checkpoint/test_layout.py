@@ -1,0 +1,118 @@
+"""The pure storage model: list values stored as appended segments, and the order-independent index."""
+
+from __future__ import annotations
+
+import msgpack
+
+from langchain_ably_transport.checkpoint.index import ThreadIndex
+from langchain_ably_transport.checkpoint.records import CheckpointRecord, EraseRecord, WritesRecord, decode, pack
+from langchain_ably_transport.checkpoint.values import (
+    MAX_TAIL,
+    SEAL_SIZE,
+    Layout,
+    Written,
+    blob_key,
+    lay_out,
+    materialise,
+    rebase,
+)
+
+
+def serialize(item):
+    return ("msgpack", msgpack.packb(item))
+
+
+def deserialize(pair):
+    return msgpack.unpackb(pair[1])
+
+
+def _store(turns: int, item_size: int = 300):
+    """Lay out a list growing by one item per put; returns (bytes stored, final ref, all blobs)."""
+    previous = None
+    stored = 0
+    blobs: dict[str, bytes] = {}
+    value: list[str] = []
+    for turn in range(turns):
+        value = [*value, f"{turn:06d}" + "x" * item_size]
+        layout = Layout()
+        ref = rebase(lay_out("messages", value, previous, serialize, layout), f"serial-{turn:06d}", {})
+        for key, payload in layout.blobs.items():
+            blobs[blob_key(["at", f"serial-{turn:06d}", key])] = payload
+        stored += sum(len(p) for p in layout.blobs.values())
+        previous = Written(turn, value, len(value), ref)
+    return stored, previous.ref, blobs, value
+
+
+def test_a_growing_list_stores_each_put_as_a_new_segment_and_reads_back_whole():
+    _, ref, blobs, value = _store(50)
+    assert materialise(ref, blobs, deserialize) == value
+    assert ref[0] == "list" and sum(count for _, count, _ in ref[1]) == 50
+
+
+def test_storage_grows_linearly_with_the_list_not_quadratically():
+    small, _, _, _ = _store(200)
+    large, ref, _, _ = _store(800)
+    assert large / small < 4.5, "4x the items cost about 4x the bytes (quadratic would be 16x)"
+    unsealed = [s for s in ref[1] if s[2] < SEAL_SIZE]
+    assert len(unsealed) <= MAX_TAIL, "the unsealed tail stays short, so reads fetch few blobs"
+
+
+def test_a_list_changed_other_than_by_appending_is_stored_whole():
+    layout = Layout()
+    first = rebase(lay_out("m", ["a", "b"], None, serialize, layout), "s1", {})
+    previous = Written(1, ["a", "b"], 2, first)
+    replaced = lay_out("m", ["a", "B", "c"], previous, serialize, Layout())
+    assert len(replaced[1]) == 1 and replaced[1][0][1] == 3
+
+
+def test_a_list_mutated_after_it_was_stored_is_not_trusted():
+    stored = ["a", "b"]
+    layout = Layout()
+    ref = rebase(lay_out("m", stored, None, serialize, layout), "s1", {})
+    previous = Written(1, stored, 2, ref)
+    stored.append("sneaky")
+    new = lay_out("m", [*stored, "c"], previous, serialize, Layout())
+    assert len(new[1]) == 1, "stored whole rather than as an append to a list that changed underneath"
+
+
+def _checkpoint(checkpoint_id: str, ns: str = "") -> CheckpointRecord:
+    return CheckpointRecord(ns=ns, id=checkpoint_id, parent=None, checkpoint=("null", b""),
+                            metadata=("null", b""), values={})
+
+
+def test_index_folds_records_in_any_order_to_the_same_state():
+    records = [
+        ("s1", _checkpoint("c1")),
+        ("s2", WritesRecord("", "c1", "t", "", [(0, "a", ("json", b"first")), (-3, "__interrupt__", ("json", b"i1"))])),
+        ("s3", WritesRecord("", "c1", "t", "", [(0, "a", ("json", b"second"))])),
+        ("s4", WritesRecord("", "c1", "t", "", [(-3, "__interrupt__", ("json", b"i2"))])),
+        ("s5", _checkpoint("c2")),
+    ]
+    forwards, backwards = ThreadIndex(), ThreadIndex()
+    for serial, record in records:
+        forwards.apply(serial, record)
+    for serial, record in reversed(records):
+        backwards.apply(serial, record)
+    for index in (forwards, backwards):
+        writes = {(w.channel, w.value[1]) for w in index.pending_writes("", "c1")}
+        assert writes == {("a", b"first"), ("__interrupt__", b"i2")}, "regular: first wins; special: last wins"
+        assert index.latest("")[1].id == "c2"
+
+
+def test_erasing_a_thread_hides_everything_before_it():
+    index = ThreadIndex()
+    index.apply("s1", _checkpoint("c1"))
+    index.apply("s2", EraseRecord(thread=True))
+    index.apply("s3", _checkpoint("c3"))
+    assert index.latest("")[1].id == "c3" and index.get("", "c1") is None
+    late = ThreadIndex()
+    late.apply("s2", EraseRecord(thread=True))
+    late.apply("s1", _checkpoint("c1"))
+    assert late.latest("") is None and late.complete
+
+
+def test_records_round_trip_and_garbage_decodes_to_nothing():
+    record = _checkpoint("c1", ns="child:1")
+    assert decode("lg.checkpoint", pack(record.to_record())).id == "c1"
+    assert decode("lg.checkpoint", b"garbage") is None
+    assert decode("ai-output", pack(record.to_record())) is None
