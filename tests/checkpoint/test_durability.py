@@ -153,3 +153,23 @@ async def test_empty_thread_and_unknown_checkpoint_are_none(clients):
     thread_id = uuid.uuid4().hex
     await saver.aput(_config(thread_id), empty_checkpoint(), {"source": "input", "step": -1}, {})
     assert await saver.aget_tuple(_config(thread_id, "1ef00000-0000-6000-8000-000000000000")) is None
+
+
+async def test_documented_capabilities_suffice_for_the_saver_and_keep_browsers_out(server, clients):
+    from ably.util.exceptions import AblyException
+
+    from langchain_ably_transport.devserver.auth import mint_jwt
+    from langchain_ably_transport.devserver.config import ApiKey
+
+    key = ApiKey.parse(server.key)
+    worker = await clients(key=None, token=mint_jwt(key, capability={"langgraph-state:*": ["publish", "history"]}))
+    saver = AblySaver(worker)
+    thread_id = uuid.uuid4().hex
+    stored = await saver.aput(_config(thread_id), _checkpoint({"secret": "plan"}, {"secret": 1}),
+                              {"source": "loop", "step": 0}, {"secret": 1})
+    assert (await AblySaver(worker).aget_tuple(_config(thread_id))).config == stored
+    browser = await clients(key=None, token=mint_jwt(key, capability={"conversations:*": ["subscribe", "publish",
+                                                                                       "history"]}))
+    with pytest.raises(AblyException) as denied:
+        await browser.channels.get(f"langgraph-state:{thread_id}").history()
+    assert denied.value.code == 40160
