@@ -46,8 +46,8 @@ class CheckpointRecord:
     `values` maps channel -> [version, ref] for every channel of the checkpoint (not only the new ones),
     so a reader needs this record alone to find every value. `early` lists the serials of writes for
     this checkpoint published before it (async durability can do that); `children` the newest record
-    of each child namespace written since the previous root checkpoint, so a cold reader finds a
-    suspended subgraph without scanning further.
+    of each child namespace whose checkpoints are newer than this root checkpoint (its tasks'
+    subgraphs), so a cold reader finds a suspended subgraph without scanning further.
     """
 
     ns: str

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -53,9 +54,10 @@ class ThreadStore:
         self._serde = serde
         self._blobs = blobs
         self._written: dict[tuple[str, str], Written] = {}
-        self._children: dict[str, str] = {}
+        self._children: dict[str, tuple[str, str]] = {}
         self._older: AsyncIterator[list[Entry]] | None = None
         self._lock = asyncio.Lock()
+        self._in_flight: dict[asyncio.Future[None], tuple[str, str, str]] = {}
 
     # --- loading ---
 
@@ -195,11 +197,11 @@ class ThreadStore:
         stripped = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         record = CheckpointRecord(
             ns=ns, id=checkpoint["id"], parent=parent, checkpoint=self._serde.dumps_typed(stripped),
-            metadata=metadata, values=refs, run_id=run_id, early=self.index.write_serials(ns, checkpoint["id"]),
-            children=dict(self._children) if ns == "" else {},
+            metadata=metadata, values=refs, run_id=run_id,
         )
-        serial = await self._publish_checkpoint(record, layout)
-        self._after_put(serial, record, values, new_versions)
+        with self._publishing(CHECKPOINT, ns, checkpoint["id"]):
+            serial = await self._publish_checkpoint(record, layout)
+            self._after_put(serial, record, values, new_versions)
 
     async def _publish_checkpoint(self, record: CheckpointRecord, layout: Layout) -> str:
         """Blobs too large for the record go to chunk messages first; the record names their serials."""
@@ -208,6 +210,9 @@ class ThreadStore:
         for key in [k for k, payload in inline.items() if len(payload) > self.log.payload_limit // 2]:
             placed[key] = ["chunks", await self.log.publish_chunks(inline.pop(key))]
         while True:
+            await self._settle(record.ns, record.id)
+            record.early = self.index.write_serials(record.ns, record.id)
+            record.children = self._children_of(record.id) if record.ns == "" else {}
             record.blobs = inline
             record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
             data = pack(record.to_record())
@@ -217,12 +222,50 @@ class ThreadStore:
             placed[largest] = ["chunks", await self.log.publish_chunks(inline.pop(largest))]
         return await self.log.publish(CHECKPOINT, data)
 
+    @contextmanager
+    def _publishing(self, kind: str, ns: str, checkpoint_id: str) -> Iterator[None]:
+        """Mark a publish under way until it is ACKed and indexed: a checkpoint, or writes against one."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight[done] = (kind, ns, checkpoint_id)
+        try:
+            yield
+        finally:
+            del self._in_flight[done]
+            done.set_result(None)
+
+    def _children_of(self, checkpoint_id: str) -> dict[str, str]:
+        """The newest record of each child namespace whose checkpoints are newer than this root checkpoint.
+
+        Those are its tasks' subgraphs (ids are time-ordered and a task runs after its checkpoint is made),
+        whichever order the records were published in: async durability can publish a subgraph's
+        checkpoints before its parent's, and even before the parent's parent.
+        """
+        return {ns: serial for ns, (serial, child_id) in self._children.items() if child_id > checkpoint_id}
+
+    async def _settle(self, ns: str, checkpoint_id: str) -> None:
+        """Wait for the publishes under way that this checkpoint's record must name.
+
+        A record names its early writes (and a root record its children's records) by serial, which only
+        an ACK gives. One sent before the record but ACKed after it was built would land before the record
+        yet be missing from it, and a cold reader that stops paging at the record would never see it. Async
+        durability sends writes before their checkpoint, and subgraph checkpoints before the parent's.
+        Writes wait for nothing and a child's checkpoint only for its writes, so this cannot deadlock.
+        """
+
+        def named(kind: str, other_ns: str, other_id: str) -> bool:
+            if kind == WRITES:
+                return (other_ns, other_id) == (ns, checkpoint_id)
+            return ns == "" and other_ns != "" and other_id > checkpoint_id
+
+        while pending := [done for done, key in self._in_flight.items() if named(*key)]:
+            await asyncio.wait(pending)
+
     def _after_put(self, serial: str, record: CheckpointRecord, values: dict[str, Any], new: dict[str, Any]) -> None:
         self._apply(serial, record)
         if record.ns == "":
-            self._children = {}
-        else:
-            self._children[record.ns] = serial
+            self._children = {ns: child for ns, child in self._children.items() if child[1] > record.id}
+        elif record.ns not in self._children or self._children[record.ns][0] < serial:
+            self._children[record.ns] = (serial, record.id)
         for channel, (version, ref) in record.values.items():
             if channel in new and channel in values:
                 value = values[channel]
@@ -231,15 +274,16 @@ class ThreadStore:
 
     async def put_writes(self, ns: str, checkpoint_id: str, task_id: str, task_path: str,
                          writes: list[tuple[int, str, Typed]]) -> None:
-        stored: list[tuple[int, str, Any]] = []
-        for idx, channel, (kind, payload) in writes:
-            if len(payload) > self.log.payload_limit // 2:
-                stored.append((idx, channel, ["chunks", kind, await self.log.publish_chunks(payload)]))
-            else:
-                stored.append((idx, channel, (kind, payload)))
-        record = WritesRecord(ns, checkpoint_id, task_id, task_path, stored)
-        serial = await self.log.publish(WRITES, pack(record.to_record()))
-        self._apply(serial, record)
+        with self._publishing(WRITES, ns, checkpoint_id):
+            stored: list[tuple[int, str, Any]] = []
+            for idx, channel, (kind, payload) in writes:
+                if len(payload) > self.log.payload_limit // 2:
+                    stored.append((idx, channel, ["chunks", kind, await self.log.publish_chunks(payload)]))
+                else:
+                    stored.append((idx, channel, (kind, payload)))
+            record = WritesRecord(ns, checkpoint_id, task_id, task_path, stored)
+            serial = await self.log.publish(WRITES, pack(record.to_record()))
+            self._apply(serial, record)
 
     async def erase(self, record: EraseRecord) -> None:
         serial = await self.log.publish(ERASE, pack(record.to_record()))
