@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 RATE_LIMITED = 42911
 NOT_FOUND = 40400
-PAGE_SIZE = 100
+# A latest-checkpoint read usually needs only the newest few records: small pages keep a cold read
+# from downloading (and decoding) a hundred records; full scans (`list`) take the largest pages.
+PAGE_SIZE = 20
+FULL_SCAN_PAGE_SIZE = 1000
 # Room in each message for its name, serial and framing: ably-python checks the whole encoded
 # publish against 64 KiB, not just the data.
 FRAME_OVERHEAD = 512
@@ -96,10 +99,10 @@ class ChannelLog:
                                          code=error.code) from error
         return Entry(message.serial, message.name, message.data)
 
-    async def newest_first(self) -> AsyncIterator[list[Entry]]:
+    async def newest_first(self, page_size: int | None = None) -> AsyncIterator[list[Entry]]:
         """History pages, newest message first."""
         try:
-            page = await self.channel.history(direction="backwards", limit=PAGE_SIZE)
+            page = await self.channel.history(direction="backwards", limit=page_size or PAGE_SIZE)
             while True:
                 yield [Entry(m.serial, m.name, m.data) for m in page.items]
                 if not page.has_next():

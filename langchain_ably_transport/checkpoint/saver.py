@@ -163,7 +163,7 @@ class AblySaver(BaseCheckpointSaver[str]):
             return None
         tuple_ = await self._tuple(thread_id, store, entry[1])
         if not checkpoint_id:
-            store.remember_values(entry[1], await store.values(entry[1]))
+            store.remember(entry[1])
         return tuple_
 
     async def _tuple(self, thread_id: str, store: ThreadStore, record: CheckpointRecord) -> CheckpointTuple:

@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .index import ThreadIndex, version_key
-from .log import ChannelLog, Entry
+from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, Entry
 from .records import CHECKPOINT, ERASE, WRITES, CheckpointRecord, EraseRecord, Record, Typed, WritesRecord, decode, pack
 from .records import unpack as unpack_record
 from .values import BlobRef, Layout, Written, blob_key, blob_refs, lay_out, materialise, rebase
@@ -75,9 +75,17 @@ class ThreadStore:
         return await self._with_early_writes(self.index.get(ns, checkpoint_id))
 
     async def load_all(self) -> None:
+        """Everything the channel holds for this thread, in the largest pages (folding is idempotent)."""
         async with self._lock:
-            await self._refresh()
-            await self._scan_older(lambda: False)
+            if self.index.complete:
+                await self._refresh()
+                return
+            async for page in self.log.newest_first(FULL_SCAN_PAGE_SIZE):
+                self._fold(page)
+                if self.index.complete:
+                    break
+            self.index.complete = True
+            self._older = None
 
     async def _refresh(self) -> None:
         """Fold in every record newer than the newest this process has seen."""
@@ -140,11 +148,19 @@ class ThreadStore:
         loads = self._serde.loads_typed
         return {ch: materialise(ref, blobs, loads) for ch, (_, ref) in record.values.items() if ref[0] != "empty"}
 
-    def remember_values(self, record: CheckpointRecord, values: dict[str, Any]) -> None:
-        """What was read is what the next put appends to."""
+    def remember(self, record: CheckpointRecord) -> None:
+        """What was read is what the next put appends to; its lists are decoded only if a put needs them."""
         for channel, (version, ref) in record.values.items():
-            if ref[0] == "list" and channel in values:
-                self._written[(record.ns, channel)] = Written(version, values[channel], len(values[channel]), ref)
+            if ref[0] == "list":
+                self._written[(record.ns, channel)] = Written(version, None, -1, ref)
+
+    async def _previous(self, ns: str, channel: str) -> Written | None:
+        written = self._written.get((ns, channel))
+        if written is None or written.length >= 0:
+            return written
+        blobs = await self._blobs_for(blob_refs(written.ref))
+        value = materialise(written.ref, blobs, self._serde.loads_typed)
+        return Written(written.version, value, len(value), written.ref)
 
     async def _blobs_for(self, refs: list[BlobRef]) -> dict[str, bytes]:
         wanted = {blob_key(ref): ref for ref in refs}
@@ -186,7 +202,7 @@ class ThreadStore:
         refs: dict[str, list[Any]] = {}
         for channel, version in checkpoint["channel_versions"].items():
             if channel in new_versions:
-                previous = self._written.get((ns, channel))
+                previous = await self._previous(ns, channel)
                 ref = lay_out(channel, values[channel], previous, self._serde.dumps_typed, layout) \
                     if channel in values else ["empty"]
             else:

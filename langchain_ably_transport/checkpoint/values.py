@@ -23,7 +23,7 @@ import msgpack
 
 from .records import Typed, typed
 
-SEAL_SIZE = 16 * 1024
+SEAL_SIZE = 32 * 1024
 MAX_TAIL = 8
 
 Ref = list[Any]
@@ -46,7 +46,10 @@ class Layout:
 
 @dataclass(frozen=True)
 class Written:
-    """The last value of a channel this process stored or read, to store the next one as an append."""
+    """The last value of a channel this process stored or read, to store the next one as an append.
+
+    A list read back but not yet decoded has `value=None` and `length=-1`.
+    """
 
     version: Any
     value: Any
