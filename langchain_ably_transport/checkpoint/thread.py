@@ -20,7 +20,9 @@ from .index import ThreadIndex, version_key
 from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, Entry
 from .records import CHECKPOINT, ERASE, WRITES, CheckpointRecord, EraseRecord, Record, Typed, WritesRecord, decode, pack
 from .records import unpack as unpack_record
-from .values import BlobRef, Layout, Written, blob_key, blob_refs, lay_out, materialise, rebase
+from .values import BlobRef, Layout, Ref, Written, blob_key, blob_refs, lay_out, materialise, rebase
+
+CARRIED_VALUE_BYTES = 256
 
 
 class BlobCache:
@@ -209,6 +211,7 @@ class ThreadStore:
                 ref = self.index.refs.get((ns, channel, version_key(version)))
                 if ref is None:
                     continue
+                ref = self._carried(channel, ref, layout)
             refs[channel] = [version, ref]
         stripped = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         record = CheckpointRecord(
@@ -218,6 +221,16 @@ class ThreadStore:
         with self._publishing(CHECKPOINT, ns, checkpoint["id"]):
             serial = await self._publish_checkpoint(record, layout)
             self._after_put(serial, record, values, new_versions)
+
+    def _carried(self, channel: str, ref: Ref, layout: Layout) -> Ref:
+        """An unchanged small value is copied into the new record rather than referenced: a cold read then
+        needs no fetch from a record written long ago, for a few bytes per put."""
+        if ref[0] != "value" or ref[2][0] != "at":
+            return ref
+        payload = self._blobs.get((self.log.name, blob_key(ref[2])))
+        if payload is None or len(payload) > CARRIED_VALUE_BYTES:
+            return ref
+        return ["value", ref[1], layout.add_blob(channel, payload)]
 
     async def _publish_checkpoint(self, record: CheckpointRecord, layout: Layout) -> str:
         """Blobs too large for the record go to chunk messages first; the record names their serials."""

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_serial ON events (channel, channel_serial);
+CREATE INDEX IF NOT EXISTS events_by_position ON events (channel, action, id);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_serial ON messages (channel, serial);
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (channel, message_id);
+CREATE INDEX IF NOT EXISTS messages_by_position ON messages (channel, id);
 CREATE TABLE IF NOT EXISTS versions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,

@@ -122,7 +122,7 @@ async def test_expired_history_raises_a_retention_error_naming_the_fix():
         async with connect(server.key, server.url) as client:
             saver = AblySaver(client)
             thread_id = uuid.uuid4().hex
-            config = await saver.aput(_config(thread_id), _checkpoint({"kept": "x" * 100}, {"kept": 1}),
+            config = await saver.aput(_config(thread_id), _checkpoint({"kept": "x" * 2000}, {"kept": 1}),
                                       {"source": "loop", "step": 0}, {"kept": 1})
             for step in range(1, 3):
                 await asyncio.sleep(0.8)
