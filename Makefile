@@ -16,6 +16,7 @@ test: $(PY_READY) $(JS_READY)
 
 bench: $(PY_READY)
 	$(BIN)/python benchmarks/devserver_throughput.py
+	$(BIN)/python benchmarks/checkpoint_saver.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver
