@@ -149,6 +149,15 @@ def _connection_error(reason: Any, state: object) -> ConnectionFailedError:
     )
 
 
+def attach_serial(channel: Any) -> str | None:
+    """The channelSerial of a channel's last attach: the point up to which history precedes live delivery.
+
+    ably-python 3.1.4 keeps it private and has no `history(untilAttach=True)`; ably-js sends the same value
+    as the `from_serial` history parameter.
+    """
+    return getattr(channel, "_RealtimeChannel__attach_serial", None)
+
+
 def install_sdk_fixes() -> None:
     """Apply the WebSocket port fix when the installed ably-python needs it; idempotent."""
     transport = websockettransport.WebSocketTransport

@@ -1,0 +1,432 @@
+"""`MessageEncoder`: one assistant message (one codec-message-id) written to the channel chunk by chunk.
+
+It is `core/codec/encoder.ts` + the Vercel output table, with three additions the JS SDK does not have:
+
+* Coalescing. Deltas of a stream are sent at most once per `coalesce_window` (40 ms, i.e. at most 25
+  appends per second per stream, Ably's own append rollup rate): the first delta goes out at once, later
+  ones wait for the window and go out as one append. `coalesce_window=0` sends one append per delta.
+* Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
+  A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
+  and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
+  A JS reader shows the continuation as a new text part right after the first (its reducer pushes a part
+  per stream start; there is no way around that in 0.8.0); this package's `Decoder` re-joins them, using
+  the codec headers `continued`/`continues` that JS ignores. Everything else that would not fit raises
+  `OversizeMessageError` before it is sent, never silently: a discrete chunk (e.g. a huge tool output or
+  data part) and a tool-input stream (JS parses the input from one message's text).
+* Terminal statuses on every exit. `close()` ends streams still open with `status: "cancelled"`, so a
+  reader and history always see a terminal; JS leaves them `streaming` when the source throws (open
+  question 6). A JS reader closes a cancelled stream silently, so it renders the text received so far.
+
+Appends are pipelined: `ChannelWriter.append` is called without awaiting, and the encoder awaits them all
+when a stream closes, on `cancel()` and on `close()`. A failed append is repaired by an `update` carrying
+the message's full text and terminal status (§5.3); if that fails too, `EncoderRecoveryFailedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+from ..wire.envelope import Headers, WireMessage
+from ..wire.names import (
+    AI_OUTPUT,
+    FALSE,
+    HEADER_CODEC_MESSAGE_ID,
+    HEADER_STATUS,
+    HEADER_STREAM,
+    HEADER_STREAM_ID,
+    TRUE,
+    StreamStatus,
+)
+from .errors import (
+    EncoderClosedError,
+    EncoderRecoveryFailedError,
+    MissingSerialError,
+    OversizeMessageError,
+    StreamNotOpenError,
+    UnsupportedChunkError,
+)
+from .sizing import SOFT_FRACTION, TextTail, split_point, utf8_len
+from .vercel import (
+    CONTINUED,
+    CONTINUES,
+    TOOL_INPUT,
+    StreamGroup,
+    delta_text,
+    encode_discrete,
+    end_codec,
+    start_codec,
+    stream_id_of,
+    stream_phase,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COALESCE_WINDOW = 0.040
+DEFAULT_MAX_MESSAGE_BYTES = 65536
+# Ably measures data + name + clientId + extras; the SDK's own client-side check (publish only) measures
+# the whole encoded message with its field names, a few dozen bytes more. The reserve covers that.
+DEFAULT_ENVELOPE_RESERVE = 512
+
+
+class ChannelWriter(Protocol):
+    """Where an encoder's messages go; the session implements it over an Ably channel.
+
+    Order matters: the channel must see messages in the order these methods are *called*. `append` is
+    called without being awaited, so it must take its place in the connection's outgoing order when
+    called, or at the latest in the first step of the coroutine it returns (ably-python's
+    `append_message` assigns its `msgSerial` there); the encoder yields once before its next awaited
+    write so such coroutines take that first step in order.
+    """
+
+    async def publish(self, message: WireMessage) -> str | None:
+        """Publish a create and return its serial from the ACK (`PublishResult.serials[0]`)."""
+        ...
+
+    def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
+        """Start appending to message `serial`; the awaitable settles with the ACK or the failure."""
+        ...
+
+    async def update(self, serial: str, message: WireMessage) -> Any:
+        """Replace message `serial`'s data and extras (recovery only)."""
+        ...
+
+
+OnMessage = Callable[[WireMessage], None]
+
+
+@dataclass
+class _Segment:
+    """One Ably message of a stream: a long stream is carried by several, one after another."""
+
+    stream_id: str
+    serial: str
+    transport: Headers
+    codec: Headers
+    base_bytes: int
+    text: list[str] = field(default_factory=list)
+    planned_bytes: int = 0
+    status: StreamStatus = StreamStatus.STREAMING
+    closing_codec: Headers | None = None
+    failed: bool = False
+    recovered: bool = False
+
+    @property
+    def accumulated(self) -> str:
+        return "".join(self.text)
+
+
+@dataclass
+class _Stream:
+    group: StreamGroup
+    stream_id: str
+    start_codec: Headers
+    segment: _Segment
+    tail: TextTail = field(default_factory=TextTail)
+    buffer: list[str] = field(default_factory=list)
+    last_sent: float = -math.inf
+    timer: asyncio.TimerHandle | None = None
+
+
+class MessageEncoder:
+    """Writes the chunks of ONE assistant message as `ai-output` messages; `close()` it when done.
+
+    `transport` is the full transport tier stamped on every message (`build_transport_headers` with
+    role `assistant`, run id, codec-message-id, …); the encoder adds `stream`, `status` and `stream-id`.
+    `on_message` sees (and may amend) every message just before it is written, as the JS `onAblyMessage`
+    hook does, e.g. to stamp a `step-start-serial` learnt after the encoder was made. `write` calls must
+    not overlap: await each before the next.
+    """
+
+    def __init__(
+        self,
+        writer: ChannelWriter,
+        transport: Mapping[str, str],
+        *,
+        coalesce_window: float = DEFAULT_COALESCE_WINDOW,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        envelope_reserve: int = DEFAULT_ENVELOPE_RESERVE,
+        on_message: OnMessage | None = None,
+    ) -> None:
+        self._writer = writer
+        self._transport: Headers = dict(transport)
+        self._window = max(0.0, coalesce_window)
+        self._limit = max_message_bytes - envelope_reserve
+        self._on_message = on_message
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._segments: list[_Segment] = []
+        self._pending: list[tuple[asyncio.Future[Any], _Segment]] = []
+        self._unstarted = False
+        self._closed = False
+
+    @property
+    def codec_message_id(self) -> str | None:
+        return self._transport.get(HEADER_CODEC_MESSAGE_ID)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def open_stream_ids(self) -> list[str]:
+        return [stream.stream_id for stream in self._streams.values()]
+
+    async def __aenter__(self) -> MessageEncoder:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- Public operations ---------------------------------------------------------------------------------
+
+    async def write(self, chunk: Mapping[str, Any]) -> None:
+        """Publish one UIMessageChunk: a discrete create, a stream create, an append or a stream close."""
+        if self._closed:
+            raise EncoderClosedError()
+        chunk_type = chunk.get("type")
+        if not isinstance(chunk_type, str):
+            raise UnsupportedChunkError(chunk_type)
+        phase = stream_phase(chunk_type)
+        if phase is None:
+            await self._publish_discrete(chunk)
+            return
+        group, step = phase
+        if step == "start":
+            await self._start_stream(group, chunk)
+        elif step == "delta":
+            await self._delta(group, chunk)
+        elif group is TOOL_INPUT and (group.kind, stream_id_of(group, chunk)) not in self._streams:
+            await self._publish_discrete(chunk)  # tool-input-available with no open stream (§6.2)
+        else:
+            await self._end_stream(group, chunk)
+
+    async def cancel(self) -> None:
+        """Close every open stream with `status: "cancelled"` and empty data, then await all appends."""
+        if self._closed:
+            return
+        self._flush_buffers()
+        for stream in list(self._streams.values()):
+            self._close_segment(stream.segment, StreamStatus.CANCELLED, dict(stream.segment.codec))
+        self._streams.clear()
+        await self._settle()
+
+    async def close(self) -> None:
+        """Cancel what is still open, await every pending append (repairing failures); idempotent."""
+        if self._closed:
+            return
+        try:
+            await self.cancel()
+        finally:
+            self._closed = True
+
+    # --- Discrete ------------------------------------------------------------------------------------------
+
+    async def _publish_discrete(self, chunk: Mapping[str, Any]) -> None:
+        encoded = encode_discrete(chunk, message_id=self.codec_message_id)
+        message = WireMessage(name=AI_OUTPUT, data=encoded.data, transport={**self._transport, HEADER_STREAM: FALSE},
+                              codec=encoded.codec, ephemeral=encoded.ephemeral)
+        self._hook(message)
+        self._check_size(message, f"the {chunk.get('type')!r} chunk")
+        await self._before_awaited_write()
+        await self._writer.publish(message)
+
+    # --- Streams -------------------------------------------------------------------------------------------
+
+    async def _start_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
+        stream_id = stream_id_of(group, chunk)
+        codec = start_codec(group, chunk)
+        previous = self._streams.pop((group.kind, stream_id), None)
+        if previous is not None:  # a restarted id: give the old message its terminal first
+            self._flush_stream(previous)
+            self._close_segment(previous.segment, StreamStatus.CANCELLED, dict(previous.segment.codec))
+        segment = await self._open_segment(stream_id, codec)
+        self._streams[(group.kind, stream_id)] = _Stream(group, stream_id, codec, segment)
+
+    async def _open_segment(self, stream_id: str, codec: Headers) -> _Segment:
+        transport = {**self._transport, HEADER_STREAM: TRUE, HEADER_STATUS: StreamStatus.STREAMING.value,
+                     HEADER_STREAM_ID: stream_id}
+        message = WireMessage(name=AI_OUTPUT, data="", transport=transport, codec=dict(codec))
+        self._hook(message)
+        # The aggregate keeps the create's name and the last append's extras; budget for the largest of
+        # those an append will carry (a terminal status and the continuation flag).
+        closing = WireMessage(name=AI_OUTPUT, transport={**message.transport, HEADER_STATUS: "cancelled"},
+                              codec={**message.codec, CONTINUED: TRUE})
+        base = closing.size()
+        if base >= self._limit:
+            raise OversizeMessageError(f"the headers of stream {stream_id!r}", base, self._limit)
+        await self._before_awaited_write()
+        serial = await self._writer.publish(message)
+        if not serial:
+            raise MissingSerialError(stream_id)
+        segment = _Segment(stream_id, serial, message.transport, message.codec, base)
+        self._segments.append(segment)
+        return segment
+
+    async def _delta(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
+        stream = self._open_stream(group, chunk)
+        text = delta_text(group, chunk)
+        while text:
+            segment = stream.segment
+            room = self._limit - segment.base_bytes - segment.planned_bytes
+            if group is TOOL_INPUT:
+                if utf8_len(text) > room:
+                    needed = segment.base_bytes + segment.planned_bytes + utf8_len(text)
+                    raise OversizeMessageError(f"the input of tool call {stream.stream_id!r}", needed, self._limit)
+                cut = len(text)
+            else:
+                soft_room = room - (self._limit - segment.base_bytes) // SOFT_FRACTION
+                cut = split_point(text, room=room, soft_room=soft_room, tail=stream.tail,
+                                  has_data=segment.planned_bytes > 0)
+                if cut == 0 and segment.planned_bytes == 0:
+                    raise OversizeMessageError(f"a message of stream {stream.stream_id!r}", segment.base_bytes,
+                                               self._limit)
+            head, text = text[:cut], text[cut:]
+            if head:
+                self._enqueue(stream, head)
+            if text:
+                await self._continue_in_new_message(stream)
+
+    async def _end_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
+        stream = self._open_stream(group, chunk)
+        self._flush_stream(stream)
+        closing_codec = {**stream.segment.codec, **end_codec(group, chunk)}
+        if self._closing_size(stream.segment, closing_codec) > self._limit:
+            if group is TOOL_INPUT or stream.segment.planned_bytes == 0:
+                size = self._closing_size(stream.segment, closing_codec)
+                raise OversizeMessageError(f"the end of stream {stream.stream_id!r}", size, self._limit)
+            await self._continue_in_new_message(stream)
+            closing_codec = {**stream.segment.codec, **end_codec(group, chunk)}
+            size = self._closing_size(stream.segment, closing_codec)
+            if size > self._limit:
+                raise OversizeMessageError(f"the end of stream {stream.stream_id!r}", size, self._limit)
+        del self._streams[(group.kind, stream.stream_id)]
+        self._close_segment(stream.segment, StreamStatus.COMPLETE, closing_codec)
+        await self._settle()
+
+    async def _continue_in_new_message(self, stream: _Stream) -> None:
+        """End the stream's current Ably message `complete` and carry the stream on in a new one."""
+        self._flush_stream(stream)
+        ending = stream.segment
+        self._close_segment(ending, StreamStatus.COMPLETE, {**ending.codec, CONTINUED: TRUE})
+        stream.segment = await self._open_segment(stream.stream_id, {**stream.start_codec, CONTINUES: TRUE})
+
+    def _open_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> _Stream:
+        stream_id = stream_id_of(group, chunk)
+        stream = self._streams.get((group.kind, stream_id))
+        if stream is None:
+            raise StreamNotOpenError(str(chunk.get("type")), stream_id)
+        return stream
+
+    def _closing_size(self, segment: _Segment, codec: Headers) -> int:
+        closing = WireMessage(name=AI_OUTPUT, transport={**segment.transport, HEADER_STATUS: "complete"}, codec=codec)
+        return closing.size() + segment.planned_bytes
+
+    # --- Appends and coalescing ----------------------------------------------------------------------------
+
+    def _enqueue(self, stream: _Stream, text: str) -> None:
+        """Account for `text` in the stream's message and send it now or when the window allows."""
+        stream.segment.planned_bytes += utf8_len(text)
+        stream.tail.advance(text)
+        if self._window <= 0:
+            self._send_append(stream.segment, text)
+            return
+        loop = asyncio.get_running_loop()
+        if not stream.buffer and loop.time() - stream.last_sent >= self._window:
+            stream.last_sent = loop.time()
+            self._send_append(stream.segment, text)
+            return
+        stream.buffer.append(text)
+        if stream.timer is None:
+            stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
+
+    def _flush_stream(self, stream: _Stream) -> None:
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        if stream.buffer:
+            text = "".join(stream.buffer)
+            stream.buffer.clear()
+            stream.last_sent = asyncio.get_running_loop().time()
+            self._send_append(stream.segment, text)
+
+    def _flush_buffers(self) -> None:
+        for stream in self._streams.values():
+            self._flush_stream(stream)
+
+    def _send_append(self, segment: _Segment, text: str) -> None:
+        message = WireMessage(data=text, transport=dict(segment.transport), codec=dict(segment.codec))
+        self._hook(message)
+        segment.text.append(text)
+        self._pipeline(segment, message)
+
+    def _close_segment(self, segment: _Segment, status: StreamStatus, codec: Headers) -> None:
+        message = WireMessage(data="", transport={**segment.transport, HEADER_STATUS: status.value}, codec=codec)
+        self._hook(message)
+        segment.status = status
+        segment.closing_codec = codec
+        self._pipeline(segment, message)
+
+    def _pipeline(self, segment: _Segment, message: WireMessage) -> None:
+        future = asyncio.ensure_future(self._writer.append(segment.serial, message))
+        self._pending.append((future, segment))
+        self._unstarted = True
+
+    async def _before_awaited_write(self) -> None:
+        """Keep the wire in chunk order: buffered deltas go first, and appended coroutines take their turn."""
+        self._flush_buffers()
+        if self._unstarted:
+            self._unstarted = False
+            await asyncio.sleep(0)
+
+    # --- Settling and recovery -----------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Await every pending append; repair the terminated messages whose appends failed (§5.3)."""
+        pending, self._pending = self._pending, []
+        self._unstarted = False
+        results = await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
+        for (_, segment), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("append to %s failed: %r", segment.serial, result)
+                segment.failed = True
+        await self._recover()
+
+    async def _recover(self) -> None:
+        failures: list[tuple[_Segment, BaseException]] = []
+        for segment in self._segments:
+            if not segment.failed or segment.recovered or segment.status is StreamStatus.STREAMING:
+                continue
+            message = WireMessage(data=segment.accumulated,
+                                  transport={**segment.transport, HEADER_STATUS: segment.status.value},
+                                  codec=dict(segment.closing_codec or segment.codec))
+            self._hook(message)
+            try:
+                await self._writer.update(segment.serial, message)
+                segment.recovered = True
+            except Exception as error:
+                failures.append((segment, error))
+        if failures:
+            raise EncoderRecoveryFailedError([s.stream_id for s, _ in failures], failures[0][1])
+
+    # --- Helpers -------------------------------------------------------------------------------------------
+
+    def _hook(self, message: WireMessage) -> None:
+        if self._on_message is None:
+            return
+        try:
+            self._on_message(message)
+        except Exception:
+            log.exception("on_message hook raised; the message is written as it stands")
+
+    def _check_size(self, message: WireMessage, what: str) -> None:
+        size = message.size()
+        if size > self._limit:
+            raise OversizeMessageError(what, size, self._limit)
+

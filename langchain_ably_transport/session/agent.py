@@ -1,0 +1,366 @@
+"""The agent side of a session: runs that start (or resume), stream outputs, and end, suspend or get cancelled.
+
+`AgentSession` opens the session channel; `create_run(invocation)` locates the trigger input the client
+published (live or in history) and returns a `Run`. A `Run` publishes `ai-run-start` (`ai-run-resume` for a
+continuation), pipes chunk streams through the codec as steps, and ends. Cancels from any client fire
+`run.cancelled`, an `asyncio.Event` the caller can await or pass down; steers are surfaced on the run and
+acknowledged on the next pass's outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ably import AblyRealtime
+from langchain_core.messages import BaseMessage
+
+from ..codec import DecodedEvent, MessageEncoder
+from ..codec.chunks import CodecMessage
+from ..codec.langchain import ui_messages_to_langchain
+from ..errors import AblyTransportError
+from ..wire import names
+from ..wire.envelope import WireMessage
+from ..wire.headers import (
+    build_transport_headers,
+    read_cancel_target,
+    run_end_message,
+    run_resume_message,
+    run_start_message,
+    run_suspend_message,
+    step_end_message,
+    step_start_message,
+)
+from ..wire.invocation import Invocation
+from .core import SessionCore, chain_messages
+from .tree import Node
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED_CANCELS = 200
+DEFAULT_TRIGGER_TIMEOUT_S = 10.0
+
+
+class RunError(AblyTransportError):
+    """A run could not be created or used as asked (unknown trigger, publishing after the end, ...)."""
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """A cancel as it arrived: who sent it and which run it targets."""
+
+    run_id: str
+    client_id: str | None
+    wire: WireMessage
+
+
+AuthorizeCancel = Callable[[CancelRequest], bool | Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The input that started this invocation, read from its transport headers."""
+
+    wire: WireMessage
+    codec_message_id: str
+    run_id: str | None
+    run_client_id: str
+    parent: str | None
+    fork_of: str | None
+    regenerates: str | None
+
+    @classmethod
+    def of(cls, wire: WireMessage) -> Trigger:
+        t = wire.transport
+        return cls(wire, t.get(names.HEADER_CODEC_MESSAGE_ID, ""), t.get(names.HEADER_RUN_ID) or None,
+                   t.get(names.HEADER_RUN_CLIENT_ID, ""), t.get(names.HEADER_PARENT),
+                   t.get(names.HEADER_FORK_OF), t.get(names.HEADER_MSG_REGENERATE))
+
+
+@dataclass
+class PipeResult:
+    """How a pass ended: `complete`, `cancelled` or `error` (with the exception)."""
+
+    reason: str
+    error: BaseException | None = None
+    codec_message_id: str | None = None
+
+
+class AgentSession:
+    """`async with AgentSession(client, invocation.session_name) as session:` the agent's side of a session."""
+
+    def __init__(self, client: AblyRealtime, session_name: str, *, authorize_cancel: AuthorizeCancel | None = None,
+                 coalesce_window: float | None = None) -> None:
+        self._client = client
+        self._name = session_name
+        self.core: SessionCore
+        self._authorize_cancel = authorize_cancel
+        self._coalesce_window = coalesce_window
+        self._runs: dict[str, Run] = {}
+        self._runs_by_input: dict[str, Run] = {}
+        self._early_cancels: OrderedDict[str, WireMessage] = OrderedDict()
+        self._hook_tasks: set[asyncio.Future[None]] = set()
+
+    async def __aenter__(self) -> AgentSession:
+        self.core = await SessionCore.acquire(self._client, self._name)
+        self.core.listen(self._on_folded)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            for run in list(self._runs.values()):
+                if run.started and not run.ended:
+                    await run.end("cancelled")
+        finally:
+            self.core.unlisten(self._on_folded)
+            await self.core.release()
+
+    async def create_run(self, invocation: Invocation, *, run_id: str | None = None,
+                         timeout: float = DEFAULT_TRIGGER_TIMEOUT_S) -> Run:
+        """A run for `invocation`, once its trigger input is found (104010 if it never shows up)."""
+        event_id = invocation.input_event_id
+        found = await self.core.wait_for(lambda: event_id in self.core.tree.inputs_by_event, timeout)
+        if not found:
+            raise RunError(f"input event {event_id!r} not found on {self.core.name!r}",
+                           code=names.ErrorCode.INPUT_EVENT_NOT_FOUND)
+        trigger = Trigger.of(self.core.tree.inputs_by_event[event_id][-1])
+        run = Run(self, trigger, run_id=trigger.run_id or run_id or str(uuid.uuid4()))
+        self._runs[run.run_id] = run
+        self._runs_by_input[trigger.codec_message_id] = run
+        return run
+
+    # --- what arrives on the channel ---
+
+    def _on_folded(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
+        if not live:
+            return
+        if wire.name == names.CANCEL:
+            self._on_cancel(wire)
+        elif wire.name == names.AI_INPUT:
+            run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
+            if run is not None and events:
+                run._on_input(wire)
+
+    def _on_cancel(self, wire: WireMessage) -> None:
+        target = read_cancel_target(wire.transport)
+        run = self._runs.get(target.run_id or "") or self._runs_by_input.get(target.input_codec_message_id or "")
+        if run is not None and self._authorize_cancel is None:
+            run.cancelled.set()
+        elif run is not None:
+            task = asyncio.ensure_future(self._authorized_cancel(run, wire))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+        elif target.input_codec_message_id and not target.run_id:
+            self._early_cancels.pop(target.input_codec_message_id, None)
+            self._early_cancels[target.input_codec_message_id] = wire
+            while len(self._early_cancels) > MAX_BUFFERED_CANCELS:
+                self._early_cancels.popitem(last=False)
+
+    async def _authorized_cancel(self, run: Run, wire: WireMessage) -> None:
+        assert self._authorize_cancel is not None
+        verdict = self._authorize_cancel(CancelRequest(run.run_id, wire.client_id, wire))
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if verdict:
+            run.cancelled.set()
+        else:
+            log.info("cancel of run %s from %r refused by the authorisation hook", run.run_id, wire.client_id)
+
+    def _take_early_cancel(self, run: Run) -> WireMessage | None:
+        return self._early_cancels.pop(run.trigger.codec_message_id, None)
+
+
+@dataclass
+class _Steers:
+    pending: list[str] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)
+
+
+class Run:
+    """One invocation of a run. `start()`, then `pipe()` passes, then `end()` or `suspend()`."""
+
+    def __init__(self, session: AgentSession, trigger: Trigger, run_id: str) -> None:
+        self._session = session
+        self.trigger = trigger
+        self.run_id = run_id
+        self.invocation_id = str(uuid.uuid4())
+        self.cancelled = asyncio.Event()
+        self.started = False
+        self.ended = False
+        self._steps = 0
+        self._steers = _Steers()
+        self.steered = asyncio.Event()
+        tree = session.core.tree
+        backs_node = tree.owner(trigger.codec_message_id) is not None
+        self._output_parent = trigger.codec_message_id if backs_node else trigger.parent
+        owner = tree.owner(trigger.codec_message_id)
+        self._run_parent = trigger.parent if owner is not None and owner.kind == "run" and not trigger.run_id \
+            else self._output_parent
+
+    @property
+    def is_continuation(self) -> bool:
+        return self.trigger.run_id is not None
+
+    @property
+    def _core(self) -> SessionCore:
+        return self._session.core
+
+    def _lifecycle(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run_client_id": self.trigger.run_client_id,
+                "invocation_id": self.invocation_id, "input_client_id": self.trigger.wire.client_id,
+                "input_codec_message_id": self.trigger.codec_message_id}
+
+    async def start(self) -> None:
+        """Publish `ai-run-start` (or `ai-run-resume`); a cancel that arrived first cancels at once."""
+        if self.started:
+            raise RunError(f"run {self.run_id} already started")
+        if self._session._take_early_cancel(self) is not None:
+            self.cancelled.set()
+        if self.is_continuation:
+            message = run_resume_message(**self._lifecycle())
+        else:
+            message = run_start_message(**self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
+                                        regenerates=self.trigger.regenerates)
+        await self._core.writer.publish(message)
+        self.started = True
+
+    async def pipe(self, chunks: AsyncIterable[dict[str, Any]]) -> PipeResult:
+        """Publish one assistant message's chunks as a step; stops early (streams closed `cancelled`) on cancel."""
+        self._require_open()
+        iterator = aiter(chunks)
+        first = await self._next_or_cancel(iterator)
+        if first is _CANCELLED:
+            return PipeResult("cancelled")
+        if first is _END:
+            return PipeResult("complete")
+        step = await self._open_step()
+        encoder = self._encoder(step)
+        result = await self._stream(encoder, first, iterator)
+        await self._core.writer.publish(step_end_message(
+            run_id=self.run_id, step_id=step[0], step_start_serial=step[1], invocation_id=self.invocation_id,
+            run_client_id=self.trigger.run_client_id, input_client_id=self.trigger.wire.client_id,
+            step_client_id=self.trigger.wire.client_id or "", reason=_STEP_REASONS[result.reason]))
+        result.codec_message_id = encoder.codec_message_id
+        return result
+
+    async def _stream(self, encoder: MessageEncoder, first: Any, iterator: Any) -> PipeResult:
+        chunk = first
+        try:
+            while True:
+                await encoder.write(chunk)
+                chunk = await self._next_or_cancel(iterator)
+                if chunk is _END:
+                    await encoder.close()
+                    return PipeResult("complete")
+                if chunk is _CANCELLED:
+                    await encoder.cancel()
+                    await encoder.close()
+                    return PipeResult("cancelled")
+        except Exception as error:  # the model or a chunk failed: close what is open, report, never hang
+            log.warning("run %s: pass failed: %s", self.run_id, error)
+            await encoder.cancel()
+            await encoder.close()
+            return PipeResult("error", error)
+
+    async def _next_or_cancel(self, iterator: Any) -> Any:
+        if self.cancelled.is_set():
+            return _CANCELLED
+        next_chunk = asyncio.ensure_future(anext(iterator, _END))
+        cancel = asyncio.ensure_future(self.cancelled.wait())
+        done, _ = await asyncio.wait({next_chunk, cancel}, return_when=asyncio.FIRST_COMPLETED)
+        if next_chunk in done:
+            cancel.cancel()
+            return next_chunk.result()
+        next_chunk.cancel()
+        return _CANCELLED
+
+    async def _open_step(self) -> tuple[str, str]:
+        step_id = f"{self.invocation_id}-step-{self._steps}"
+        self._steps += 1
+        serial = await self._core.writer.publish(step_start_message(
+            run_id=self.run_id, step_id=step_id, invocation_id=self.invocation_id,
+            run_client_id=self.trigger.run_client_id, input_client_id=self.trigger.wire.client_id,
+            step_client_id=self.trigger.wire.client_id or ""))
+        return step_id, serial or ""
+
+    def _encoder(self, step: tuple[str, str]) -> MessageEncoder:
+        steers, self._steers.pending = self._steers.pending, []
+        self._steers.answered.update(steers)
+        transport = build_transport_headers(
+            role=names.ROLE_ASSISTANT, codec_message_id=str(uuid.uuid4()), run_id=self.run_id,
+            run_client_id=self.trigger.run_client_id, parent=self._output_parent, fork_of=self.trigger.fork_of,
+            regenerates=self.trigger.regenerates, invocation_id=self.invocation_id,
+            input_client_id=self.trigger.wire.client_id, input_codec_message_id=self.trigger.codec_message_id,
+            step_id=step[0], step_start_serial=step[1], step_client_id=self.trigger.wire.client_id or "",
+            steer_codec_message_ids=steers,
+        )
+        options = {} if self._session._coalesce_window is None else {"coalesce_window": self._session._coalesce_window}
+        return MessageEncoder(self._core.writer, transport, **options)
+
+    async def suspend(self) -> None:
+        """Publish `ai-run-suspend`: this invocation ends waiting for the client; the run goes on later."""
+        self._require_open()
+        await self._core.writer.publish(run_suspend_message(**self._lifecycle()))
+        self.ended = True
+
+    async def end(self, reason: str = "complete", *, error_code: int | None = None,
+                  error_message: str | None = None) -> None:
+        """Publish `ai-run-end` with `complete`, `cancelled` or `error` (plus an Ably-style code and message)."""
+        if self.ended:
+            return
+        if reason == names.RunEndReason.ERROR and error_code is None:
+            error_code = names.ErrorCode.STREAM_ERROR
+        await self._core.writer.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
+                                                        error_message=error_message))
+        self.ended = True
+
+    def _require_open(self) -> None:
+        if not self.started:
+            raise RunError(f"run {self.run_id} has not started")
+        if self.ended:
+            raise RunError(f"run {self.run_id} has ended")
+
+    # --- steering ---
+
+    def _on_input(self, wire: WireMessage) -> None:
+        codec_message_id = wire.transport.get(names.HEADER_CODEC_MESSAGE_ID, "")
+        is_user = wire.transport.get(names.HEADER_ROLE) == names.ROLE_USER
+        if not is_user or codec_message_id == self.trigger.codec_message_id:
+            return
+        if codec_message_id not in self._steers.pending and codec_message_id not in self._steers.answered:
+            self._steers.pending.append(codec_message_id)
+            self.steered.set()
+
+    @property
+    def pending_steers(self) -> list[str]:
+        """Codec-message-ids of user messages sent into this run and not yet answered by a pass."""
+        return list(self._steers.pending)
+
+    # --- the conversation, as the model sees it ---
+
+    def ui_messages(self) -> list[CodecMessage]:
+        """The branch that leads to the trigger (runs that did not complete are left out, as JS agents do)."""
+        tree = self._core.tree
+        anchor = tree.owner(self.trigger.codec_message_id) or tree.owner(self.trigger.parent)
+        chain = tree.branch_to(anchor.key) if anchor is not None else []
+        return chain_messages([node for node in chain if _in_context(node, anchor)])
+
+    def messages(self) -> list[BaseMessage]:
+        """`ui_messages()` as LangChain messages, ready for a model."""
+        return ui_messages_to_langchain([entry["message"] for entry in self.ui_messages()])
+
+
+def _in_context(node: Node, anchor: Node | None) -> bool:
+    return node.kind == "input" or node is anchor or node.status == names.RunStatus.COMPLETE
+
+
+_END = object()
+_CANCELLED = object()
+_STEP_REASONS = {"complete": names.StepEndReason.COMPLETE, "cancelled": names.StepEndReason.CANCELLED,
+                 "error": names.StepEndReason.FAILED}

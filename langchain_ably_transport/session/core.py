@@ -1,0 +1,133 @@
+"""What agent and client sessions share: one channel folded, in serial order, into a conversation tree.
+
+Opening subscribes first (live messages are held), then reads the history before the attach point
+(pages newest first, folded oldest first), then releases the held live messages: no gap and no duplicate,
+because history ends exactly where live delivery begins. Sessions of one client on one channel share a
+core (`acquire`/`release`): a channel attaches once per client, so a second session could not get an attach
+point of its own, and everything the first one folded is what the second needs anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ably import AblyRealtime
+
+from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
+from ..codec.chunks import CodecMessage
+from ..wire.envelope import WireMessage
+from .channel import ChannelWriter, history_before_attach
+from .tree import ConversationTree, Node
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[WireMessage, list[DecodedEvent], bool], None]
+
+
+class SessionCore:
+    _shared: ClassVar[dict[tuple[int, str], SessionCore]] = {}
+
+    @classmethod
+    async def acquire(cls, client: AblyRealtime, session_name: str) -> SessionCore:
+        """The client's core for `session_name`, opened (subscribed and hydrated) on first use."""
+        key = (id(client), session_name)
+        core = cls._shared.get(key)
+        if core is None:
+            core = cls._shared[key] = cls(client, session_name)
+            core._opening = asyncio.ensure_future(core._open())
+        core._users += 1
+        try:
+            await asyncio.shield(core._opening)
+        except BaseException:
+            await core.release()
+            raise
+        return core
+
+    async def release(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return
+        self._shared.pop((id(self.client), self.name), None)
+        self.channel.unsubscribe(self._on_message)
+        await self.channel.detach()
+
+    def __init__(self, client: AblyRealtime, session_name: str) -> None:
+        self.client = client
+        self.name = session_name
+        self.channel = client.channels.get(session_name)
+        self.writer = ChannelWriter(self.channel)
+        self.tree = ConversationTree()
+        self._decoder = Decoder()
+        self._held: list[WireMessage] | None = []
+        self._listeners: list[Listener] = []
+        self._changed = asyncio.Event()
+        self._users = 0
+        self._opening: asyncio.Future[None] | None = None
+
+    def listen(self, listener: Listener) -> None:
+        """`listener(wire, events, live)` for every message folded from now on."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    async def _open(self) -> None:
+        await self.channel.subscribe(self._on_message)
+        pages = [page async for page in history_before_attach(self.client, self.channel)]
+        for page in reversed(pages):
+            for message in reversed(page):
+                wire = WireMessage.from_ably(message)
+                if wire is not None:
+                    self._fold(wire, live=False)
+        held, self._held = self._held or [], None
+        for wire in held:
+            self._fold(wire, live=True)
+
+    def _on_message(self, message: Any) -> None:
+        wire = WireMessage.from_ably(message)
+        if wire is None:
+            return
+        if self._held is not None:
+            self._held.append(wire)
+        else:
+            self._fold(wire, live=True)
+
+    def _fold(self, wire: WireMessage, live: bool) -> None:
+        try:
+            events = self._decoder.decode(wire)
+        except Exception:  # a hostile or broken message must not stop the session
+            log.warning("could not decode %s %s; skipped", wire.name, wire.serial, exc_info=True)
+            events = []
+        self.tree.apply(wire, events)
+        for listener in list(self._listeners):
+            listener(wire, events, live)
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds after some fold, up to `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return predicate()
+        return True
+
+
+def node_messages(node: Node) -> list[CodecMessage]:
+    """The UIMessages a node holds: the user's message, or everything a run published (steers included)."""
+    accumulator = UIMessageAccumulator()
+    accumulator.apply_all(node.events)
+    return accumulator.entries
+
+
+def chain_messages(chain: list[Node]) -> list[CodecMessage]:
+    return [entry for node in chain for entry in node_messages(node)]

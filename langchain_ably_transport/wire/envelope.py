@@ -1,0 +1,149 @@
+"""`WireMessage`: one Ably message of the AI Transport protocol, both as published and as received.
+
+The protocol keeps everything it needs in `extras.ai` (transport tier and codec tier) and leaves
+`extras.headers` to the application (§0). A message without `extras.ai` is foreign, e.g. the application's
+own traffic on a shared channel, and `from_ably` returns None for it so nothing downstream ever sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .names import ACTION_BY_NUMBER, Action
+
+Headers = dict[str, str]
+
+
+@dataclass
+class WireMessage:
+    """An `ai-*` message: what to publish (name, data, tiers, ephemeral) and, when received, where it sits.
+
+    `data` is None when the message has none (lifecycle, step and cancel messages, and appends that carry no
+    delta); creates of streams carry `""`. The received-only fields are None on messages built to publish.
+    """
+
+    name: str | None = None
+    data: Any = None
+    transport: Headers = field(default_factory=dict)
+    codec: Headers = field(default_factory=dict)
+    ephemeral: bool = False
+    action: Action | None = None
+    serial: str | None = None
+    version_serial: str | None = None
+    client_id: str | None = None
+    timestamp: int | None = None
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """`extras` as the SDK writes it: the codec tier is omitted when empty (`encoder.ts` `_aiExtras`)."""
+        ai: dict[str, Any] = {"transport": dict(self.transport)}
+        if self.codec:
+            ai["codec"] = dict(self.codec)
+        extras: dict[str, Any] = {"ai": ai}
+        if self.ephemeral:
+            extras["ephemeral"] = True
+        return extras
+
+    def to_publish(self) -> dict[str, Any]:
+        """Keyword arguments for `ably.types.message.Message` (add `serial=` for an append or update).
+
+        ably-python sends str, dict, list and bytes natively but rejects other JSON values (40011), which the
+        Vercel codec does carry (a `data-*` payload or a tool input may be a number); those travel as JSON text
+        with `encoding="json"`, exactly what ably-js sends for them, and every SDK decodes them back.
+        """
+        kwargs: dict[str, Any] = {"extras": self.extras}
+        if self.name is not None:
+            kwargs["name"] = self.name
+        if self.data is not None:
+            if isinstance(self.data, str | bytes | bytearray | dict | list):
+                kwargs["data"] = self.data
+            else:
+                kwargs["data"] = json.dumps(self.data, separators=(",", ":"), allow_nan=False)
+                kwargs["encoding"] = "json"
+        return kwargs
+
+    def size(self) -> int:
+        """Ably's measure of this message in bytes: data + name + clientId + the JSON of extras.
+
+        Ably rejects a message over the account's limit (40009, 64 KiB by default), and for a message that
+        is appended to, the limit applies to the whole aggregate (name, concatenated data, last extras).
+        """
+        return data_size(self.data) + _text_size(self.name) + _text_size(self.client_id) + extras_size(self.extras)
+
+    @classmethod
+    def from_ably(cls, message: Any) -> WireMessage | None:
+        """Read a received message (an ably-python `Message` or its JSON dict); None for a foreign one."""
+        extras = _get(message, "extras")
+        ai = extras.get("ai") if isinstance(extras, Mapping) else None
+        if not isinstance(ai, Mapping):
+            return None
+        version = _get(message, "version")
+        return cls(
+            name=_get(message, "name"),
+            data=_get(message, "data"),
+            transport=_tier(ai.get("transport")),
+            codec=_tier(ai.get("codec")),
+            ephemeral=extras.get("ephemeral") is True,
+            action=_action(_get(message, "action")),
+            serial=_get(message, "serial"),
+            version_serial=_get(version, "serial") if version is not None else None,
+            client_id=_get(message, "client_id") if not isinstance(message, Mapping) else message.get("clientId"),
+            timestamp=_get(message, "timestamp"),
+        )
+
+
+def from_ably(message: Any) -> WireMessage | None:
+    """`WireMessage.from_ably`, as a function."""
+    return WireMessage.from_ably(message)
+
+
+def data_size(data: Any) -> int:
+    """Bytes of a message's data as Ably counts them: UTF-8 for text, the JSON text for structured data."""
+    if data is None:
+        return 0
+    if isinstance(data, bytes | bytearray):
+        return len(data)
+    if isinstance(data, str):
+        return len(data.encode("utf-8"))
+    # ably-python JSON-encodes structured data with json.dumps' default separators before sending.
+    return len(json.dumps(data).encode("utf-8"))
+
+
+def extras_size(extras: Mapping[str, Any]) -> int:
+    return len(json.dumps(extras, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _text_size(text: str | None) -> int:
+    return len(text.encode("utf-8")) if text else 0
+
+
+def _get(source: Any, key: str) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(key)
+    return getattr(source, key, None)
+
+
+def _tier(value: Any) -> Headers:
+    """A header tier; non-string values (only a foreign writer produces them) are left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def _action(value: Any) -> Action | None:
+    if value is None:
+        return None
+    if isinstance(value, Action):
+        return value
+    if isinstance(value, str):
+        try:
+            return Action(value)
+        except ValueError:
+            return None
+    try:
+        return ACTION_BY_NUMBER.get(int(value))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,105 @@
+"""A Python agent and a Python client on one session channel, through the dev server and ably-python."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+
+from langchain_ably_transport.codec.langchain import ChunkTranslator, tool_output_chunk
+from langchain_ably_transport.session import AgentSession, ClientSession
+from langchain_ably_transport.wire import names
+
+
+async def _model_chunks(text: str, *, delay: float = 0.0, tool_call: dict | None = None):
+    """Chunks of one streamed fake-model reply, as the agent would publish them."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=text, id=str(uuid.uuid4()))]))
+    translator = ChunkTranslator()
+    async for chunk in model.astream("hi"):
+        for out in translator.feed(chunk):
+            yield out
+        await asyncio.sleep(delay)
+    if tool_call:
+        fragment = AIMessageChunk(content="", tool_call_chunks=[
+            {"name": tool_call["name"], "args": tool_call["args"], "id": tool_call["id"], "index": 0}])
+        for out in translator.feed(fragment):
+            yield out
+    for out in translator.finish():
+        yield out
+
+
+async def _answer(client, invocation, chunks, *, end: bool = True):
+    async with AgentSession(client, invocation.session_name, coalesce_window=0.0) as session:
+        run = await session.create_run(invocation)
+        await run.start()
+        result = await run.pipe(chunks)
+        if end:
+            await run.end("cancelled" if result.reason == "cancelled" else "complete")
+        return run, result
+
+
+async def test_agent_streams_text_tool_call_and_result_and_the_client_view_folds_them(clients, channel_name):
+    client_conn, agent_conn = await clients(client_id="alice"), await clients(client_id="agent")
+    async with ClientSession(client_conn, channel_name) as client:
+        sent = await client.send("What's the weather in Paris?")
+
+        async def reply():
+            async for chunk in _model_chunks("Let me check.", tool_call={
+                    "name": "weather", "args": '{"city": "Paris"}', "id": "call-1"}):
+                yield chunk
+            yield tool_output_chunk(ToolMessage(content="sunny, 21C", tool_call_id="call-1"))
+
+        run, result = await _answer(agent_conn, sent.invocation, reply())
+        assert result.reason == "complete"
+        assert await sent.run_id() == run.run_id
+        assert await client.wait_for(lambda: any(n.status == names.RunStatus.COMPLETE for n in client.runs()))
+        view = client.view()
+        assert [entry["message"]["role"] for entry in view] == ["user", "assistant"]
+        assistant = view[1]["message"]
+        text = "".join(p["text"] for p in assistant["parts"] if p["type"] == "text")
+        tool = next(p for p in assistant["parts"] if p["type"] == "tool-weather")
+        assert text == "Let me check."
+        assert (tool["state"], tool["input"], tool["output"]) == ("output-available", {"city": "Paris"}, "sunny, 21C")
+        langchain = client.messages()
+        assert isinstance(langchain[0], HumanMessage) and langchain[0].content == "What's the weather in Paris?"
+        assert langchain[1].tool_calls[0]["args"] == {"city": "Paris"}
+        assert isinstance(langchain[2], ToolMessage) and langchain[2].content == "sunny, 21C"
+
+
+async def test_a_late_joiner_hydrates_the_same_conversation(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as first:
+        sent = await first.send("hello")
+        await _answer(await clients(), sent.invocation, _model_chunks("Hi there, how can I help?"))
+        await first.wait_for(lambda: len(first.view()) == 2 and first.runs()[0].status == names.RunStatus.COMPLETE)
+    async with ClientSession(await clients(), channel_name) as late:
+        assert [e["message"]["parts"] for e in late.view()] == [e["message"]["parts"] for e in first.view()]
+
+
+async def test_cancel_from_the_client_stops_the_stream_and_ends_the_run_cancelled(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("write a long story")
+        long_text = " ".join(f"word{i}" for i in range(400))
+        answering = asyncio.create_task(_answer(await clients(), sent.invocation, _model_chunks(long_text, delay=0.01)))
+        run_id = await sent.run_id()
+        await client.wait_for(lambda: "word20" in str(client.view()), timeout=10)
+        await client.cancel(run_id)
+        _, result = await asyncio.wait_for(answering, 10)
+        assert result.reason == "cancelled"
+        assert await client.wait_for(lambda: client.runs()[0].status == names.RunStatus.CANCELLED)
+        text = "".join(p.get("text", "") for p in client.view()[1]["message"]["parts"])
+        assert "word20" in text and "word399" not in text
+
+
+async def test_the_agent_sees_the_branch_as_langchain_messages(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as client:
+        first = await client.send("my name is Ada")
+        await _answer(await clients(), first.invocation, _model_chunks("Nice to meet you, Ada."))
+        await client.wait_for(lambda: client.runs() and client.runs()[0].status == names.RunStatus.COMPLETE)
+        second = await client.send("what is my name?")
+        async with AgentSession(await clients(), channel_name) as session:
+            run = await session.create_run(second.invocation)
+            history = run.messages()
+        assert [type(m).__name__ for m in history] == ["HumanMessage", "AIMessage", "HumanMessage"]
+        assert history[1].content == "Nice to meet you, Ada." and history[2].content == "what is my name?"

@@ -1,0 +1,107 @@
+"""The conversation tree folded from wire messages: nodes, parents, siblings, branches, run status."""
+
+from __future__ import annotations
+
+from langchain_ably_transport.session.tree import ConversationTree
+from langchain_ably_transport.wire import names
+from langchain_ably_transport.wire.envelope import WireMessage
+from langchain_ably_transport.wire.headers import run_end_message, run_start_message, run_suspend_message
+
+
+def _input(serial: str, codec_id: str, *, parent: str | None = None, fork_of: str | None = None,
+           run_id: str | None = None, event_id: str = "e") -> WireMessage:
+    transport = {names.HEADER_ROLE: names.ROLE_USER, names.HEADER_CODEC_MESSAGE_ID: codec_id,
+                 names.HEADER_EVENT_ID: event_id}
+    for key, value in ((names.HEADER_PARENT, parent), (names.HEADER_FORK_OF, fork_of),
+                       (names.HEADER_RUN_ID, run_id)):
+        if value:
+            transport[key] = value
+    return WireMessage(name=names.AI_INPUT, data="text", transport=transport, serial=serial)
+
+
+def _output(serial: str, run_id: str, codec_id: str, parent: str) -> WireMessage:
+    transport = {names.HEADER_ROLE: names.ROLE_ASSISTANT, names.HEADER_RUN_ID: run_id,
+                 names.HEADER_CODEC_MESSAGE_ID: codec_id, names.HEADER_PARENT: parent}
+    return WireMessage(name=names.AI_OUTPUT, data="", transport=transport, serial=serial)
+
+
+def _at(message: WireMessage, serial: str) -> WireMessage:
+    message.serial = serial
+    return message
+
+
+USER = [("input", {"kind": "user-message"})]
+CHUNK = [("output", {"type": "text-delta"})]
+
+
+def _conversation() -> ConversationTree:
+    """u1 -> r1 (a1) -> u2 -> r2 (a2)."""
+    tree = ConversationTree()
+    tree.apply(_input("01", "u1"), USER)
+    tree.apply(_at(run_start_message(run_id="r1", parent="u1", input_codec_message_id="u1"), "02"), [])
+    tree.apply(_output("03", "r1", "a1", "u1"), CHUNK)
+    tree.apply(_at(run_end_message(run_id="r1"), "04"), [])
+    tree.apply(_input("05", "u2", parent="a1"), USER)
+    tree.apply(_at(run_start_message(run_id="r2", parent="u2"), "06"), [])
+    tree.apply(_output("07", "r2", "a2", "u2"), CHUNK)
+    return tree
+
+
+def test_inputs_and_runs_chain_through_parent_codec_message_ids():
+    tree = _conversation()
+    assert [n.key for n in tree.visible()] == ["u1", "r1", "u2", "r2"]
+    assert tree.owner("a2").key == "r2" and tree.run("r1").status == names.RunStatus.COMPLETE
+    assert tree.run("r2").status == names.RunStatus.ACTIVE
+    assert [n.key for n in tree.branch_to("u2")] == ["u1", "r1", "u2"]
+
+
+def test_an_edit_is_a_sibling_input_and_the_newest_is_shown_until_another_is_selected():
+    tree = _conversation()
+    tree.apply(_input("08", "u2-edit", parent="a1", fork_of="u2"), USER)
+    tree.apply(_at(run_start_message(run_id="r3", parent="u2-edit", fork_of="u2"), "09"), [])
+    tree.apply(_output("10", "r3", "a3", "u2-edit"), CHUNK)
+    assert [n.key for n in tree.visible()] == ["u1", "r1", "u2-edit", "r3"]
+    assert [n.key for n in tree.siblings("u2")] == ["u2", "u2-edit"]
+    tree.select("u2")
+    assert [n.key for n in tree.visible()] == ["u1", "r1", "u2", "r2"]
+
+
+def test_a_regenerated_reply_is_a_sibling_run():
+    tree = _conversation()
+    tree.apply(_at(run_start_message(run_id="r2b", parent="u2", regenerates="a2"), "08"), [])
+    tree.apply(_output("09", "r2b", "a2b", "u2"), CHUNK)
+    assert [n.key for n in tree.siblings("r2")] == ["r2", "r2b"]
+    assert tree.visible()[-1].key == "r2b" and tree.run("r2b").regenerates == "a2"
+
+
+def test_steers_and_continuations_fold_into_the_run_they_name():
+    tree = _conversation()
+    tree.apply(_input("08", "steer-1", run_id="r2", event_id="s"), USER)
+    run = tree.run("r2")
+    assert "steer-1" in run.codec_message_ids and run.events[-1] == USER[0]
+    assert "steer-1" not in tree.nodes and tree.inputs_by_event["s"][0].serial == "08"
+
+
+def test_suspend_resume_and_end_follow_the_js_state_machine():
+    tree = _conversation()
+    tree.apply(_at(run_suspend_message(run_id="r2", invocation_id="i1"), "08"), [])
+    assert tree.run("r2").status == names.RunStatus.SUSPENDED
+    resume = WireMessage(name=names.RUN_RESUME, transport={names.HEADER_RUN_ID: "r2",
+                                                           names.HEADER_INVOCATION_ID: "i2"}, serial="09")
+    tree.apply(resume, [])
+    assert tree.run("r2").status == names.RunStatus.ACTIVE
+    tree.apply(_at(run_suspend_message(run_id="r2", invocation_id="i1"), "10"), [])
+    assert tree.run("r2").status == names.RunStatus.ACTIVE, "a stale invocation's suspend is ignored"
+    tree.apply(_at(run_end_message(run_id="r2", reason="error", error_code=50000, error_message="boom"), "11"), [])
+    run = tree.run("r2")
+    assert run.status == names.RunStatus.ERROR and run.error.code == 50000 and run.error.message == "boom"
+    tree.apply(_at(run_end_message(run_id="r2"), "12"), [])
+    assert tree.run("r2").status == names.RunStatus.ERROR, "terminal states do not change"
+
+
+def test_foreign_and_incomplete_messages_change_nothing():
+    tree = ConversationTree()
+    tree.apply(WireMessage(name=names.AI_OUTPUT, transport={}, serial="01"), CHUNK)
+    tree.apply(WireMessage(name=names.RUN_END, transport={}, serial="02"), [])
+    tree.apply(_input("03", "u1"), [])
+    assert tree.nodes == {} and tree.visible() == []

@@ -1,0 +1,63 @@
+"""Every name, header key, reserved codec key, enumeration and error code of §1 and §8, as 0.8.0 spells them."""
+
+from __future__ import annotations
+
+from langchain_ably_transport.wire import names
+
+
+def test_the_nine_message_names_of_section_1_1():
+    assert {
+        names.AI_INPUT, names.AI_OUTPUT, names.RUN_START, names.RUN_RESUME, names.RUN_SUSPEND, names.RUN_END,
+        names.STEP_START, names.STEP_END, names.CANCEL,
+    } == {
+        "ai-input", "ai-output", "ai-run-start", "ai-run-resume", "ai-run-suspend", "ai-run-end", "ai-step-start",
+        "ai-step-end", "ai-cancel",
+    }
+    assert names.ALL_NAMES == names.RUN_LIFECYCLE_NAMES | names.STEP_LIFECYCLE_NAMES | names.CODEC_NAMES | {"ai-cancel"}
+    assert len(names.ALL_NAMES) == 9
+
+
+def test_every_transport_header_key_of_section_1_2():
+    expected = {
+        "HEADER_STREAM": "stream", "HEADER_STATUS": "status", "HEADER_STREAM_ID": "stream-id",
+        "HEADER_DISCRETE": "discrete", "HEADER_RUN_ID": "run-id", "HEADER_INVOCATION_ID": "invocation-id",
+        "HEADER_EVENT_ID": "event-id", "HEADER_CODEC_MESSAGE_ID": "codec-message-id",
+        "HEADER_RUN_CLIENT_ID": "run-client-id", "HEADER_INPUT_CLIENT_ID": "input-client-id", "HEADER_ROLE": "role",
+        "HEADER_PARENT": "parent", "HEADER_FORK_OF": "fork-of", "HEADER_MSG_REGENERATE": "msg-regenerate",
+        "HEADER_SUPERSEDES": "supersedes", "HEADER_RUN_REASON": "run-reason", "HEADER_ERROR_CODE": "error-code",
+        "HEADER_ERROR_MESSAGE": "error-message", "HEADER_STEP_ID": "step-id",
+        "HEADER_STEP_START_SERIAL": "step-start-serial", "HEADER_STEP_REASON": "step-reason",
+        "HEADER_STEP_CLIENT_ID": "step-client-id", "HEADER_INPUT_CODEC_MESSAGE_ID": "input-codec-message-id",
+        "HEADER_STEER_CODEC_MESSAGE_IDS": "steer-codec-message-ids",
+    }
+    assert {constant: getattr(names, constant) for constant in expected} == expected
+    assert set(expected.values()) == names.TRANSPORT_HEADERS
+
+
+def test_reserved_codec_keys_of_section_1_3():
+    assert (names.KIND, names.PART_TYPE) == ("kind", "partType")
+
+
+def test_enumerations():
+    assert [s.value for s in names.StreamStatus] == ["streaming", "complete", "cancelled"]
+    assert [r.value for r in names.RunEndReason] == ["complete", "cancelled", "error"]
+    assert [r.value for r in names.StepEndReason] == ["complete", "failed", "cancelled"]
+    assert [s.value for s in names.RunStatus] == ["active", "suspended", "complete", "cancelled", "error"]
+
+
+def test_actions_follow_ably_python_numbering():
+    from ably.types.message import MessageAction
+
+    for action in MessageAction:
+        assert names.ACTION_BY_NUMBER[int(action)].name.replace("MESSAGE_", "") == action.name.replace("MESSAGE_", "")
+
+
+def test_error_codes_of_section_8():
+    assert {code.name: code.value for code in names.ErrorCode} == {
+        "BAD_REQUEST": 40000, "INVALID_ARGUMENT": 40003, "MAX_MESSAGE_SIZE_EXCEEDED": 40009,
+        "OPERATION_CANCELLED": 40033, "INSUFFICIENT_CAPABILITY": 40160, "INTERNAL_ERROR": 50000,
+        "ENCODER_RECOVERY_FAILED": 104000, "SESSION_SUBSCRIPTION_ERROR": 104001, "CANCEL_LISTENER_ERROR": 104002,
+        "RUN_LIFECYCLE_ERROR": 104003, "SESSION_CLOSED": 104004, "SESSION_SEND_FAILED": 104005,
+        "CHANNEL_CONTINUITY_LOST": 104006, "CHANNEL_NOT_READY": 104007, "STREAM_ERROR": 104008,
+        "INPUT_EVENT_NOT_FOUND": 104010, "HISTORY_FETCH_FAILED": 104011,
+    }
