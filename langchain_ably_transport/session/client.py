@@ -42,15 +42,17 @@ class SentInput:
 class ClientSession:
     """`async with ClientSession(client, "conversations:42") as session:` a user's view of a session."""
 
-    def __init__(self, client: AblyRealtime, session_name: str) -> None:
+    def __init__(self, client: AblyRealtime, session_name: str, *, history_pages: int | None = None) -> None:
+        """`history_pages`: pages of 100 messages to hydrate from before following live (None: all)."""
         self._client = client
         self._name = session_name
+        self._history_pages = history_pages
         self.core: SessionCore
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._events: asyncio.Queue[tuple[WireMessage, list[DecodedEvent]]] = asyncio.Queue()
 
     async def __aenter__(self) -> ClientSession:
-        self.core = await SessionCore.acquire(self._client, self._name)
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages)
         self.core.listen(self._on_folded)
         return self
 
@@ -76,6 +78,14 @@ class ClientSession:
 
     def select(self, key: str) -> None:
         self.core.tree.select(key)
+
+    @property
+    def has_older(self) -> bool:
+        return self.core.has_older
+
+    async def load_older(self, pages: int = 1) -> int:
+        """Fold older history into the view; returns how many messages it added (0: nothing older)."""
+        return await self.core.load_older(pages)
 
     async def events(self) -> AsyncIterator[tuple[WireMessage, list[DecodedEvent]]]:
         """Every message folded from now on, with its decoded events, for rendering as it happens."""

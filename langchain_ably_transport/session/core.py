@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from ably import AblyRealtime
@@ -31,12 +31,13 @@ class SessionCore:
     _shared: ClassVar[dict[tuple[int, str], SessionCore]] = {}
 
     @classmethod
-    async def acquire(cls, client: AblyRealtime, session_name: str) -> SessionCore:
-        """The client's core for `session_name`, opened (subscribed and hydrated) on first use."""
+    async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None) -> SessionCore:
+        """The client's core for `session_name`, opened on first use with `history_pages` pages of history
+        (None: all of it; the first session to open the channel decides)."""
         key = (id(client), session_name)
         core = cls._shared.get(key)
         if core is None:
-            core = cls._shared[key] = cls(client, session_name)
+            core = cls._shared[key] = cls(client, session_name, history_pages)
             core._opening = asyncio.ensure_future(core._open())
         core._users += 1
         try:
@@ -54,7 +55,7 @@ class SessionCore:
         self.channel.unsubscribe(self._on_message)
         await self.channel.detach()
 
-    def __init__(self, client: AblyRealtime, session_name: str) -> None:
+    def __init__(self, client: AblyRealtime, session_name: str, history_pages: int | None = None) -> None:
         self.client = client
         self.name = session_name
         self.channel = client.channels.get(session_name)
@@ -66,6 +67,9 @@ class SessionCore:
         self._changed = asyncio.Event()
         self._users = 0
         self._opening: asyncio.Future[None] | None = None
+        self._initial_pages = history_pages
+        self._history: AsyncIterator[list[Any]] | None = None
+        self._log: list[WireMessage] = []
 
     def listen(self, listener: Listener) -> None:
         """`listener(wire, events, live)` for every message folded from now on."""
@@ -76,15 +80,46 @@ class SessionCore:
 
     async def _open(self) -> None:
         await self.channel.subscribe(self._on_message)
-        pages = [page async for page in history_before_attach(self.client, self.channel)]
-        for page in reversed(pages):
-            for message in reversed(page):
-                wire = WireMessage.from_ably(message)
-                if wire is not None:
-                    self._fold(wire, live=False)
+        self._history = history_before_attach(self.client, self.channel)
+        await self.load_older(self._initial_pages)
         held, self._held = self._held or [], None
         for wire in held:
             self._fold(wire, live=True)
+
+    @property
+    def has_older(self) -> bool:
+        return self._history is not None
+
+    async def load_older(self, pages: int | None = 1) -> int:
+        """Fold up to `pages` more pages of history (None: all of it) beneath what is held; returns messages added.
+
+        Older messages change what newer ones decode to (a stream's create comes before its appends), so the
+        tree and the decoder are rebuilt from the whole log, in serial order; listeners are not told again.
+        """
+        older: list[WireMessage] = []
+        while self._history is not None and (pages is None or pages > 0):
+            try:
+                page = await anext(self._history)
+            except StopAsyncIteration:
+                self._history = None
+                break
+            older = [w for w in (WireMessage.from_ably(m) for m in reversed(page)) if w is not None] + older
+            pages = None if pages is None else pages - 1
+        if older and self._log:
+            self._refold(older + self._log)
+        else:
+            for wire in older:
+                self._fold(wire, live=False)
+        return len(older)
+
+    def _refold(self, log: list[WireMessage]) -> None:
+        selected = self.tree.selected
+        self.tree, self._decoder, self._log = ConversationTree(), Decoder(), []
+        self.tree.selected.update(selected)
+        for wire in log:
+            self._log.append(wire)
+            self.tree.apply(wire, self._decode(wire))
+        self._changed.set()
 
     def _on_message(self, message: Any) -> None:
         wire = WireMessage.from_ably(message)
@@ -95,12 +130,16 @@ class SessionCore:
         else:
             self._fold(wire, live=True)
 
-    def _fold(self, wire: WireMessage, live: bool) -> None:
+    def _decode(self, wire: WireMessage) -> list[DecodedEvent]:
         try:
-            events = self._decoder.decode(wire)
+            return self._decoder.decode(wire)
         except Exception:  # a hostile or broken message must not stop the session
             log.warning("could not decode %s %s; skipped", wire.name, wire.serial, exc_info=True)
-            events = []
+            return []
+
+    def _fold(self, wire: WireMessage, live: bool) -> None:
+        events = self._decode(wire)
+        self._log.append(wire)
         self.tree.apply(wire, events)
         for listener in list(self._listeners):
             listener(wire, events, live)

@@ -48,7 +48,7 @@ class ConversationTree:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self._owner: dict[str, str] = {}
-        self._selected: dict[str | None, str] = {}
+        self.selected: dict[str | None, str] = {}
         self.inputs_by_event: dict[str, list[WireMessage]] = {}
 
     # --- folding ---
@@ -153,7 +153,7 @@ class ConversationTree:
 
     def select(self, key: str) -> None:
         """Show `key` instead of its siblings (branch navigation)."""
-        self._selected[self._parent_key(self.nodes[key])] = key
+        self.selected[self._parent_key(self.nodes[key])] = key
 
     def visible(self) -> list[Node]:
         """The selected branch from the root down, following the selected (else newest) child each time."""
@@ -163,7 +163,7 @@ class ConversationTree:
             children = [n for n in self.nodes.values() if self._parent_key(n) == parent and self._reachable(n)]
             if not children:
                 return chain
-            chosen = self.nodes.get(self._selected.get(parent, "")) if parent in self._selected else None
+            chosen = self.nodes.get(self.selected.get(parent, "")) if parent in self.selected else None
             if chosen is None or chosen not in children:
                 chosen = max(children, key=lambda n: n.serial)
             chain.append(chosen)

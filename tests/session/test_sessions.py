@@ -103,3 +103,20 @@ async def test_the_agent_sees_the_branch_as_langchain_messages(clients, channel_
             history = run.messages()
         assert [type(m).__name__ for m in history] == ["HumanMessage", "AIMessage", "HumanMessage"]
         assert history[1].content == "Nice to meet you, Ada." and history[2].content == "what is my name?"
+
+
+async def test_a_client_hydrating_one_page_loads_older_turns_on_demand(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as writer:
+        agent_connection = await clients()
+        for turn in range(12):  # about 10 messages a turn: more than one page of 100
+            sent = await writer.send(f"question {turn}")
+            await _answer(agent_connection, sent.invocation, _model_chunks(f"answer {turn}"))
+            await writer.wait_for(lambda: len(writer.view()) == 2 * (turn + 1))
+        full = [e["message"] for e in writer.view()]
+    async with ClientSession(await clients(), channel_name, history_pages=1) as reader:
+        partial = [e["message"] for e in reader.view()]
+        assert reader.has_older and 0 < len(partial) < len(full)
+        assert partial[-1] == full[-1], "the newest page is folded whole"
+        while reader.has_older:
+            await reader.load_older()
+        assert [e["message"] for e in reader.view()] == full
