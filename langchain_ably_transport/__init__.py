@@ -2,21 +2,21 @@
 
 from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageError
 from .connection import client_options, connect
+from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
 from .session import AgentSession, ClientSession, Run
 from .wire.invocation import Invocation
-from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
 
 __all__ = [
     "AblySaver",
-    "AgentSession",
-    "ClientSession",
-    "Invocation",
-    "Run",
     "AblyTransportError",
+    "AgentSession",
     "CheckpointRetentionError",
     "CheckpointStorageError",
+    "ClientSession",
     "ConfigurationError",
     "ConnectionFailedError",
+    "Invocation",
+    "Run",
     "client_options",
     "connect",
 ]
