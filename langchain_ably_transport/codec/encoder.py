@@ -160,6 +160,7 @@ class MessageEncoder:
         self._on_message = on_message
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._segments: list[_Segment] = []
+        self._closed_tool_calls: set[str] = set()
         self._pending: list[tuple[asyncio.Future[Any], _Segment]] = []
         self._unstarted = False
         self._closed = False
@@ -203,6 +204,10 @@ class MessageEncoder:
         elif step == "delta":
             await self._delta(group, chunk)
         elif group is TOOL_INPUT and (group.kind, stream_id_of(group, chunk)) not in self._streams:
+            if stream_id_of(group, chunk) in self._closed_tool_calls:
+                # JS sends a second closing append, which every reader drops; a discrete would duplicate the part.
+                log.warning("tool-input-available for closed tool call %r ignored", chunk.get("toolCallId"))
+                return
             await self._publish_discrete(chunk)  # tool-input-available with no open stream (§6.2)
         else:
             await self._end_stream(group, chunk)
@@ -307,6 +312,8 @@ class MessageEncoder:
             if size > self._limit:
                 raise OversizeMessageError(f"the end of stream {stream.stream_id!r}", size, self._limit)
         del self._streams[(group.kind, stream.stream_id)]
+        if group is TOOL_INPUT:
+            self._closed_tool_calls.add(stream.stream_id)
         self._close_segment(stream.segment, StreamStatus.COMPLETE, closing_codec)
         await self._settle()
 

@@ -1,7 +1,7 @@
 """The JS SDK's own Vercel codec as a test oracle: same chunks in, the same wire out; same wire in, same view out.
 
 Runs `js_codec.mjs` with Node against `tests/js/node_modules` (where `@ably/ai-transport` 0.8.0 and `ai` are
-installed); the tests that use it are skipped when Node or those packages are missing.
+installed); a test that needs it fails, with the install command, when Node or those packages are missing.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ def available() -> bool:
     return shutil.which("node") is not None and ENTRY.exists() and (NODE_MODULES / "ai" / "package.json").exists()
 
 
-requires_js = pytest.mark.skipif(not available(), reason="node with @ably/ai-transport 0.8.0 and ai in tests/js")
-
-
 def run(request: dict[str, Any]) -> dict[str, Any]:
+    if not available():
+        pytest.fail("the JS codec oracle needs node and `npm ci --prefix tests/js` (@ably/ai-transport 0.8.0, ai)")
     result = subprocess.run(
         ["node", str(SCRIPT), str(NODE_MODULES)], input=json.dumps(request), capture_output=True, text=True,
         check=False, timeout=120,

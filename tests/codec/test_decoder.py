@@ -16,7 +16,7 @@ from langchain_ably_transport.codec.vercel import encode_input
 from langchain_ably_transport.wire import Action, WireMessage
 
 from .channel import FakeChannel
-from .oracle import js_decode, requires_js
+from .oracle import js_decode
 from .test_encoder import HEADERS, SEQUENCES
 
 OUT = {"run-id": "R", "codec-message-id": "M", "role": "assistant"}
@@ -349,7 +349,8 @@ def assistant_messages(draw: st.DrawFn) -> list[dict[str, Any]]:
                 pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
                 name, dynamic = draw(st.sampled_from(["weather", "search"])), draw(st.booleans())
                 sequence += [{"type": "tool-input-start", "toolCallId": f"c{n}", "toolName": name, "dynamic": dynamic},
-                             *({"type": "tool-input-delta", "toolCallId": f"c{n}", "inputTextDelta": p} for p in pieces),
+                             *({"type": "tool-input-delta", "toolCallId": f"c{n}", "inputTextDelta": p}
+                               for p in pieces),
                              {"type": "tool-input-available", "toolCallId": f"c{n}", "toolName": name,
                               "input": tool_input, "dynamic": dynamic}]
                 tool_ids.append(f"c{n}")
@@ -434,7 +435,6 @@ def normalise(chunk: dict[str, Any]) -> dict[str, Any]:
 # --- Parity with the JS decoder and reducer ------------------------------------------------------------------------
 
 
-@requires_js
 @pytest.mark.parametrize("name", list(SEQUENCES))
 async def test_decoding_matches_the_js_codec(name):
     channel = await written(SEQUENCES[name], coalesce_window=0)
@@ -445,7 +445,6 @@ async def test_decoding_matches_the_js_codec(name):
         assert fold(ours) == theirs["messages"]
 
 
-@requires_js
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=assistant_messages())
 def test_random_messages_decode_and_fold_as_in_js(sequence):

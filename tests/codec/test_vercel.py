@@ -26,7 +26,7 @@ from langchain_ably_transport.codec.vercel import (
 )
 from langchain_ably_transport.wire import InvalidArgumentError
 
-from .oracle import as_op, js_encode_inputs, requires_js
+from .oracle import as_op, js_encode_inputs
 
 META = {"openai": {"itemId": "i1"}}
 
@@ -229,7 +229,8 @@ SESSION = {"role": "user", "codec-message-id": "U", "event-id": "E", "parent": "
 def test_user_message_is_one_wire_per_part():
     message = {"id": "ui-1", "role": "user", "parts": [
         {"type": "text", "text": "hi"}, {"type": "step-start"}, {"type": "file", "url": "u", "mediaType": "image/png"},
-        {"type": "tool-x", "toolCallId": "c", "state": "input-available"}, {"type": "data-ctx", "id": "d", "data": {"k": 1}},
+        {"type": "tool-x", "toolCallId": "c", "state": "input-available"},
+        {"type": "data-ctx", "id": "d", "data": {"k": 1}},
         {"type": "reasoning", "text": "no"},
     ]}
     wires = encode_input(chunks.user_message(message), SESSION)
@@ -241,7 +242,8 @@ def test_user_message_is_one_wire_per_part():
     assert all(w.transport == {**SESSION, "stream": "false", "discrete": "true"} for w in wires)
     decoded = [decode_input(w.codec, w.transport, w.data) for w in wires]
     assert decoded == [
-        [{"kind": "user-message", "message": {"id": "ui-1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}}],
+        [{"kind": "user-message", "message": {"id": "ui-1", "role": "user", "parts": [
+            {"type": "text", "text": "hi"}]}}],
         [{"kind": "user-message", "message": {"id": "ui-1", "role": "user", "parts": [
             {"type": "file", "mediaType": "image/png", "url": "u"}]}}],
         [{"kind": "user-message", "message": {"id": "ui-1", "role": "user", "parts": [
@@ -323,7 +325,8 @@ def test_fork_seed_is_validated_and_filtered():
         "junk",
     ]}}
     assert read_fork_seed(data) == {"messages": [
-        {"codecMessageId": "X1", "message": {"id": "a", "role": "assistant", "parts": [{"type": "text", "text": "t"}]}}]}
+        {"codecMessageId": "X1", "message": {"id": "a", "role": "assistant", "parts": [
+            {"type": "text", "text": "t"}]}}]}
     assert read_fork_seed({"forkSeed": []}) is None
     assert read_fork_seed("x") is None
 
@@ -341,7 +344,7 @@ def test_an_input_over_the_size_limit_raises_before_publishing():
     with pytest.raises(OversizeMessageError) as caught:
         encode_input(chunks.tool_result("A", "c", 1, fork_seed=seed), SESSION, max_message_bytes=65536)
     assert caught.value.size > caught.value.limit == 65536
-    parts = [{"type": "text", "text": "y" * 30000}, {"type": "text", "text": "z" * 30000}, {"type": "text", "text": "w" * 9000}]
+    parts = [{"type": "text", "text": letter * 23000} for letter in "yzw"]
     with pytest.raises(OversizeMessageError):  # a batch counts as one publish
         encode_input(chunks.user_message({"id": "m", "role": "user", "parts": parts}), SESSION, max_message_bytes=65536)
 
@@ -369,7 +372,6 @@ def test_lifecycle_tracker_policy():
 # --- Parity with the JS codec's input encoder ----------------------------------------------------------------
 
 
-@requires_js
 def test_inputs_encode_exactly_as_the_js_codec_does():
     seed = {"messages": [{"codecMessageId": "X1", "message": {"id": "a", "role": "assistant", "parts": [
         {"type": "dynamic-tool", "toolName": "t", "toolCallId": "c1", "state": "input-available", "input": {}}]}}]}

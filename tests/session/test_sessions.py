@@ -111,7 +111,8 @@ async def test_a_client_hydrating_one_page_loads_older_turns_on_demand(clients, 
         for turn in range(12):  # about 10 messages a turn: more than one page of 100
             sent = await writer.send(f"question {turn}")
             await _answer(agent_connection, sent.invocation, _model_chunks(f"answer {turn}"))
-            await writer.wait_for(lambda: len(writer.view()) == 2 * (turn + 1))
+            expected = 2 * (turn + 1)
+            await writer.wait_for(lambda expected=expected: len(writer.view()) == expected)
         full = [e["message"] for e in writer.view()]
     async with ClientSession(await clients(), channel_name, history_pages=1) as reader:
         partial = [e["message"] for e in reader.view()]
