@@ -109,7 +109,7 @@ class AgentSession:
 
     async def __aenter__(self) -> AgentSession:
         self.core = await SessionCore.acquire(self._client, self._name)
-        self.core.listen(self._on_folded)
+        self.core.listen(self._on_folded, replay=True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,11 +140,9 @@ class AgentSession:
     # --- what arrives on the channel ---
 
     def _on_folded(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
-        if not live:
-            return
         if wire.name == names.CANCEL:
-            self._on_cancel(wire)
-        elif wire.name == names.AI_INPUT:
+            self._on_cancel(wire) if live else self._buffer_cancel(wire)
+        elif live and wire.name == names.AI_INPUT:
             run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
             if run is not None and events:
                 run._on_input(wire)
@@ -158,11 +156,22 @@ class AgentSession:
             task = asyncio.ensure_future(self._authorized_cancel(run, wire))
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
-        elif target.input_codec_message_id and not target.run_id:
-            self._early_cancels.pop(target.input_codec_message_id, None)
-            self._early_cancels[target.input_codec_message_id] = wire
-            while len(self._early_cancels) > MAX_BUFFERED_CANCELS:
-                self._early_cancels.popitem(last=False)
+        else:
+            self._buffer_cancel(wire)
+
+    def _buffer_cancel(self, wire: WireMessage) -> None:
+        """Keep a cancel of an input whose run is not known yet (at most 200, the newest per input).
+
+        Cancels found in history count too (unlike JS agents, which only route live ones): a user who pressed
+        stop before a fresh process picked the input up meant it. `Run.start` honours one newer than its trigger.
+        """
+        target = read_cancel_target(wire.transport)
+        if not target.input_codec_message_id or target.run_id:
+            return
+        self._early_cancels.pop(target.input_codec_message_id, None)
+        self._early_cancels[target.input_codec_message_id] = wire
+        while len(self._early_cancels) > MAX_BUFFERED_CANCELS:
+            self._early_cancels.popitem(last=False)
 
     async def _authorized_cancel(self, run: Run, wire: WireMessage) -> None:
         assert self._authorize_cancel is not None
@@ -222,7 +231,8 @@ class Run:
         """Publish `ai-run-start` (or `ai-run-resume`); a cancel that arrived first cancels at once."""
         if self.started:
             raise RunError(f"run {self.run_id} already started")
-        if self._session._take_early_cancel(self) is not None:
+        early = self._session._take_early_cancel(self)
+        if early is not None and (early.serial or "") > (self.trigger.wire.serial or ""):
             self.cancelled.set()
         if self.is_continuation:
             message = run_resume_message(**self._lifecycle())

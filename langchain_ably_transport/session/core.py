@@ -71,8 +71,12 @@ class SessionCore:
         self._history: AsyncIterator[list[Any]] | None = None
         self._log: list[WireMessage] = []
 
-    def listen(self, listener: Listener) -> None:
-        """`listener(wire, events, live)` for every message folded from now on."""
+    def listen(self, listener: Listener, *, replay: bool = False) -> None:
+        """`listener(wire, events, live)` for every message folded from now on; with `replay`, first for every
+        message already folded (as `live=False`, without its events)."""
+        if replay:
+            for wire in list(self._log):
+                listener(wire, [], False)
         self._listeners.append(listener)
 
     def unlisten(self, listener: Listener) -> None:

@@ -121,3 +121,61 @@ async def test_a_client_hydrating_one_page_loads_older_turns_on_demand(clients, 
         while reader.has_older:
             await reader.load_older()
         assert [e["message"] for e in reader.view()] == full
+
+
+async def test_a_cancel_sent_before_the_run_exists_cancels_it_at_start(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("never mind")
+        await client.cancel(sent=sent)
+        async with AgentSession(await clients(), channel_name) as session:
+            await asyncio.sleep(0.2)  # the cancel arrives live, before the run is created
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            result = await run.pipe(_model_chunks("this should not be published"))
+            await run.end(result.reason)
+        assert result.reason == "cancelled"
+        assert await client.wait_for(lambda: client.runs() and client.runs()[0].status == names.RunStatus.CANCELLED)
+        assert len(client.view()) == 1, "nothing of the reply was published"
+
+
+async def test_the_authorisation_hook_can_refuse_a_cancel(clients, channel_name):
+    async with ClientSession(await clients(client_id="mallory"), channel_name) as stranger, \
+            ClientSession(await clients(client_id="alice"), channel_name) as owner:
+        sent = await owner.send("keep going")
+
+        def only_the_owner(request) -> bool:
+            return request.client_id == "alice"
+
+        async with AgentSession(await clients(), channel_name, authorize_cancel=only_the_owner) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            await stranger.cancel(run.run_id)
+            await asyncio.sleep(0.3)
+            assert not run.cancelled.is_set(), "a stranger's cancel is refused"
+            await owner.cancel(run.run_id)
+            assert await asyncio.wait_for(run.cancelled.wait(), 5) is True
+            await run.end("cancelled")
+
+
+async def test_a_steer_reaches_the_running_agent_and_is_acknowledged_on_its_next_pass(clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("write about cats")
+        async with AgentSession(await clients(), channel_name, coalesce_window=0.0) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            await run.pipe(_model_chunks("Cats are"))
+            steer = await client.send("actually, dogs", run_id=run.run_id)
+            await asyncio.wait_for(run.steered.wait(), 5)
+            assert run.pending_steers == [steer.codec_message_id]
+            second = await run.pipe(_model_chunks("Dogs, then."))
+            await run.end()
+        assert run.pending_steers == []
+
+        def acknowledged() -> bool:
+            wires = client.core._log
+            return any(w.transport.get(names.HEADER_STEER_CODEC_MESSAGE_IDS) == f'["{steer.codec_message_id}"]'
+                       and w.transport.get(names.HEADER_CODEC_MESSAGE_ID) == second.codec_message_id for w in wires)
+
+        assert await client.wait_for(acknowledged)
+        texts = [m.content for m in client.messages() if m.content]
+        assert "actually, dogs" in texts and "Dogs, then." in texts
