@@ -207,12 +207,13 @@ class Run:
         self._steps = 0
         self._steers = _Steers()
         self.steered = asyncio.Event()
-        tree = session.core.tree
-        backs_node = tree.owner(trigger.codec_message_id) is not None
-        self._output_parent = trigger.codec_message_id if backs_node else trigger.parent
-        owner = tree.owner(trigger.codec_message_id)
-        self._run_parent = trigger.parent if owner is not None and owner.kind == "run" and not trigger.run_id \
-            else self._output_parent
+        # Anchors as JS agents compute them (§2.4): outputs hang under the trigger when it is a node of the
+        # tree (a regenerate carrier is not, so its parent stands in); a run-less input that belongs to a run
+        # (a client tool-result fork) puts the new run beside that run, under the input's own parent.
+        owner = session.core.tree.owner(trigger.codec_message_id)
+        self._output_parent = trigger.codec_message_id if owner is not None else trigger.parent
+        forks_a_run = owner is not None and owner.kind == "run" and not trigger.run_id
+        self._run_parent = trigger.parent if forks_a_run else self._output_parent
 
     @property
     def is_continuation(self) -> bool:
