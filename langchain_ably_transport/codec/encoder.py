@@ -300,7 +300,6 @@ class MessageEncoder:
 
     async def _end_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
         stream = self._open_stream(group, chunk)
-        self._flush_stream(stream)
         closing_codec = {**stream.segment.codec, **end_codec(group, chunk)}
         if self._closing_size(stream.segment, closing_codec) > self._limit:
             if group is TOOL_INPUT or stream.segment.planned_bytes == 0:
@@ -314,7 +313,9 @@ class MessageEncoder:
         del self._streams[(group.kind, stream.stream_id)]
         if group is TOOL_INPUT:
             self._closed_tool_calls.add(stream.stream_id)
-        self._close_segment(stream.segment, StreamStatus.COMPLETE, closing_codec)
+        # Text still held by the coalescing window rides on the closing append (a JS decoder applies a closing
+        # append's data as a last delta): one message fewer per stream, and no burst at the end.
+        self._close_segment(stream.segment, StreamStatus.COMPLETE, closing_codec, self._take_buffer(stream))
         await self._settle()
 
     async def _continue_in_new_message(self, stream: _Stream) -> None:
@@ -354,14 +355,20 @@ class MessageEncoder:
             stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
 
     def _flush_stream(self, stream: _Stream) -> None:
+        text = self._take_buffer(stream)
+        if text:
+            stream.last_sent = asyncio.get_running_loop().time()
+            self._send_append(stream.segment, text)
+
+    @staticmethod
+    def _take_buffer(stream: _Stream) -> str:
+        """The text the window holds for `stream`, no longer held (its timer cancelled)."""
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
-        if stream.buffer:
-            text = "".join(stream.buffer)
-            stream.buffer.clear()
-            stream.last_sent = asyncio.get_running_loop().time()
-            self._send_append(stream.segment, text)
+        text = "".join(stream.buffer)
+        stream.buffer.clear()
+        return text
 
     def _flush_buffers(self) -> None:
         for stream in self._streams.values():
@@ -373,9 +380,11 @@ class MessageEncoder:
         segment.text.append(text)
         self._pipeline(segment, message)
 
-    def _close_segment(self, segment: _Segment, status: StreamStatus, codec: Headers) -> None:
-        message = WireMessage(data="", transport={**segment.transport, HEADER_STATUS: status.value}, codec=codec)
+    def _close_segment(self, segment: _Segment, status: StreamStatus, codec: Headers, text: str = "") -> None:
+        message = WireMessage(data=text, transport={**segment.transport, HEADER_STATUS: status.value}, codec=codec)
         self._hook(message)
+        if text:
+            segment.text.append(text)
         segment.status = status
         segment.closing_codec = codec
         self._pipeline(segment, message)

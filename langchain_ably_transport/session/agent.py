@@ -244,17 +244,25 @@ class Run:
         self.started = True
 
     async def pipe(self, chunks: AsyncIterable[dict[str, Any]]) -> PipeResult:
-        """Publish one assistant message's chunks as a step; stops early (streams closed `cancelled`) on cancel."""
+        """Publish one assistant message's chunks as a step; stops early (streams closed `cancelled`) on cancel.
+
+        A producer that raises ends the pass `error` (open streams closed, the exception on the result); it
+        never raises into the caller's loop, and a pass that produced nothing publishes nothing.
+        """
         self._require_open()
-        iterator = aiter(chunks)
-        first = await self._next_or_cancel(iterator)
-        if first is _CANCELLED:
-            return PipeResult("cancelled")
-        if first is _END:
-            return PipeResult("complete")
-        step = await self._open_step()
-        encoder = self._encoder(step)
-        result = await self._stream(encoder, first, iterator)
+        source = _Source(chunks, self.cancelled)
+        try:
+            try:
+                first = await source.next()
+            except Exception as error:
+                return PipeResult("error", error)
+            if first is _CANCELLED or first is _END:
+                return PipeResult("cancelled" if first is _CANCELLED else "complete")
+            step = await self._open_step()
+            encoder = self._encoder(step)
+            result = await self._stream(encoder, first, source)
+        finally:
+            source.close()
         await self._core.writer.publish(step_end_message(
             run_id=self.run_id, step_id=step[0], step_start_serial=step[1], invocation_id=self.invocation_id,
             run_client_id=self.trigger.run_client_id, input_client_id=self.trigger.wire.client_id,
@@ -262,36 +270,18 @@ class Run:
         result.codec_message_id = encoder.codec_message_id
         return result
 
-    async def _stream(self, encoder: MessageEncoder, first: Any, iterator: Any) -> PipeResult:
+    async def _stream(self, encoder: MessageEncoder, first: Any, source: _Source) -> PipeResult:
         chunk = first
         try:
-            while True:
+            while chunk is not _END and chunk is not _CANCELLED:
                 await encoder.write(chunk)
-                chunk = await self._next_or_cancel(iterator)
-                if chunk is _END:
-                    await encoder.close()
-                    return PipeResult("complete")
-                if chunk is _CANCELLED:
-                    await encoder.cancel()
-                    await encoder.close()
-                    return PipeResult("cancelled")
+                chunk = await source.next()
         except Exception as error:  # the model or a chunk failed: close what is open, report, never hang
             log.warning("run %s: pass failed: %s", self.run_id, error)
-            await encoder.cancel()
             await encoder.close()
             return PipeResult("error", error)
-
-    async def _next_or_cancel(self, iterator: Any) -> Any:
-        if self.cancelled.is_set():
-            return _CANCELLED
-        next_chunk = asyncio.ensure_future(anext(iterator, _END))
-        cancel = asyncio.ensure_future(self.cancelled.wait())
-        done, _ = await asyncio.wait({next_chunk, cancel}, return_when=asyncio.FIRST_COMPLETED)
-        if next_chunk in done:
-            cancel.cancel()
-            return next_chunk.result()
-        next_chunk.cancel()
-        return _CANCELLED
+        await encoder.close()  # closes what is still open `cancelled`, then awaits every append
+        return PipeResult("complete" if chunk is _END else "cancelled")
 
     async def _open_step(self) -> tuple[str, str]:
         step_id = f"{self.invocation_id}-step-{self._steps}"
@@ -367,6 +357,28 @@ class Run:
     def messages(self) -> list[BaseMessage]:
         """`ui_messages()` as LangChain messages, ready for a model."""
         return ui_messages_to_langchain([entry["message"] for entry in self.ui_messages()])
+
+
+class _Source:
+    """A chunk iterator raced against the run's cancel: `next()` gives a chunk, `_END` or `_CANCELLED`."""
+
+    def __init__(self, chunks: AsyncIterable[dict[str, Any]], cancelled: asyncio.Event) -> None:
+        self._iterator = aiter(chunks)
+        self._cancelled = cancelled
+        self._cancel_wait = asyncio.ensure_future(cancelled.wait())
+
+    async def next(self) -> Any:
+        if self._cancelled.is_set():
+            return _CANCELLED
+        pending = asyncio.ensure_future(anext(self._iterator, _END))
+        done, _ = await asyncio.wait({pending, self._cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if pending in done:
+            return pending.result()
+        pending.cancel()
+        return _CANCELLED
+
+    def close(self) -> None:
+        self._cancel_wait.cancel()
 
 
 def _in_context(node: Node, anchor: Node | None) -> bool:

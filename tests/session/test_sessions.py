@@ -179,3 +179,25 @@ async def test_a_steer_reaches_the_running_agent_and_is_acknowledged_on_its_next
         assert await client.wait_for(acknowledged)
         texts = [m.content for m in client.messages() if m.content]
         assert "actually, dogs" in texts and "Dogs, then." in texts
+
+
+async def test_a_failing_model_ends_the_pass_with_an_error_and_closes_its_stream(clients, channel_name):
+    async def failing():
+        async for chunk in _model_chunks("partial answer that never finishes"):
+            if chunk["type"] == "text-end":
+                raise RuntimeError("provider timed out")
+            yield chunk
+
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("hello?")
+        async with AgentSession(await clients(), channel_name, coalesce_window=0.0) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            result = await run.pipe(failing())
+            await run.end("error", error_message=str(result.error))
+        assert result.reason == "error" and str(result.error) == "provider timed out"
+        assert await client.wait_for(lambda: client.runs()[0].status == names.RunStatus.ERROR)
+        run_node = client.runs()[0]
+        assert run_node.error.message == "provider timed out" and run_node.error.code == names.ErrorCode.STREAM_ERROR
+        closed = [w for w in client.core._log if w.transport.get(names.HEADER_STATUS) == "cancelled"]
+        assert closed, "the open text stream was closed, not left streaming"
