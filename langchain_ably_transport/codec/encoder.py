@@ -2,9 +2,10 @@
 
 It is `core/codec/encoder.ts` + the Vercel output table, with three additions the JS SDK does not have:
 
-* Coalescing. Deltas of a stream are sent at most once per `coalesce_window` (40 ms, i.e. at most 25
-  appends per second per stream, Ably's own append rollup rate): the first delta goes out at once, later
-  ones wait for the window and go out as one append. `coalesce_window=0` sends one append per delta.
+* Coalescing. A stream sends at most one message per `coalesce_window` (40 ms: at most 25 messages per
+  second per stream, its create included, Ably's own append rollup rate). Deltas wait for the window and go
+  out as one append; what the window still holds when the stream ends rides on the closing append (a JS
+  decoder applies it as a last delta). `coalesce_window=0` sends one append per delta.
 * Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
   A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
@@ -252,7 +253,10 @@ class MessageEncoder:
             self._flush_stream(previous)
             self._close_segment(previous.segment, StreamStatus.CANCELLED, dict(previous.segment.codec))
         segment = await self._open_segment(stream_id, codec)
-        self._streams[(group.kind, stream_id)] = _Stream(group, stream_id, codec, segment)
+        # The create counts against the stream's rate, so the window's clock starts with it: at the default
+        # 40 ms no second of a stream holds more than 25 of its messages.
+        self._streams[(group.kind, stream_id)] = _Stream(group, stream_id, codec, segment,
+                                                        last_sent=asyncio.get_running_loop().time())
 
     async def _open_segment(self, stream_id: str, codec: Headers) -> _Segment:
         transport = {**self._transport, HEADER_STREAM: TRUE, HEADER_STATUS: StreamStatus.STREAMING.value,
