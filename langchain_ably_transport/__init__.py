@@ -1,5 +1,6 @@
 """An Ably channel as the durable session of a LangChain/LangGraph agent."""
 
+from .callbacks import AblyCallbackHandler, RunCancelledError
 from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageError
 from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
@@ -7,6 +8,7 @@ from .session import AgentSession, ClientSession, Run
 from .wire.invocation import Invocation
 
 __all__ = [
+    "AblyCallbackHandler",
     "AblySaver",
     "AblyTransportError",
     "AgentSession",
@@ -17,6 +19,7 @@ __all__ = [
     "ConnectionFailedError",
     "Invocation",
     "Run",
+    "RunCancelledError",
     "client_options",
     "connect",
 ]

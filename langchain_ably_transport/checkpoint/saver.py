@@ -8,9 +8,7 @@ the client's own loop would deadlock, so it raises instead.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import random
-import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
@@ -31,6 +29,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..connection import connect
+from ..loop import LoopThread
 from .log import ChannelLog
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
 from .thread import BlobCache, ThreadStore
@@ -100,7 +99,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         `channel_for`, ...) and `connect()` options may be mixed.
         """
         saver_options = {k: options.pop(k) for k in list(options) if k in _SAVER_OPTIONS}
-        runner = _LoopThread()
+        runner = LoopThread()
         stack = AsyncExitStack()
 
         async def open_client() -> AblyRealtime:
@@ -369,21 +368,3 @@ _SAVER_OPTIONS = frozenset({"serde", "channel_for", "directory_channel", "max_me
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for a saver that owns its client."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="ably-saver-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
