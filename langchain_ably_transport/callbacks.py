@@ -54,7 +54,8 @@ class _RunState:
 
     chunks: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     run: Run | None = None
-    pipe: asyncio.Task[Any] | None = None
+    pipe: asyncio.Future[Any] | None = None
+    watcher: asyncio.Future[Any] | None = None
     models: dict[UUID, ChunkTranslator] = field(default_factory=dict)
     streamed: set[UUID] = field(default_factory=set)
     tool_calls: dict[UUID, str] = field(default_factory=dict)
@@ -117,8 +118,8 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
         try:
             client = runner.run(stack.enter_async_context(connect(key, endpoint, **options)))
             handler = cls(client, session=session, **handler_options)
+            stack.push_async_callback(handler.aclose)
             yield handler
-            handler.flush()
         finally:
             runner.run(stack.aclose())
             runner.stop()
@@ -226,6 +227,8 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
         while True:
             while self._intake:
                 kind, args = self._intake.popleft()
+                if kind == "token":
+                    args = self._merge_waiting_tokens(args)
                 try:
                     await getattr(self, f"_on_{kind}")(*args)
                 except Exception as error:  # publishing failed: report, keep consuming
@@ -235,6 +238,15 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             self._wake.clear()
             if not self._intake:
                 await self._wake.wait()
+
+    def _merge_waiting_tokens(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Fold the tokens of the same model call queued behind this one into one chunk: when the model
+        outpaces publishing, the consumer does one step per batch instead of one per token."""
+        root, model_run, message = args
+        while self._intake and self._intake[0][0] == "token" and self._intake[0][1][1] == model_run:
+            message = message + self._intake.popleft()[1][2]
+            self._processed += 1
+        return root, model_run, message
 
     def _spawn(self, coro: Any) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
@@ -262,7 +274,7 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             state.run = await agent_session.create_run(sent.invocation)
             await state.run.start()
         state.pipe = self._spawn(state.run.pipe(_drain(state.chunks)))
-        self._spawn(self._watch_cancel(root, state.run))
+        state.watcher = self._spawn(self._watch_cancel(root, state.run))
 
     async def _watch_cancel(self, root: UUID, run: Run) -> None:
         await run.cancelled.wait()
@@ -328,6 +340,8 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             self._emit(state, [{"type": "finish", "messageMetadata": state.usage}])
         state.chunks.put_nowait(None)
         result = await state.pipe
+        if state.watcher is not None:
+            state.watcher.cancel()
         if result.error is not None:
             self.errors.append(result.error)
         if self._bound_run is not None:
@@ -365,9 +379,11 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             await asyncio.sleep(0.005)
 
     async def aclose(self) -> None:
+        """Publish what was accepted, then stop consuming and close the sessions this handler opened."""
         await self.aflush()
-        if self._consumer is not None:
-            self._consumer.cancel()
+        for task in [self._consumer, *self._tasks]:
+            if task is not None:
+                task.cancel()
         await self._stack.aclose()
 
 
