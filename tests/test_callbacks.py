@@ -168,3 +168,22 @@ async def test_a_client_cancel_stops_an_async_chain(clients, channel_name):
         assert await watcher.wait_for(lambda: watcher.runs()[0].status == names.RunStatus.CANCELLED)
         assert "token1999" not in str(watcher.view())
     await handler.aclose()
+
+
+async def test_a_handler_bound_to_a_run_adds_the_chain_to_that_run_and_leaves_ending_it_to_its_owner(
+        clients, channel_name):
+    from langchain_ably_transport import AgentSession
+
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("Summarise our chat")
+        async with AgentSession(await clients(), channel_name) as agent:
+            run = await agent.create_run(sent.invocation)
+            await run.start()
+            handler = AblyCallbackHandler(run=run)
+            output = await _chain("A short summary.").ainvoke({"question": "summarise"}, {"callbacks": [handler]})
+            await handler.aflush()
+            assert user.runs()[0].status == names.RunStatus.ACTIVE, "the owner has not ended the run yet"
+            await run.end()
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
+        assert [m.content for m in user.messages()] == ["Summarise our chat", output]
+        await handler.aclose()

@@ -165,3 +165,28 @@ async def test_js_edit_and_regenerate_of_python_replies_build_the_js_branches(se
         [("user", "Edited question"), ("assistant", "Answer 3.")],
     ]
     assert [(a["siblingCount"], a["index"]) for a in result["anchors"]] == [(2, 1), (2, 1)]
+
+
+async def test_js_client_renders_a_chain_streamed_by_the_callback_handler(server, clients):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    from langchain_ably_transport import AblyCallbackHandler
+
+    session = _session()
+    client = await js(server, "client-send.mjs", SESSION=session, TEXT="Tell me about Ably")
+    invocation = Invocation.from_json((await client.next_line())["invocation"])
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | GenericFakeChatModel(
+        messages=iter([AIMessage(content="Ably is a realtime messaging platform.")])) | StrOutputParser()
+    async with AgentSession(await clients(), session) as agent:
+        run = await agent.create_run(invocation)
+        await run.start()
+        handler = AblyCallbackHandler(run=run)
+        output = await chain.ainvoke({"q": "Tell me about Ably"}, {"callbacks": [handler]})
+        await handler.aflush()
+        await run.end()
+    view = await client.result()
+    assert view["run"]["status"] == "complete"
+    assert _texts(view["messages"]) == [("user", "Tell me about Ably"), ("assistant", output)]
+    await handler.aclose()
