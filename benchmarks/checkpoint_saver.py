@@ -59,7 +59,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import math
 import os
 import platform
 import random
@@ -76,6 +75,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from common import BenchmarkError, cell, load_average, load_line, median_of, percentile, positive, ratio
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.base.id import uuid6
@@ -121,10 +121,6 @@ VOCABULARY = (
     "message thread latency storage server client history record segment durable stream agent tool reply"
 )
 WORDS = VOCABULARY.split()
-
-
-class BenchmarkError(RuntimeError):
-    """A run that could not produce a figure (a wrong read, a failed child process)."""
 
 
 @dataclass(frozen=True)
@@ -210,15 +206,6 @@ class ThreadWriter:
 
 
 # --- results ---
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def percentile(ordered: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))]
 
 
 @dataclass(frozen=True)
@@ -317,7 +304,7 @@ def overhead_ms(results: Results, durability: str, label: str) -> float | None:
     """Median over repeats of (invocation - no-checkpointer invocation) / steps, paired per repeat."""
     runs = results.graph.get(durability, {}).get(label, [])
     pairs = [(run - bare) / GRAPH_STEPS * 1e3 for run, bare in zip(runs, results.graph_none, strict=False)]
-    return _median(pairs)
+    return median_of(pairs)
 
 
 # --- 3. cold reads ---
@@ -577,45 +564,37 @@ def cold_reads(targets: list[ColdTarget], servers: dict[str, Any], workdir: Path
 # --- the report ---
 
 
-def _cell(value: float | None, spec: str, width: int) -> str:
-    return f"{'-' if value is None else format(value, spec):>{width}}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return "-" if value is None or not base else f"{value / base:.2f}x"
-
-
 def ops_table(results: Results, settings: Settings) -> list[str]:
     lines = [f"1. aput / aget_tuple latency, ms ({settings.ops} rounds of put + latest get on a fresh thread, "
              f"messages growing 1 -> {settings.ops}; median over {settings.repeats} repeat(s))",
              f"{'saver':<32}{'put p50':>9}{'put p99':>9}{'get p50':>9}{'get p99':>9}"
              f"{'put p50 / base':>16}{'get p50 / base':>16}"]
     base = results.ops[SQLITE]
-    base_put = _median([r.put_p50 for r in base])
-    base_get = _median([r.get_p50 for r in base])
+    base_put = median_of([r.put_p50 for r in base])
+    base_get = median_of([r.get_p50 for r in base])
     for label in LABELS:
         runs = results.ops[label]
-        put50, put99 = _median([r.put_p50 for r in runs]), _median([r.put_p99 for r in runs])
-        get50, get99 = _median([r.get_p50 for r in runs]), _median([r.get_p99 for r in runs])
-        lines.append(f"{label:<32}{_cell(put50, '.3f', 9)}{_cell(put99, '.3f', 9)}{_cell(get50, '.3f', 9)}"
-                     f"{_cell(get99, '.3f', 9)}{_ratio(put50, base_put):>16}{_ratio(get50, base_get):>16}")
+        put50, put99 = median_of([r.put_p50 for r in runs]), median_of([r.put_p99 for r in runs])
+        get50, get99 = median_of([r.get_p50 for r in runs]), median_of([r.get_p99 for r in runs])
+        lines.append(f"{label:<32}{cell(put50, '.3f', 9)}{cell(put99, '.3f', 9)}{cell(get50, '.3f', 9)}"
+                     f"{cell(get99, '.3f', 9)}{ratio(put50, base_put):>16}{ratio(get50, base_get):>16}")
     return lines
 
 
 def graph_table(results: Results, settings: Settings) -> list[str]:
-    bare = _median(results.graph_none)
+    bare = median_of(results.graph_none)
     lines = [f"2. per-super-step overhead, ms: (invocation - no checkpointer) / {GRAPH_STEPS}, {GRAPH_STEPS} "
              f"sequential nodes; median of {settings.graph_runs} invocations x {settings.repeats} repeat(s); "
-             f"no checkpointer: {_cell(bare and bare * 1e3, '.1f', 0)} ms per invocation",
+             f"no checkpointer: {cell(bare and bare * 1e3, '.1f', 0)} ms per invocation",
              f"{'saver':<32}{'async':>9}{'sync':>9}{'async / base':>14}{'sync / base':>13}"
              f"{'invoke ms async/sync':>23}"]
     base = {d: overhead_ms(results, d, SQLITE) for d in ("async", "sync")}
     for label in LABELS:
         values = {d: overhead_ms(results, d, label) for d in ("async", "sync")}
-        totals = [_median(results.graph[d][label]) for d in ("async", "sync")]
+        totals = [median_of(results.graph[d][label]) for d in ("async", "sync")]
         total_text = " / ".join("-" if t is None else f"{t * 1e3:.1f}" for t in totals)
-        lines.append(f"{label:<32}{_cell(values['async'], '.3f', 9)}{_cell(values['sync'], '.3f', 9)}"
-                     f"{_ratio(values['async'], base['async']):>14}{_ratio(values['sync'], base['sync']):>13}"
+        lines.append(f"{label:<32}{cell(values['async'], '.3f', 9)}{cell(values['sync'], '.3f', 9)}"
+                     f"{ratio(values['async'], base['async']):>14}{ratio(values['sync'], base['sync']):>13}"
                      f"{total_text:>23}")
     return lines
 
@@ -632,7 +611,7 @@ def cold_table(results: Results, settings: Settings) -> list[str]:
         cells = []
         for column in columns:
             runs = results.cold.get((label, column), [])
-            connect_ms, read_ms = _median([r.connect_ms for r in runs]), _median([r.read_ms for r in runs])
+            connect_ms, read_ms = median_of([r.connect_ms for r in runs]), median_of([r.read_ms for r in runs])
             cells.append("-" if connect_ms is None else f"{connect_ms:.1f} + {read_ms:.1f}")
         lines.append(f"{label:<42}" + "".join(f"{c:>15}" for c in cells)
                      + f"{_cold_ratio(results, label, 'total'):>15}{_cold_ratio(results, label, 'read'):>14}")
@@ -642,14 +621,14 @@ def cold_table(results: Results, settings: Settings) -> list[str]:
 def _cold_ratio(results: Results, label: str, part: str) -> str:
     def value(size: int) -> float | None:
         runs = results.cold.get((label, str(size)), [])
-        return _median([r.total_ms if part == "total" else r.read_ms for r in runs])
+        return median_of([r.total_ms if part == "total" else r.read_ms for r in runs])
 
-    return _ratio(value(COLD_SIZES[-1]), value(COLD_SIZES[0]))
+    return ratio(value(COLD_SIZES[-1]), value(COLD_SIZES[0]))
 
 
 def cold_ratio_value(results: Results, label: str) -> float | None:
-    big = _median([r.total_ms for r in results.cold.get((label, str(COLD_SIZES[-1])), [])])
-    small = _median([r.total_ms for r in results.cold.get((label, str(COLD_SIZES[0])), [])])
+    big = median_of([r.total_ms for r in results.cold.get((label, str(COLD_SIZES[-1])), [])])
+    small = median_of([r.total_ms for r in results.cold.get((label, str(COLD_SIZES[0])), [])])
     return None if big is None or not small else big / small
 
 
@@ -671,7 +650,7 @@ def storage_table(results: Results) -> list[str]:
     base = results.storage[SQLITE][CHAT_TURNS][0]
     lines.append("bytes at 200 turns / baseline: " + ", ".join(
         f"{label.split()[0] if label != ABLY_DURABLE else 'AblySaver (sqlite)'} "
-        f"{_ratio(results.storage[label][CHAT_TURNS][0], base)}" for label in LABELS if label != SQLITE))
+        f"{ratio(results.storage[label][CHAT_TURNS][0], base)}" for label in LABELS if label != SQLITE))
     lines.append("AblySaver: len(message.data) over the channel's history (zlib-compressed msgpack records); "
                  "SQLite: checkpoint + metadata + write value blobs; InMemorySaver: its serialised blobs")
     return lines
@@ -709,8 +688,7 @@ def header(settings: Settings, load_before: str) -> list[str]:
         f"python {platform.python_version()}, langgraph {version('langgraph')}, langgraph-checkpoint "
         f"{version('langgraph-checkpoint')}, langgraph-checkpoint-sqlite {version('langgraph-checkpoint-sqlite')}, "
         f"ably {version('ably')}, {os.cpu_count()} CPUs; dev servers {' '.join(SERVER_ARGS)}, each a child process",
-        f"load average (1/5/15 min) before: {load_before}, after: {load_average()} "
-        "(anything else running competes for the same cores)",
+        load_line(load_before),
         f"code under test: {code_version()}",
         "",
     ]
@@ -729,13 +707,6 @@ def code_version() -> str:
     return f"commit {commit}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def report(results: Results, settings: Settings, load_before: str) -> str:
     sections = [header(settings, load_before), ops_table(results, settings), [""], graph_table(results, settings),
                 [""], cold_table(results, settings), [""], storage_table(results), [""], verdicts(results)]
@@ -747,22 +718,15 @@ def report(results: Results, settings: Settings, load_before: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeats", type=_positive, default=None,
+    parser.add_argument("--repeats", type=positive, default=None,
                         help="repeats of sections 1 and 2 (default 5; 1 with --quick)")
-    parser.add_argument("--cold-repeats", type=_positive, default=None,
+    parser.add_argument("--cold-repeats", type=positive, default=None,
                         help="fresh processes per cold read (default 5; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 3 graph invocations per repeat")
     parser.add_argument("--cold-read", nargs=4, metavar=("KIND", "URL_OR_PATH", "KEY", "THREAD_ID"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

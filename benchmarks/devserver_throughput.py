@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import math
 import multiprocessing
 import os
 import platform
@@ -57,6 +55,18 @@ import aiohttp
 from ably.types.connectionstate import ConnectionState
 from ably.util.exceptions import AblyException
 from aiohttp import WSMsgType, web
+from common import (
+    BenchmarkError,
+    cell,
+    cpu_seconds,
+    load_average,
+    load_line,
+    median_of,
+    percentile,
+    positive,
+    quiet_sdk_logs,
+    ratio,
+)
 from websockets.exceptions import ConnectionClosed
 
 from langchain_ably_transport import connect
@@ -74,10 +84,6 @@ TARGET_MSG_S = 5000
 TARGET_P50_MS = 2.0
 EXTERNAL_REFERENCE = "a comparable local durable-stream server: ~520 msg/s, 3 ms p50"
 SERVER_ARGS = ["--inbound-rate", "0"]
-
-
-class BenchmarkError(RuntimeError):
-    """A run that could not produce a figure (lost messages, failed publishes, a server that did not start)."""
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,13 @@ class Row:
     is_baseline: bool = False
 
     def p50(self) -> float | None:
-        return _median([run.p50_ms for run in self.latency])
+        return median_of([run.p50_ms for run in self.latency])
 
     def p99(self) -> float | None:
-        return _median([run.p99_ms for run in self.latency])
+        return median_of([run.p99_ms for run in self.latency])
 
     def sent_per_s(self) -> float | None:
-        return _median([run.sent_per_s for run in self.latency])
+        return median_of([run.sent_per_s for run in self.latency])
 
     def failures(self) -> list[ThroughputRun]:
         return [run for run in self.throughput if run.failure]
@@ -138,27 +144,18 @@ class Row:
         """The median received rate, or None when any run's publisher was cut off."""
         if self.failures():
             return None
-        return _median([run.received_per_s for run in self.throughput])
+        return median_of([run.received_per_s for run in self.throughput])
 
     def acked(self) -> float | None:
-        return None if self.failures() else _median([run.acked_per_s for run in self.throughput])
+        return None if self.failures() else median_of([run.acked_per_s for run in self.throughput])
 
     def cpu(self) -> tuple[float | None, float | None]:
         """Median CPU of (client process, server process) in % of one core during throughput runs."""
         if self.failures():
             return None, None
-        client = _median([100 * run.client_cpu for run in self.throughput])
+        client = median_of([100 * run.client_cpu for run in self.throughput])
         server = [100 * run.server_cpu for run in self.throughput if run.server_cpu is not None]
-        return client, _median(server)
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def percentile(ordered: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))]
+        return client, median_of(server)
 
 
 # --- what both kinds of client share ---
@@ -439,15 +436,6 @@ class Mark:
         return cls(time.perf_counter(), acked, received, time.process_time(), cpu_seconds(server_pid))
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process so far, from /proc (None where that is unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class Pipeline:
     """Keeps WINDOW publishes in flight; measures ACKs and receipts between the end of warm-up and the end."""
 
@@ -572,24 +560,16 @@ def _progress(label: str, repeat: int, repeats: int, row: Row) -> None:
 # --- the report ---
 
 
-def _cell(value: float | None, spec: str, width: int) -> str:
-    return f"{'-' if value is None else format(value, spec):>{width}}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return "-" if value is None or not base else f"{value / base:.2f}x"
-
-
 def table(rows: list[Row]) -> list[str]:
     lines = [f"{'configuration':<36}{'p50 ms':>9}{'p99 ms':>9}{'paced/s':>9}{'recv msg/s':>12}{'ACK msg/s':>11}"
              f"{'CPU cli/srv %':>15}"]
     lines.append("-" * len(lines[0]))
     for row in rows:
-        received = _cell(row.sustained(), ",.0f", 12) if not row.failures() else f"{'CUT OFF':>12}"
+        received = cell(row.sustained(), ",.0f", 12) if not row.failures() else f"{'CUT OFF':>12}"
         client, server = row.cpu()
         cpu = "-" if client is None else f"{client:.0f} / {'?' if server is None else format(server, '.0f')}"
-        lines.append(f"{row.label:<36}{_cell(row.p50(), '.2f', 9)}{_cell(row.p99(), '.2f', 9)}"
-                     f"{_cell(row.sent_per_s(), ',.0f', 9)}{received}{_cell(row.acked(), ',.0f', 11)}{cpu:>15}")
+        lines.append(f"{row.label:<36}{cell(row.p50(), '.2f', 9)}{cell(row.p99(), '.2f', 9)}"
+                     f"{cell(row.sent_per_s(), ',.0f', 9)}{received}{cell(row.acked(), ',.0f', 11)}{cpu:>15}")
     return lines
 
 
@@ -612,8 +592,8 @@ def ratios(rows: list[Row]) -> list[str]:
              "   (whole paths: ably-python + dev server vs aiohttp client + bare server)"]
     for row in rows:
         if not row.is_baseline:
-            lines.append(f"{row.label:<36}{_ratio(row.p50(), base.p50()):>9}{_ratio(row.p99(), base.p99()):>9}"
-                         f"{_ratio(row.sustained(), base.sustained()):>12}")
+            lines.append(f"{row.label:<36}{ratio(row.p50(), base.p50()):>9}{ratio(row.p99(), base.p99()):>9}"
+                         f"{ratio(row.sustained(), base.sustained()):>12}")
     return lines
 
 
@@ -651,17 +631,9 @@ def header(settings: Settings, load_before: str) -> list[str]:
         f"{os.cpu_count()} CPUs; median of {settings.repeats} repeat(s); latency: {PACED_RATE:,} msg/s paced "
         f"for {settings.latency_s:g} s; throughput: window {WINDOW}, {settings.throughput_s:g} s after "
         f"{THROUGHPUT_WARMUP_S:g} s warm-up",
-        f"load average (1/5/15 min) before: {load_before}, after: {load_average()} "
-        "(anything else running competes for the same cores)",
+        load_line(load_before),
         "",
     ]
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def report(rows: list[Row], settings: Settings, load_before: str) -> str:
@@ -681,25 +653,13 @@ def report(rows: list[Row], settings: Settings, load_before: str) -> str:
 
 def parse_settings(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeats", type=_positive, default=None,
+    parser.add_argument("--repeats", type=positive, default=None,
                         help="repeats per configuration (default 5; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 1 s latency run, 2 s throughput run")
     args = parser.parse_args(argv)
     if args.quick:
         return Settings(repeats=args.repeats or 1, latency_s=1.0, throughput_s=2.0)
     return Settings(repeats=args.repeats or 5, latency_s=3.0, throughput_s=5.0)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def quiet_sdk_logs() -> None:
-    """ably-python logs every publish failed by a cut-off connection; the report says it once instead."""
-    logging.getLogger("ably").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,7 +82,6 @@ import cProfile
 import gc
 import io
 import json
-import logging
 import math
 import multiprocessing
 import os
@@ -90,7 +89,6 @@ import platform
 import pstats
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -103,6 +101,18 @@ from pathlib import Path
 from typing import Any
 
 from ably.types.message import Message
+from common import (
+    BenchmarkError,
+    cell,
+    cpu_seconds,
+    load_average,
+    load_line,
+    median_of,
+    percentile,
+    positive,
+    quiet_sdk_logs,
+    ratio,
+)
 
 from langchain_ably_transport import connect
 from langchain_ably_transport.codec import Decoder, MessageEncoder
@@ -160,10 +170,6 @@ process.on('exit', () => writeFileSync(process.env.PROBE_OUT, JSON.stringify({ a
 """
 
 
-class BenchmarkError(RuntimeError):
-    """A run that could not produce a figure (lost tokens, a failed agent, a server that did not start)."""
-
-
 @dataclass(frozen=True)
 class Settings:
     repeats: int
@@ -182,27 +188,6 @@ class Address:
 
 def token(index: int) -> str:
     return f"t{index:05d} "
-
-
-def percentile(ordered: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))]
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process so far, from /proc (None where that is unavailable)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _median(values: list[float | None]) -> float | None:
-    present = [value for value in values if value is not None]
-    return statistics.median(present) if present else None
 
 
 # --- the fake model ---
@@ -678,7 +663,7 @@ class Row:
     is_baseline: bool = False
 
     def median(self, attribute: str) -> float | None:
-        return _median([getattr(run, attribute) for run in self.runs])
+        return median_of([getattr(run, attribute) for run in self.runs])
 
 
 @dataclass
@@ -861,12 +846,8 @@ class Column:
 
 
 def _cell(value: float | None, spec: str, width: int) -> str:
-    missing = value is None or math.isnan(value)
-    return f"{'-' if missing else format(value, spec):>{width}}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    return "-" if value is None or not base else f"{value / base:.2f}x"
+    """`common.cell`, with NaN shown as missing too (a steady rate over too few appends is NaN)."""
+    return cell(None if value is None or math.isnan(value) else value, spec, width)
 
 
 def table(title: str, rows: list[Row], columns: tuple[Column, ...]) -> list[str]:
@@ -913,10 +894,10 @@ def micro_table(micro: dict[int, list[MicroRun]], tokens: int) -> list[str]:
     lines = [f"2. Encoder CPU micro-benchmark: MessageEncoder with an in-memory writer, virtual 1 ms/token, "
              f"{tokens:,} tokens", head, "-" * len(head)]
     for window, runs in micro.items():
-        lines.append(f"{window_label(window):<{LABEL_WIDTH}}{_cell(_median([r.encoder_us for r in runs]), '.2f', 15)}"
-                     f"{_cell(_median([r.encoder_no_gc_us for r in runs]), '.2f', 10)}"
-                     f"{_cell(_median([r.decoder_us for r in runs]), '.2f', 15)}"
-                     f"{_cell(_median([r.messages_per_1k for r in runs]), ',.1f', 11)}")
+        lines.append(f"{window_label(window):<{LABEL_WIDTH}}{_cell(median_of([r.encoder_us for r in runs]), '.2f', 15)}"
+                     f"{_cell(median_of([r.encoder_no_gc_us for r in runs]), '.2f', 10)}"
+                     f"{_cell(median_of([r.decoder_us for r in runs]), '.2f', 15)}"
+                     f"{_cell(median_of([r.messages_per_1k for r in runs]), ',.1f', 11)}")
     return lines
 
 
@@ -933,7 +914,7 @@ def versus_ratios(rows: list[Row]) -> list[str]:
         python, js = _find(rows, python_prefix), _find(rows, js_prefix)
         if python is None or js is None:
             continue
-        figures = [f"{name} {_ratio(python.median(attribute), js.median(attribute))}" for name, attribute in (
+        figures = [f"{name} {ratio(python.median(attribute), js.median(attribute))}" for name, attribute in (
             ("delivered tok/s", "delivered_per_s"), ("p50 latency", "p50_ms"), ("p99 latency", "p99_ms"),
             ("agent CPU/token", "agent_cpu_us"))]
         lines.append(f"Python / JS, {mode}: " + ", ".join(figures))
@@ -978,7 +959,7 @@ def verdicts(results: Results) -> list[str]:
         ours, theirs = python.median("delivered_per_s"), js.median("delivered_per_s")
         ok = None if ours is None or theirs is None else ours >= theirs
         lines.append(f"  Python >= JS delivered throughput, {mode}: {_cell(ours, ',.0f', 0)} vs "
-                     f"{_cell(theirs, ',.0f', 0)} tok/s ({_ratio(ours, theirs)}): {_verdict(ok)}")
+                     f"{_cell(theirs, ',.0f', 0)} tok/s ({ratio(ours, theirs)}): {_verdict(ok)}")
     return lines
 
 
@@ -998,17 +979,9 @@ def header(settings: Settings, load_before: str) -> list[str]:
         f"python {platform.python_version()}, ably {version('ably')}, {os.cpu_count()} CPUs; median of "
         f"{settings.repeats} repeat(s); {settings.paced_tokens:,} paced tokens per stream (first {WARMUP_TOKENS} "
         f"left out of latency), {settings.unpaced_tokens:,} unpaced",
-        f"load average (1/5/15 min) before: {load_before}, after: {load_average()} "
-        "(anything else running competes for the same cores)",
+        load_line(load_before),
         "",
     ]
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 LEGEND = [
@@ -1055,7 +1028,7 @@ def report(results: Results, load_before: str) -> str:
 
 def parse_settings(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeats", type=_positive, default=None, help="repeats per row (default 3; 1 with --quick)")
+    parser.add_argument("--repeats", type=positive, default=None, help="repeats per row (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat, 1,000 paced and 2,000 unpaced tokens")
     parser.add_argument("--profile", action="store_true",
                         help="only profile the Python agent (window 0, unpaced) and print where its CPU goes")
@@ -1065,17 +1038,6 @@ def parse_settings(argv: list[str] | None) -> Settings:
                         profile=args.profile)
     return Settings(repeats=args.repeats or 3, paced_tokens=3000, unpaced_tokens=5000, micro_tokens=20000,
                     profile=args.profile)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def quiet_sdk_logs() -> None:
-    logging.getLogger("ably").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:
