@@ -1,0 +1,5 @@
+"""Serving LangGraph graphs on a session: runs that stream, suspend on `interrupt()` and resume anywhere."""
+
+from .serve import GraphRunResult, messages_input, serve_graph
+
+__all__ = ["GraphRunResult", "messages_input", "serve_graph"]

@@ -1,0 +1,156 @@
+"""Serving a compiled LangGraph graph for one invocation: its run streams, suspends on `interrupt()`, resumes.
+
+`serve_graph(graph, invocation, client=client)` is what an HTTP handler calls with the JS client's POST body.
+A fresh user message becomes the graph's input; a message that names a suspended run (it carries the run id)
+answers that run's pending interrupts with `Command(resume=...)`, in whatever process receives it, from the
+graph's checkpointer alone. Model tokens, tool calls and tool results stream as one assistant message of the
+run, one step per model pass; pending interrupts are published as `data-interrupt` parts before the run
+suspends. A client's cancel cancels the graph's task (subgraphs and in-flight model calls included).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ably import AblyRealtime
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt
+
+from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
+from ..session import AgentSession, Run
+from ..wire.invocation import Invocation
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["complete", "suspended", "cancelled", "error"]
+InputMapper = Callable[[Run], Any]
+INTERRUPT_PART = "interrupt"
+
+
+@dataclass
+class GraphRunResult:
+    """How serving ended, the run it served, and the interrupts it is waiting on when suspended."""
+
+    outcome: Outcome
+    run_id: str
+    interrupts: list[Interrupt] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def messages_input(run: Run) -> dict[str, Any]:
+    """The default input of a fresh run for a message-state graph: the user's new message."""
+    latest = [m for m in run.messages() if isinstance(m, HumanMessage)]
+    return {"messages": latest[-1:]}
+
+
+async def serve_graph(
+    graph: Any,
+    invocation: Invocation,
+    *,
+    client: AblyRealtime,
+    config: RunnableConfig | None = None,
+    to_input: InputMapper = messages_input,
+    coalesce_window: float | None = None,
+) -> GraphRunResult:
+    """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session."""
+    async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window) as session:
+        run = await session.create_run(invocation)
+        run_config = _thread_config(config, invocation.session_name)
+        graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
+        await run.start()
+        stream = _GraphStream(graph, graph_input, run_config)
+        result = await run.pipe(stream.chunks())
+        return await _finish(graph, run, run_config, result, stream)
+
+
+def _thread_config(config: RunnableConfig | None, session_name: str) -> RunnableConfig:
+    merged: dict[str, Any] = dict(config or {})
+    configurable = dict(merged.get("configurable") or {})
+    configurable.setdefault("thread_id", session_name)
+    merged["configurable"] = configurable
+    return merged  # type: ignore[return-value]
+
+
+async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Command:
+    """The answer to a suspended run: the continuation message's text for each pending interrupt."""
+    pending = (await graph.aget_state(config)).interrupts
+    answer = _continuation_text(run)
+    return Command(resume={interrupt.id: answer for interrupt in pending})
+
+
+def _continuation_text(run: Run) -> str:
+    for entry in reversed(run.ui_messages()):
+        message = entry["message"]
+        if entry["codecMessageId"] == run.trigger.codec_message_id:
+            return "".join(p.get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
+    return ""
+
+
+async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, stream: _GraphStream) -> GraphRunResult:
+    if result.reason == "cancelled":
+        await run.end("cancelled")
+        return GraphRunResult("cancelled", run.run_id)
+    if result.reason == "error":
+        await run.end("error", error_message=str(result.error))
+        return GraphRunResult("error", run.run_id, error=result.error)
+    if stream.interrupts:
+        await run.suspend()
+        return GraphRunResult("suspended", run.run_id, interrupts=stream.interrupts)
+    await run.end("complete")
+    return GraphRunResult("complete", run.run_id)
+
+
+class _GraphStream:
+    """The graph's `messages` and `updates` streams as the chunks of one multi-step assistant message."""
+
+    def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig) -> None:
+        self._graph = graph
+        self._input = graph_input
+        self._config = config
+        self._passes: dict[str, ChunkTranslator] = {}
+        self._opened = False
+        self.interrupts: list[Interrupt] = []
+
+    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        stream = self._graph.astream(self._input, self._config, stream_mode=["messages", "updates"], subgraphs=True)
+        async for _namespace, mode, data in stream:
+            if mode == "messages":
+                for chunk in self._message(*data):
+                    yield chunk
+            elif isinstance(data, dict) and "__interrupt__" in data:
+                self.interrupts.extend(data["__interrupt__"])
+        for chunk in self._close_passes():
+            yield chunk
+        for interrupt in self._unique_interrupts():
+            yield data_chunk(INTERRUPT_PART, {"id": interrupt.id, "value": interrupt.value}, id=interrupt.id)
+        if self._opened:
+            yield {"type": "finish"}
+
+    def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        if isinstance(message, ToolMessage):
+            return [*self._close_passes(), tool_output_chunk(message)]
+        if not isinstance(message, AIMessage):
+            return []
+        key = message.id or str(metadata.get("langgraph_checkpoint_ns", ""))
+        translator = self._passes.get(key)
+        if translator is None:
+            translator = self._passes[key] = ChunkTranslator(open_message=not self._opened)
+            self._opened = True
+        return translator.feed(message)
+
+    def _close_passes(self) -> list[dict[str, Any]]:
+        closing = [chunk for t in self._passes.values() for chunk in t.finish(close_message=False)]
+        self._passes.clear()
+        return closing
+
+    def _unique_interrupts(self) -> list[Interrupt]:
+        """A subgraph's interrupt surfaces in its namespace and again at the root: publish each id once."""
+        seen: dict[str, Interrupt] = {}
+        for interrupt in self.interrupts:
+            seen.setdefault(interrupt.id, interrupt)
+        self.interrupts = list(seen.values())
+        return self.interrupts

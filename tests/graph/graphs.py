@@ -1,0 +1,66 @@
+"""Graphs the serving tests run, importable by child processes too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import interrupt
+
+from langchain_ably_transport import AblySaver, connect
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.wire.invocation import Invocation
+
+
+def chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> Any:
+    """START -> chat (a streaming fake model) -> END."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+
+    async def chat(state: MessagesState) -> dict[str, Any]:
+        last = None
+        async for chunk in model.astream(state["messages"]):
+            last = chunk if last is None else last + chunk
+            await asyncio.sleep(delay)
+        return {"messages": [last]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chat", chat)
+    graph.add_edge(START, "chat")
+    graph.add_edge("chat", END)
+    return graph.compile(checkpointer=saver)
+
+
+def approval_graph(saver: AblySaver) -> Any:
+    """START -> plan -> approve (interrupt) -> act -> END; `act` answers with the approval it got."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="I plan to deploy.")]))
+
+    async def plan(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def approve(state: MessagesState) -> dict[str, Any]:
+        answer = interrupt({"question": "Deploy to production?"})
+        return {"messages": [AIMessage(content=f"Approval received: {answer}.")]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("plan", plan)
+    graph.add_node("approve", approve)
+    graph.add_edge(START, "plan")
+    graph.add_edge("plan", "approve")
+    graph.add_edge("approve", END)
+    return graph.compile(checkpointer=saver)
+
+
+async def _serve_once(url: str, key: str, invocation: str) -> None:
+    async with connect(key, url, client_id="graph-worker") as client:
+        result = await serve_graph(approval_graph(AblySaver(client)), Invocation.from_json(invocation), client=client)
+        print(json.dumps({"outcome": result.outcome, "run_id": result.run_id,
+                          "interrupts": [i.id for i in result.interrupts]}))
+
+
+if __name__ == "__main__":  # a worker process that serves one invocation of the approval graph and exits
+    asyncio.run(_serve_once(*sys.argv[1:4]))

@@ -1,0 +1,85 @@
+"""serve_graph: a LangGraph graph answering session inputs, through the dev server, across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from langchain_ably_transport import AblySaver, ClientSession
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.wire import names
+
+from .graphs import approval_graph, chat_graph
+
+WORKER = Path(__file__).with_name("graphs.py")
+
+
+async def test_a_message_graph_answers_and_its_state_lives_in_the_saver(clients, channel_name):
+    agent = await clients()
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("hello graph")
+        result = await serve_graph(chat_graph(AblySaver(agent), "Hello, human."), sent.invocation, client=agent)
+        assert result.outcome == "complete" and await sent.run_id() == result.run_id
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
+        assert [m.content for m in user.messages()] == ["hello graph", "Hello, human."]
+    state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
+    assert [m.content for m in state.values["messages"]] == ["hello graph", "Hello, human."]
+
+
+async def test_an_interrupt_suspends_the_run_and_the_answer_resumes_the_same_run(clients, channel_name):
+    agent = await clients()
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("please deploy")
+        first = await serve_graph(approval_graph(AblySaver(agent)), sent.invocation, client=agent)
+        assert first.outcome == "suspended" and len(first.interrupts) == 1
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.SUSPENDED)
+        parts = [p for e in user.view() for p in e["message"]["parts"] if p["type"] == "data-interrupt"]
+        assert parts[0]["data"] == {"id": first.interrupts[0].id, "value": {"question": "Deploy to production?"}}
+        answer = await user.send("yes", run_id=first.run_id)
+        second = await serve_graph(approval_graph(AblySaver(await clients())), answer.invocation, client=agent)
+        assert (second.outcome, second.run_id) == ("complete", first.run_id)
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
+        assert "Approval received: yes." in [m.content for m in user.messages()]
+
+
+def _worker(server, invocation) -> dict:
+    result = subprocess.run([sys.executable, str(WORKER), server.url, server.key, json.dumps(invocation.to_json())],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def test_a_fresh_process_resumes_a_run_another_process_suspended(server, clients, channel_name):
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("deploy it")
+        first = await asyncio.to_thread(_worker, server, sent.invocation)
+        assert first["outcome"] == "suspended"
+        answer = await user.send("approved", run_id=first["run_id"])
+        second = await asyncio.to_thread(_worker, server, answer.invocation)
+        assert second == {"outcome": "complete", "run_id": first["run_id"], "interrupts": []}
+        lifecycle = [w.name for w in user.core._log
+                     if w.name in names.RUN_LIFECYCLE_NAMES and w.transport.get(names.HEADER_RUN_ID) == first["run_id"]]
+        assert lifecycle == [names.RUN_START, names.RUN_SUSPEND, names.RUN_RESUME, names.RUN_END]
+        assert await user.wait_for(lambda: "Approval received: approved." in [m.content for m in user.messages()])
+
+
+async def test_cancel_stops_the_graph_and_the_thread_continues(clients, channel_name):
+    agent = await clients()
+    story = " ".join(f"part{i}" for i in range(500))
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("a long story")
+        serving = asyncio.ensure_future(serve_graph(chat_graph(AblySaver(agent), story, "Short now.", delay=0.005),
+                                                    sent.invocation, client=agent))
+        run_id = await sent.run_id()
+        assert await user.wait_for(lambda: "part20" in str(user.view()), timeout=10)
+        await user.cancel(run_id)
+        result = await asyncio.wait_for(serving, 10)
+        assert result.outcome == "cancelled"
+        assert "part499" not in str(user.view())
+        follow_up = await user.send("shorter please")
+        again = await serve_graph(chat_graph(AblySaver(agent), "Short now."), follow_up.invocation, client=agent)
+        assert again.outcome == "complete"
+        assert await user.wait_for(lambda: user.messages()[-1].content == "Short now.")
