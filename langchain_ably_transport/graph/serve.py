@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["complete", "suspended", "cancelled", "error"]
 InputMapper = Callable[[Run], Any]
 INTERRUPT_PART = "interrupt"
+TASK_PART = "task"
 
 
 @dataclass
@@ -104,6 +105,24 @@ async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, str
     return GraphRunResult("complete", run.run_id)
 
 
+def task_chunk(namespace: tuple[str, ...], task: dict[str, Any]) -> dict[str, Any]:
+    """A `data-task` part per graph task (node run): `running`, then `done`, `error` or `interrupted`.
+
+    The part's id is the task id, so a client's view replaces it in place and always shows each node's
+    latest state; `namespace` says which (sub)graph, and so which agent, the node belongs to.
+    """
+    if "result" not in task and "error" not in task:
+        status = "running"
+    elif task.get("error"):
+        status = "error"
+    elif task.get("interrupts"):
+        status = "interrupted"
+    else:
+        status = "done"
+    return data_chunk(TASK_PART, {"node": task.get("name"), "namespace": list(namespace), "status": status},
+                      id=str(task.get("id")))
+
+
 class _GraphStream:
     """The graph's `messages` and `updates` streams as the chunks of one multi-step assistant message."""
 
@@ -112,23 +131,25 @@ class _GraphStream:
         self._input = graph_input
         self._config = config
         self._passes: dict[str, ChunkTranslator] = {}
-        self._opened = False
         self.interrupts: list[Interrupt] = []
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
-        stream = self._graph.astream(self._input, self._config, stream_mode=["messages", "updates"], subgraphs=True)
-        async for _namespace, mode, data in stream:
+        yield {"type": "start"}  # the run's one assistant message opens before its first task part
+        modes = ["messages", "updates", "tasks"]
+        async for namespace, mode, data in self._graph.astream(self._input, self._config, stream_mode=modes,
+                                                               subgraphs=True):
             if mode == "messages":
                 for chunk in self._message(*data):
                     yield chunk
+            elif mode == "tasks":
+                yield task_chunk(namespace, data)
             elif isinstance(data, dict) and "__interrupt__" in data:
                 self.interrupts.extend(data["__interrupt__"])
         for chunk in self._close_passes():
             yield chunk
         for interrupt in self._unique_interrupts():
             yield data_chunk(INTERRUPT_PART, {"id": interrupt.id, "value": interrupt.value}, id=interrupt.id)
-        if self._opened:
-            yield {"type": "finish"}
+        yield {"type": "finish"}
 
     def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(message, ToolMessage):
@@ -138,8 +159,7 @@ class _GraphStream:
         key = message.id or str(metadata.get("langgraph_checkpoint_ns", ""))
         translator = self._passes.get(key)
         if translator is None:
-            translator = self._passes[key] = ChunkTranslator(open_message=not self._opened)
-            self._opened = True
+            translator = self._passes[key] = ChunkTranslator(open_message=False)
         return translator.feed(message)
 
     def _close_passes(self) -> list[dict[str, Any]]:

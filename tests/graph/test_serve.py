@@ -25,6 +25,8 @@ async def test_a_message_graph_answers_and_its_state_lives_in_the_saver(clients,
         assert result.outcome == "complete" and await sent.run_id() == result.run_id
         assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
         assert [m.content for m in user.messages()] == ["hello graph", "Hello, human."]
+        tasks = [p["data"] for e in user.view() for p in e["message"]["parts"] if p["type"] == "data-task"]
+        assert tasks == [{"node": "chat", "namespace": [], "status": "done"}], "one part per task, latest state"
     state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
     assert [m.content for m in state.values["messages"]] == ["hello graph", "Hello, human."]
 
