@@ -1,0 +1,191 @@
+"""Serving graphs on a session: cancel latency, and how fast a fresh process resumes a suspended run.
+
+1. Cancel latency: a graph streams a long reply (a token every 2 ms); a client publishes `ai-cancel`; measured
+   from the client's `cancel()` call to the graph's model task receiving its `CancelledError` (same process,
+   one clock). Median and p99 over repeats. Target: < 100 ms.
+2. Fresh-process resume: a run is suspended on `interrupt()` on threads of ~10 and ~100 checkpoints; the
+   client answers; a NEW Python process serves the continuation. Measured from the child's `main()` (after its
+   imports, i.e. beyond interpreter start-up) to the client seeing the first token of the resumed reply.
+   Target: < 300 ms. The named baseline is the same resume served in this (warm) process.
+
+Reproduce (about 1 minute; `--quick` fewer repeats):
+
+    .venv/bin/python benchmarks/graph_serving.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from common import percentile
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import interrupt
+
+from langchain_ably_transport import AblySaver, ClientSession, connect
+from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.wire.invocation import Invocation
+
+CANCEL_TARGET_MS = 100.0
+RESUME_TARGET_MS = 300.0
+
+
+def streaming_graph(saver: AblySaver, cancelled_at: list[float]) -> Any:
+    reply = " ".join(f"t{i}" for i in range(5000))
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=reply)]))
+
+    async def talk(state: MessagesState) -> dict[str, Any]:
+        last = None
+        try:
+            async for chunk in model.astream(state["messages"]):
+                last = chunk if last is None else last + chunk
+                await asyncio.sleep(0.002)
+        except asyncio.CancelledError:
+            cancelled_at.append(time.perf_counter())
+            raise
+        return {"messages": [last]}
+
+    return _single_node(saver, talk)
+
+
+def resumable_graph(saver: AblySaver) -> Any:
+    """Chats for as many turns as it is given; a message saying 'approve' makes it ask first."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=f"reply {i} done") for i in range(10_000)]))
+
+    async def talk(state: MessagesState) -> dict[str, Any]:
+        if "approve" in state["messages"][-1].text:
+            interrupt("proceed?")
+        last = None
+        async for chunk in model.astream(state["messages"]):
+            last = chunk if last is None else last + chunk
+        return {"messages": [last]}
+
+    return _single_node(saver, talk)
+
+
+def _single_node(saver: AblySaver, node: Any) -> Any:
+    graph = StateGraph(MessagesState)
+    graph.add_node("talk", node)
+    graph.add_edge(START, "talk")
+    graph.add_edge("talk", END)
+    return graph.compile(checkpointer=saver)
+
+
+async def cancel_latency(url: str, key: str, repeats: int) -> list[float]:
+    latencies = []
+    async with connect(key, url, client_id="bench-agent") as agent, connect(key, url) as user_client:
+        for _ in range(repeats):
+            session = f"bench:cancel-{uuid.uuid4().hex[:8]}"
+            cancelled_at: list[float] = []
+            async with ClientSession(user_client, session) as user:
+                sent = await user.send("go")
+                serving = asyncio.ensure_future(serve_graph(streaming_graph(AblySaver(agent), cancelled_at),
+                                                            sent.invocation, client=agent))
+                run_id = await sent.run_id()
+                await user.wait_for(lambda: "t30 " in str(user.view()), timeout=10)
+                started = time.perf_counter()
+                await user.cancel(run_id)
+                result = await asyncio.wait_for(serving, 10)
+                assert result.outcome == "cancelled" and cancelled_at
+                latencies.append((cancelled_at[0] - started) * 1000)
+    return latencies
+
+
+async def suspended_thread(url: str, key: str, turns: int) -> tuple[str, str]:
+    """A session whose thread has `turns` turns and then a run suspended on an interrupt; returns it and the run."""
+    session = f"bench:resume-{uuid.uuid4().hex[:8]}"
+    async with connect(key, url) as agent, connect(key, url) as user_client, \
+            ClientSession(user_client, session) as user:
+        graph = resumable_graph(AblySaver(agent))
+        for turn in range(turns):
+            sent = await user.send(f"turn {turn}")
+            await serve_graph(graph, sent.invocation, client=agent)
+        sent = await user.send("please approve this")
+        result = await serve_graph(graph, sent.invocation, client=agent)
+        assert result.outcome == "suspended"
+        return session, result.run_id
+
+
+async def resume_latency(url: str, key: str, session: str, run_id: str, fresh_process: bool) -> float:
+    async with connect(key, url) as user_client, ClientSession(user_client, session) as user:
+        answer = await user.send("yes", run_id=run_id)
+        seen_before = str(user.view()).count("text")
+        if fresh_process:
+            child = subprocess.Popen([sys.executable, __file__, "--serve", url, key,
+                                      json.dumps(answer.invocation.to_json())], stdout=subprocess.PIPE, text=True)
+            started_line = await asyncio.to_thread(child.stdout.readline)  # type: ignore[union-attr]
+            started = float(json.loads(started_line)["main_at"])
+        else:
+            started = time.time()
+            serving = asyncio.ensure_future(_serve(url, key, answer.invocation))
+        await user.wait_for(lambda: str(user.view()).count("text") > seen_before, timeout=30)
+        first_token = time.time()
+        if fresh_process:
+            await asyncio.to_thread(child.wait, 30)
+        else:
+            await serving
+        return (first_token - started) * 1000
+
+
+async def _serve(url: str, key: str, invocation: Invocation) -> None:
+    async with connect(key, url) as client:
+        await serve_graph(resumable_graph(AblySaver(client)), invocation, client=client)
+
+
+def child_serve(url: str, key: str, invocation: str) -> None:
+    print(json.dumps({"main_at": time.time()}), flush=True)
+    asyncio.run(_serve(url, key, Invocation.from_json(invocation)))
+
+
+async def measure(url: str, key: str, repeats: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {"cancel": await cancel_latency(url, key, repeats)}
+    for turns in (3, 33):  # about 10 and 100 checkpoints (3 a turn, plus the suspended run's)
+        fresh, warm = [], []
+        for _ in range(max(3, repeats // 4)):
+            session, run_id = await suspended_thread(url, key, turns)
+            fresh.append(await resume_latency(url, key, session, run_id, fresh_process=True))
+            session, run_id = await suspended_thread(url, key, turns)
+            warm.append(await resume_latency(url, key, session, run_id, fresh_process=False))
+        figures[turns] = (fresh, warm)
+    return figures
+
+
+def report(figures: dict[str, Any], repeats: int) -> None:
+    cancel = sorted(figures["cancel"])
+    print(f"Graph serving on the dev server; {repeats} cancels, medians over repeats\n")
+    p50, p99 = statistics.median(cancel), percentile(cancel, 99)
+    print(f"cancel: client cancel() -> graph task cancelled   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
+          f"target < {CANCEL_TARGET_MS:g} ms: {'PASS' if p99 < CANCEL_TARGET_MS else 'FAIL'}")
+    print("\nresume of a suspended run: process main() -> first resumed token seen by the client")
+    print(f"{'thread':<28}{'fresh process':>15}{'BASELINE warm':>15}{'ratio':>8}")
+    for turns, label in ((3, "~10 checkpoints"), (33, "~100 checkpoints")):
+        fresh, warm = (statistics.median(values) for values in figures[turns])
+        verdict = "PASS" if fresh < RESUME_TARGET_MS else "FAIL"
+        print(f"{label:<28}{fresh:>12.1f} ms{warm:>12.1f} ms{fresh / warm:>7.2f}x   target < "
+              f"{RESUME_TARGET_MS:g} ms: {verdict}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        child_serve(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    repeats = 8 if parser.parse_args().quick else 20
+    with spawn(args=["--inbound-rate", "0", "--protocol-rate", "0"]) as server:
+        figures = asyncio.run(measure(server.url, server.key, repeats))
+    report(figures, repeats)
+
+
+if __name__ == "__main__":
+    main()
