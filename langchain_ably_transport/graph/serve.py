@@ -4,8 +4,10 @@
 A fresh user message becomes the graph's input; a message that names a suspended run (it carries the run id)
 answers that run's pending interrupts with `Command(resume=...)`, in whatever process receives it, from the
 graph's checkpointer alone. Model tokens, tool calls and tool results stream as one assistant message of the
-run, one step per model pass; pending interrupts are published as `data-interrupt` parts before the run
-suspends. A client's cancel cancels the graph's task (subgraphs and in-flight model calls included).
+run, one step per model pass; pending interrupts are published before the run suspends: LangChain's
+human-in-the-loop ones as `tool-approval-request`s on the tool calls they gate (`approvals`), answered by the
+client's `tool-approval-response`s, any other as a `data-interrupt` part. A client's cancel cancels the graph's
+task (subgraphs and in-flight model calls included).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from langgraph.types import Command, Interrupt
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..session import AgentSession, Run
 from ..wire.invocation import Invocation
+from .approvals import approval_decisions, approval_request_chunks, approval_resume
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +61,18 @@ async def serve_graph(
     coalesce_window: float | None = None,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session."""
-    async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window) as session:
+    # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
+    async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
+                            history_pages=1) as session:
         run = await session.create_run(invocation)
         run_config = _thread_config(config, invocation.session_name)
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
         await run.start()
+        if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
+            await run.suspend()
+            return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
         stream = _GraphStream(graph, graph_input, run_config)
-        result = await run.pipe(stream.chunks())
+        result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
         return await _finish(graph, run, run_config, result, stream)
 
 
@@ -76,11 +84,55 @@ def _thread_config(config: RunnableConfig | None, session_name: str) -> Runnable
     return merged  # type: ignore[return-value]
 
 
-async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Command:
-    """The answer to a suspended run: the continuation message's text for each pending interrupt."""
-    pending = (await graph.aget_state(config)).interrupts
-    answer = _continuation_text(run)
-    return Command(resume={interrupt.id: answer for interrupt in pending})
+async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Command | None:
+    """The answer to a suspended run, from the continuation's inputs.
+
+    `tool-approval-response`s answer the human-in-the-loop interrupts whose tool calls they name; a batched
+    request needs a decision for each of its calls, taken from the trigger first and then from earlier
+    responses sent into the run (the Vercel ChatTransport sends all of a turn's responses as one input event).
+    Without approvals, the continuation message's text answers every pending interrupt. None: approvals that
+    complete no interrupt, so the run stays suspended.
+    """
+    state = await graph.aget_state(config)
+    messages = _state_messages(state.values)
+    on_trigger = approval_decisions(run.trigger_inputs())
+    if not on_trigger:
+        answer = _continuation_text(run)
+        return Command(resume={interrupt.id: answer for interrupt in state.interrupts})
+    decisions = {**approval_decisions(run.inputs()), **on_trigger}
+    resume = {i.id: value for i in state.interrupts if (value := approval_resume(i, messages, decisions)) is not None}
+    return Command(resume=resume) if resume else None
+
+
+async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]], run: Run) -> AsyncIterator[dict[str, Any]]:
+    """Drop the results of tool calls the trigger denies: the client's own denial already showed them as
+    `output-denied`, and the rejection `ToolMessage` the middleware adds would turn them into `output-error`
+    (`tool-output-denied` cannot say it instead: it must share the tool call's codec-message-id)."""
+    denied = {call_id for call_id, d in approval_decisions(run.trigger_inputs()).items() if not d.approved}
+    async for chunk in chunks:
+        if not (chunk.get("type") == "tool-output-error" and chunk.get("toolCallId") in denied):
+            yield chunk
+
+
+def _state_messages(values: Any) -> list[BaseMessage]:
+    return list(values.get("messages") or []) if isinstance(values, dict) else []
+
+
+async def _pending(graph: Any, config: RunnableConfig) -> tuple[Interrupt, ...]:
+    return (await graph.aget_state(config)).interrupts
+
+
+async def _interrupt_chunks(graph: Any, config: RunnableConfig, interrupts: list[Interrupt]) -> list[dict[str, Any]]:
+    """Each interrupt as `tool-approval-request`s when it is a human-in-the-loop one, else a `data-interrupt`."""
+    if not interrupts:
+        return []
+    messages = _state_messages((await graph.aget_state(config)).values)
+    chunks: list[dict[str, Any]] = []
+    for interrupt in interrupts:
+        approvals = approval_request_chunks(interrupt, messages)
+        chunks += approvals if approvals is not None else [
+            data_chunk(INTERRUPT_PART, {"id": interrupt.id, "value": interrupt.value}, id=interrupt.id)]
+    return chunks
 
 
 def _continuation_text(run: Run) -> str:
@@ -147,8 +199,8 @@ class _GraphStream:
                 self.interrupts.extend(data["__interrupt__"])
         for chunk in self._close_passes():
             yield chunk
-        for interrupt in self._unique_interrupts():
-            yield data_chunk(INTERRUPT_PART, {"id": interrupt.id, "value": interrupt.value}, id=interrupt.id)
+        for chunk in await _interrupt_chunks(self._graph, self._config, self._unique_interrupts()):
+            yield chunk
         yield {"type": "finish"}
 
     def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,8 +21,8 @@ from typing import Any
 from ably import AblyRealtime
 from langchain_core.messages import BaseMessage
 
-from ..codec import DecodedEvent, MessageEncoder
-from ..codec.chunks import CodecMessage
+from ..codec import DecodedEvent, MessageEncoder, decode_input
+from ..codec.chunks import CodecMessage, Input
 from ..codec.langchain import ui_messages_to_langchain
 from ..errors import AblyTransportError
 from ..wire import names
@@ -96,9 +96,12 @@ class AgentSession:
     """`async with AgentSession(client, invocation.session_name) as session:` the agent's side of a session."""
 
     def __init__(self, client: AblyRealtime, session_name: str, *, authorize_cancel: AuthorizeCancel | None = None,
-                 coalesce_window: float | None = None) -> None:
+                 coalesce_window: float | None = None, history_pages: int | None = None) -> None:
+        """`history_pages`: pages of history to fold at open (None: all). An agent whose context lives
+        elsewhere (a graph's checkpointer) needs only the newest; `create_run` pages back to its trigger."""
         self._client = client
         self._name = session_name
+        self._history_pages = history_pages
         self.core: SessionCore
         self._authorize_cancel = authorize_cancel
         self._coalesce_window = coalesce_window
@@ -108,7 +111,7 @@ class AgentSession:
         self._hook_tasks: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> AgentSession:
-        self.core = await SessionCore.acquire(self._client, self._name)
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages)
         self.core.listen(self._on_folded, replay=True)
         return self
 
@@ -346,6 +349,18 @@ class Run:
         return list(self._steers.pending)
 
     # --- the conversation, as the model sees it ---
+
+    def trigger_inputs(self) -> list[Input]:
+        """The decoded inputs of the trigger: every `ai-input` that shares its event id, in serial order (one
+        `send` of several tool-approval responses, or of a multi-part user message, is one event)."""
+        event_id = self.trigger.wire.transport.get(names.HEADER_EVENT_ID, "")
+        wires = self._core.tree.inputs_by_event.get(event_id) or [self.trigger.wire]
+        return [event for wire in wires for event in decode_input(wire.codec, wire.transport, wire.data)]
+
+    def inputs(self) -> list[Input]:
+        """The decoded inputs sent into this run (continuations and steers), in serial order."""
+        node = self._core.tree.run(self.run_id)
+        return [event for direction, event, *_ in (node.events if node else []) if direction == "input"]
 
     def ui_messages(self) -> list[CodecMessage]:
         """The branch that leads to the trigger (runs that did not complete are left out, as JS agents do)."""

@@ -17,7 +17,7 @@ from ably import AblyRealtime
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from ..codec import DecodedEvent, encode_input
-from ..codec.chunks import CodecMessage, regenerate, user_message
+from ..codec.chunks import CodecMessage, regenerate, tool_approval_response, user_message
 from ..codec.langchain import langchain_to_ui_message, ui_messages_to_langchain
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -114,6 +114,16 @@ class ClientSession:
         return await self._publish(regenerate(assistant_codec_message_id, parent), parent=parent,
                                    regenerates=assistant_codec_message_id)
 
+    async def approve(self, codec_message_id: str, tool_call_id: str, approved: bool = True,
+                      reason: str | None = None) -> SentInput:
+        """Answer a `tool-approval-request` on the tool call `tool_call_id` of assistant message `codec_message_id`:
+        a `tool-approval-response` sent into that message's (suspended) run, whose agent resumes it."""
+        run = self.core.tree.owner(codec_message_id)
+        if run is None or run.kind != "run":
+            raise ValueError(f"{codec_message_id!r} is not an assistant message of a run in this session")
+        event = tool_approval_response(codec_message_id, tool_call_id, approved, reason)
+        return await self._publish(event, run_id=run.key)
+
     async def cancel(self, run_id: str | None = None, *, sent: SentInput | None = None) -> None:
         """Cancel a run, by id or by the input that started it (before its run id is known)."""
         await self.core.writer.publish(cancel_message(
@@ -129,7 +139,8 @@ class ClientSession:
 
     async def _publish(self, event: dict[str, Any], *, parent: str | None = None, fork_of: str | None = None,
                        regenerates: str | None = None, run_id: str | None = None) -> SentInput:
-        codec_message_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+        # A tool input addresses its assistant message: the agent's run echoes that id as its trigger's.
+        codec_message_id, event_id = event.get("codecMessageId") or str(uuid.uuid4()), str(uuid.uuid4())
         client_id = self.core.client.auth.client_id
         transport = build_transport_headers(
             role=names.ROLE_USER, codec_message_id=codec_message_id, run_id=run_id,

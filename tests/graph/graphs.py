@@ -7,8 +7,11 @@ import json
 import sys
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
@@ -53,6 +56,51 @@ def approval_graph(saver: AblySaver) -> Any:
     graph.add_edge("plan", "approve")
     graph.add_edge("approve", END)
     return graph.compile(checkpointer=saver)
+
+
+class DeployModel(BaseChatModel):
+    """A tool-calling model: it streams a `deploy(env="prod")` call (arguments in two fragments), and once the
+    tool has answered, a sentence quoting the answer."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "deploy-script"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> DeployModel:
+        return self
+
+    def _turn(self, messages: list[BaseMessage]) -> list[AIMessageChunk]:
+        if isinstance(messages[-1], ToolMessage):
+            return [AIMessageChunk(content="Done: "), AIMessageChunk(content=f"{messages[-1].content}.")]
+        fragments = [{"name": "deploy", "args": '{"env": ', "id": "call_deploy", "index": 0},
+                     {"name": None, "args": '"prod"}', "id": None, "index": 0}]
+        return [AIMessageChunk(content="", tool_call_chunks=[fragment]) for fragment in fragments]
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        merged = sum(self._turn(messages)[1:], self._turn(messages)[0])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=merged.content,
+                                                                        tool_calls=merged.tool_calls))])
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                **kwargs: Any) -> Any:
+        for message in self._turn(messages):
+            yield ChatGenerationChunk(message=message)
+
+
+@tool
+def deploy(env: str) -> str:
+    """Deploy the service to an environment."""
+    return f"deployed to {env}"
+
+
+def hitl_agent(saver: AblySaver, interrupt_mode: str = "batched") -> Any:
+    """`create_agent` with `deploy` gated by LangChain's `HumanInTheLoopMiddleware`."""
+    from langchain.agents import create_agent  # a test-only dependency (the `dev` extra)
+    from langchain.agents.middleware import HumanInTheLoopMiddleware
+
+    middleware = HumanInTheLoopMiddleware(interrupt_on={"deploy": True}, interrupt_mode=interrupt_mode)
+    return create_agent(DeployModel(), tools=[deploy], middleware=[middleware], checkpointer=saver)
 
 
 async def _serve_once(url: str, key: str, invocation: str) -> None:

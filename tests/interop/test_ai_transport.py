@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
+from langchain_ably_transport import AblySaver
 from langchain_ably_transport.codec.langchain import tool_output_chunk
+from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.session import AgentSession, ClientSession
 from langchain_ably_transport.wire import names
 from langchain_ably_transport.wire.invocation import Invocation
 
+from ..graph.graphs import hitl_agent
 from ..session.test_sessions import _model_chunks
 
 HARNESS = Path(__file__).resolve().parent.parent / "js" / "ai-transport"
@@ -190,3 +193,29 @@ async def test_js_client_renders_a_chain_streamed_by_the_callback_handler(server
     assert view["run"]["status"] == "complete"
     assert _texts(view["messages"]) == [("user", "Tell me about Ably"), ("assistant", output)]
     await handler.aclose()
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_js_client_approves_a_tool_call_and_serve_graph_resumes_the_run(server, clients, approved):
+    session = _session()
+    agent = await clients(client_id="py-agent")
+    client = await js(server, "client-approve.mjs", SESSION=session, APPROVED="1" if approved else "0",
+                      REASON="not on a Friday")
+    sent = await client.next_line()
+    first = await serve_graph(hitl_agent(AblySaver(agent)), Invocation.from_json(sent["invocation"]), client=agent)
+    assert first.outcome == "suspended"
+    answer = await client.next_line()
+    assert answer["runId"] == first.run_id
+    assert answer["approvals"] == [{"toolCallId": "call_deploy", "approvalId": f"{first.interrupts[0].id}:0"}]
+    second = await serve_graph(hitl_agent(AblySaver(agent)), Invocation.from_json(answer["invocation"]), client=agent)
+    assert (second.outcome, second.run_id) == ("complete", first.run_id)
+    view = await client.result()
+    assert view["run"]["status"] == "complete" and not view["timedOut"]
+    assert [e["type"] for e in view["lifecycle"]] == ["start", "suspend", "resume", "end"]
+    tool = [p for m in view["messages"] for p in m["parts"] if p["type"] == "tool-deploy"]
+    if approved:
+        assert [(t["state"], t["output"]) for t in tool] == [("output-available", "deployed to prod")]
+        assert view["run"]["text"].endswith("Done: deployed to prod.")
+    else:
+        assert [t["state"] for t in tool] == ["output-denied"]
+        assert "not on a Friday" in view["run"]["text"]
