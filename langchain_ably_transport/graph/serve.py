@@ -24,6 +24,8 @@ from langgraph.types import Command, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..session import AgentSession, Run
+from ..wire import names
+from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
 from .approvals import approval_decisions, approval_request_chunks, approval_resume
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["complete", "suspended", "cancelled", "error"]
 InputMapper = Callable[[Run], Any]
+ActivePolicy = Literal["queue", "interrupt", "reject"]
+RUN_BUSY = 40900
 INTERRUPT_PART = "interrupt"
 TASK_PART = "task"
 
@@ -59,12 +63,23 @@ async def serve_graph(
     config: RunnableConfig | None = None,
     to_input: InputMapper = messages_input,
     coalesce_window: float | None = None,
+    on_active: ActivePolicy = "queue",
+    wait_for_active_s: float = 300.0,
 ) -> GraphRunResult:
-    """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session."""
+    """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
+
+    `on_active` is what a fresh input does while another run of the session is still active (double
+    texting): `queue` (the default) waits for it to end, up to `wait_for_active_s`; `interrupt` cancels it
+    and then runs; `reject` ends the new run at once with error 40900 and leaves the active one alone.
+    """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
                             history_pages=1) as session:
         run = await session.create_run(invocation)
+        if not run.is_continuation and not await _take_turn(session, run, on_active, wait_for_active_s):
+            await run.start()
+            await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
+            return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
         run_config = _thread_config(config, invocation.session_name)
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
         await run.start()
@@ -74,6 +89,27 @@ async def serve_graph(
         stream = _GraphStream(graph, graph_input, run_config)
         result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
         return await _finish(graph, run, run_config, result, stream)
+
+
+async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
+    """Apply the double-texting policy; False: the new input is rejected."""
+    tree = session.core.tree
+
+    def active() -> list[str]:
+        return [n.key for n in tree.nodes.values()
+                if n.kind == "run" and n.key != run.run_id and n.status == names.RunStatus.ACTIVE]
+
+    busy = active()
+    if not busy:
+        return True
+    if policy == "reject":
+        return False
+    if policy == "interrupt":
+        for run_id in busy:
+            await session.core.writer.publish(cancel_message(run_id=run_id))
+    if not await session.core.wait_for(lambda: not active(), timeout):
+        log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run.run_id)
+    return True
 
 
 def _thread_config(config: RunnableConfig | None, session_name: str) -> RunnableConfig:
