@@ -13,12 +13,12 @@ task (subgraphs and in-flight model calls included).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ably import AblyRealtime
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt
 
@@ -27,15 +27,17 @@ from ..session import AgentSession, Run
 from ..wire import names
 from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
+from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["complete", "suspended", "cancelled", "error"]
+Outcome = Literal["complete", "suspended", "cancelled", "error", "rejected"]
 InputMapper = Callable[[Run], Any]
 ActivePolicy = Literal["queue", "interrupt", "reject"]
 RUN_BUSY = 40900
 INTERRUPT_PART = "interrupt"
+RESUME_PART = "resume"
 TASK_PART = "task"
 
 
@@ -65,6 +67,7 @@ async def serve_graph(
     coalesce_window: float | None = None,
     on_active: ActivePolicy = "queue",
     wait_for_active_s: float = 300.0,
+    visibility: Mapping[str, Visibility] | None = None,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -80,15 +83,27 @@ async def serve_graph(
             await run.start()
             await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
             return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
+        if run.is_continuation and not _still_suspended(session, run):
+            log.warning("run %s is not suspended: its continuation %s is refused", run.run_id,
+                        run.trigger.codec_message_id)
+            return GraphRunResult("rejected", run.run_id, error=RuntimeError(f"run {run.run_id} is not suspended"))
         run_config = _thread_config(config, invocation.session_name)
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
         await run.start()
         if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
             await run.suspend()
             return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
-        stream = _GraphStream(graph, graph_input, run_config)
+        stream = _GraphStream(graph, graph_input, run_config, run, visibility)
         result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
         return await _finish(graph, run, run_config, result, stream)
+
+
+def _still_suspended(session: AgentSession, run: Run) -> bool:
+    """Whether the run a continuation names still waits for one: the first answer wins; a later duplicate
+    (another client, another tab) is refused without touching the run. A run this process has not seen
+    (older than the page it read) is given the benefit of the doubt."""
+    node = session.core.tree.run(run.run_id)
+    return node is None or node.status == names.RunStatus.SUSPENDED
 
 
 async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
@@ -131,6 +146,11 @@ async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Comma
     """
     state = await graph.aget_state(config)
     messages = _state_messages(state.values)
+    answers = _answers_by_id(run.trigger_inputs())
+    if answers is not None:
+        pending = {interrupt.id for interrupt in state.interrupts}
+        resume = {interrupt_id: value for interrupt_id, value in answers.items() if interrupt_id in pending}
+        return Command(resume=resume) if resume else None
     on_trigger = approval_decisions(run.trigger_inputs())
     if not on_trigger:
         answer = _continuation_text(run)
@@ -138,6 +158,19 @@ async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Comma
     decisions = {**approval_decisions(run.inputs()), **on_trigger}
     resume = {i.id: value for i in state.interrupts if (value := approval_resume(i, messages, decisions)) is not None}
     return Command(resume=resume) if resume else None
+
+
+def _answers_by_id(inputs: list[Any]) -> dict[str, Any] | None:
+    """`{interrupt id: value}` from the `data-resume` parts of the continuation, if it has any."""
+    answers: dict[str, Any] = {}
+    found = False
+    for event in inputs:
+        message = event.get("message") if isinstance(event, dict) else None
+        for part in (message or {}).get("parts", []):
+            if part.get("type") == f"data-{RESUME_PART}" and isinstance(part.get("data"), dict):
+                answers.update(part["data"])
+                found = True
+    return answers if found else None
 
 
 async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]], run: Run) -> AsyncIterator[dict[str, Any]]:
@@ -193,11 +226,12 @@ async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, str
     return GraphRunResult("complete", run.run_id)
 
 
-def task_chunk(namespace: tuple[str, ...], task: dict[str, Any]) -> dict[str, Any]:
+def task_chunk(namespace: tuple[str, ...], task: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
     """A `data-task` part per graph task (node run): `running`, then `done`, `error` or `interrupted`.
 
     The part's id is the task id, so a client's view replaces it in place and always shows each node's
-    latest state; `namespace` says which (sub)graph, and so which agent, the node belongs to.
+    latest state; `namespace` says which (sub)graph the node belongs to, and `agent` (set for a sub-agent's
+    tasks only) which agent.
     """
     if "result" not in task and "error" not in task:
         status = "running"
@@ -207,39 +241,72 @@ def task_chunk(namespace: tuple[str, ...], task: dict[str, Any]) -> dict[str, An
         status = "interrupted"
     else:
         status = "done"
-    return data_chunk(TASK_PART, {"node": task.get("name"), "namespace": list(namespace), "status": status},
-                      id=str(task.get("id")))
+    data: dict[str, Any] = {"node": task.get("name"), "namespace": list(namespace), "status": status}
+    if agent is not None:
+        data["agent"] = agent
+    return data_chunk(TASK_PART, data, id=str(task.get("id")))
 
 
 class _GraphStream:
-    """The graph's `messages` and `updates` streams as the chunks of one multi-step assistant message."""
+    """The graph's `messages`, `updates` and `tasks` streams as the run's assistant messages.
 
-    def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig) -> None:
+    The root graph's model passes and tool results, and the task parts of every (visible) node, are the chunks of
+    the run's main multi-step message, which `chunks()` yields for the caller to pipe. A sub-agent's model pass
+    (from a subgraph namespace, or carrying an `lc_agent_name`) is an assistant message of its own, published
+    beside it (`AgentMessages`) and labelled with the agent and namespace; all of them are published before the
+    main message finishes. `visibility` shows, hides or summarises (task parts only) each sub-agent.
+    """
+
+    def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig, run: Run,
+                 visibility: Mapping[str, Visibility] | None = None) -> None:
         self._graph = graph
         self._input = graph_input
         self._config = config
         self._passes: dict[str, ChunkTranslator] = {}
+        self._scope = AgentScope(graph, visibility)
+        self._agents = AgentMessages(run)
         self.interrupts: list[Interrupt] = []
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
         modes = ["messages", "updates", "tasks"]
-        async for namespace, mode, data in self._graph.astream(self._input, self._config, stream_mode=modes,
-                                                               subgraphs=True):
-            if mode == "messages":
-                for chunk in self._message(*data):
+        try:
+            async for namespace, mode, data in self._graph.astream(self._input, self._config, stream_mode=modes,
+                                                                   subgraphs=True):
+                for chunk in await self._event(namespace, mode, data):
                     yield chunk
-            elif mode == "tasks":
-                yield task_chunk(namespace, data)
-            elif isinstance(data, dict) and "__interrupt__" in data:
-                self.interrupts.extend(data["__interrupt__"])
+        except Exception as error:
+            await self._agents.settle(error)
+            raise
+        await self._agents.settle()
         for chunk in self._close_passes():
             yield chunk
         for chunk in await _interrupt_chunks(self._graph, self._config, self._unique_interrupts()):
             yield chunk
         yield {"type": "finish"}
 
+    async def _event(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[dict[str, Any]]:
+        if mode == "messages":
+            message, metadata = data
+            if self._scope.is_sub_agent(namespace, metadata):
+                return await self._sub_agent_message(namespace, message, metadata)
+            return self._message(message, metadata)
+        if mode == "tasks":
+            return self._task(namespace, data)
+        if isinstance(data, dict) and "__interrupt__" in data:
+            self.interrupts.extend(data["__interrupt__"])
+        return []
+
+    def _task(self, namespace: tuple[str, ...], task: dict[str, Any]) -> list[dict[str, Any]]:
+        metadata = task.get("metadata")
+        self._scope.learn(namespace, metadata)
+        if self._scope.visibility(namespace, metadata, node=task.get("name")) == "hide":
+            return []
+        agent = self._scope.agent(namespace, metadata) if self._scope.is_sub_agent(namespace, metadata) else None
+        return [task_chunk(namespace, task, agent)]
+
     def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """A root-graph pass or tool result, in the main message."""
         if isinstance(message, ToolMessage):
             return [*self._close_passes(), tool_output_chunk(message)]
         if not isinstance(message, AIMessage):
@@ -248,7 +315,25 @@ class _GraphStream:
         translator = self._passes.get(key)
         if translator is None:
             translator = self._passes[key] = ChunkTranslator(open_message=False)
-        return translator.feed(message)
+        chunks = translator.feed(message)
+        if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
+            chunks += self._passes.pop(key).finish(close_message=False)  # the step ends with its pass
+        return chunks
+
+    async def _sub_agent_message(self, namespace: tuple[str, ...], message: BaseMessage,
+                                 metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """A sub-agent's pass goes to a message of its own; its tool result to the main message, which is where
+        a client that finds tool parts by call id across the run looks, once the pass making the call is out."""
+        if self._scope.visibility(namespace, metadata) != "show":
+            return []
+        if isinstance(message, ToolMessage):
+            self._agents.close_within(namespace)
+            await self._agents.flush()
+            return [tool_output_chunk(message)]
+        if isinstance(message, AIMessage):
+            identity = {"agent": self._scope.agent(namespace, metadata), "namespace": list(namespace)}
+            self._agents.feed(str(metadata.get("langgraph_checkpoint_ns", "")), namespace, message, identity)
+        return []
 
     def _close_passes(self) -> list[dict[str, Any]]:
         closing = [chunk for t in self._passes.values() for chunk in t.finish(close_message=False)]

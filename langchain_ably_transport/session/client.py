@@ -102,6 +102,12 @@ class ClientSession:
         parent = None if run_id else self._last_visible()
         return await self._publish(self._user_input(message), parent=parent, run_id=run_id)
 
+    async def answer(self, run_id: str, answers: dict[str, Any]) -> SentInput:
+        """Answer a suspended run's interrupts by id (`{interrupt_id: value}`), all at once or some of them."""
+        message = user_message({"id": str(uuid.uuid4()), "role": "user",
+                                "parts": [{"type": "data-resume", "data": answers}]})
+        return await self._publish(message, run_id=run_id)
+
     async def edit(self, codec_message_id: str, message: str | HumanMessage) -> SentInput:
         """Fork a user message: a sibling with new content, answered by a new run."""
         edited = self.core.tree.nodes[codec_message_id]

@@ -112,3 +112,32 @@ async def _serve_once(url: str, key: str, invocation: str) -> None:
 
 if __name__ == "__main__":  # a worker process that serves one invocation of the approval graph and exits
     asyncio.run(_serve_once(*sys.argv[1:4]))
+
+
+def parallel_questions_graph(saver: AblySaver) -> Any:
+    """START -> (ask_a, ask_b in parallel; ask_b inside a subgraph) -> join -> END; each ask interrupts."""
+    from langchain_core.messages import AIMessage as Reply
+
+    def ask_a(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [Reply(content=f"a={interrupt('question a')}")]}
+
+    def ask_b(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [Reply(content=f"b={interrupt('question b')}")]}
+
+    inner = StateGraph(MessagesState)
+    inner.add_node("ask_b", ask_b)
+    inner.add_edge(START, "ask_b")
+    inner.add_edge("ask_b", END)
+
+    def join(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [Reply(content="joined")]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("ask_a", ask_a)
+    graph.add_node("branch_b", inner.compile())
+    graph.add_node("join", join)
+    graph.add_edge(START, "ask_a")
+    graph.add_edge(START, "branch_b")
+    graph.add_edge(["ask_a", "branch_b"], "join")
+    graph.add_edge("join", END)
+    return graph.compile(checkpointer=saver)
