@@ -141,3 +141,12 @@ def parallel_questions_graph(saver: AblySaver) -> Any:
     graph.add_edge(["ask_a", "branch_b"], "join")
     graph.add_edge("join", END)
     return graph.compile(checkpointer=saver)
+
+
+def nested_chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> Any:
+    """The chat graph as a subgraph node of a parent graph: its model streams from inside the subgraph."""
+    graph = StateGraph(MessagesState)
+    graph.add_node("researcher", chat_graph(None, *replies, delay=delay))  # type: ignore[arg-type]
+    graph.add_edge(START, "researcher")
+    graph.add_edge("researcher", END)
+    return graph.compile(checkpointer=saver)

@@ -85,3 +85,31 @@ async def test_cancel_stops_the_graph_and_the_thread_continues(clients, channel_
         again = await serve_graph(chat_graph(AblySaver(agent), "Short now."), follow_up.invocation, client=agent)
         assert again.outcome == "complete"
         assert await user.wait_for(lambda: user.messages()[-1].content == "Short now.")
+
+
+async def test_cancel_inside_a_subgraph_stops_its_model_and_nothing_is_published_after(clients, channel_name):
+    from .graphs import nested_chat_graph
+
+    agent = await clients()
+    story = " ".join(f"part{i}" for i in range(500))
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("a long nested story")
+        serving = asyncio.ensure_future(serve_graph(nested_chat_graph(AblySaver(agent), story, delay=0.005),
+                                                    sent.invocation, client=agent))
+        run_id = await sent.run_id()
+        assert await user.wait_for(lambda: "part20" in str(user.view()), timeout=10)
+        started = asyncio.get_running_loop().time()
+        await user.cancel(run_id)
+        result = await asyncio.wait_for(serving, 10)
+        stopped_within = asyncio.get_running_loop().time() - started
+        assert result.outcome == "cancelled" and stopped_within < 2.0
+        await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.CANCELLED)
+        await asyncio.sleep(0.3)
+        log = user.core._log
+        closed = [i for i, w in enumerate(log) if w.transport.get(names.HEADER_STATUS) == "cancelled"]
+        assert closed, "the open stream was closed cancelled"
+        streamed_after = [w for w in log[closed[-1] + 1:] if w.action == names.Action.APPEND and w.data]
+        assert streamed_after == [], "no token after the closing append"
+        follow_up = await user.send("and now?")
+        again = await serve_graph(nested_chat_graph(AblySaver(agent), "Fine."), follow_up.invocation, client=agent)
+        assert again.outcome == "complete"
