@@ -4,10 +4,11 @@
 A fresh user message becomes the graph's input; a message that names a suspended run (it carries the run id)
 answers that run's pending interrupts with `Command(resume=...)`, in whatever process receives it, from the
 graph's checkpointer alone. Model tokens, tool calls and tool results stream as one assistant message of the
-run, one step per model pass; pending interrupts are published before the run suspends: LangChain's
-human-in-the-loop ones as `tool-approval-request`s on the tool calls they gate (`approvals`), answered by the
-client's `tool-approval-response`s, any other as a `data-interrupt` part. A client's cancel cancels the graph's
-task (subgraphs and in-flight model calls included).
+run, one step per model pass, and each sub-agent's pass as a message of its own (`agents`). Pending
+interrupts are published before the run suspends: LangChain's human-in-the-loop ones as
+`tool-approval-request`s on the tool calls they gate (`approvals`), answered by the client's
+`tool-approval-response`s, any other as a `data-interrupt` part. A client's cancel cancels the graph's task
+(subgraphs and in-flight model calls included).
 """
 
 from __future__ import annotations
@@ -89,12 +90,13 @@ async def serve_graph(
             return GraphRunResult("rejected", run.run_id, error=RuntimeError(f"run {run.run_id} is not suspended"))
         run_config = _thread_config(config, invocation.session_name)
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
+        stream = _GraphStream(graph, graph_input, run_config, run, visibility)  # checks `visibility` first
         await run.start()
         if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
             await run.suspend()
             return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
-        stream = _GraphStream(graph, graph_input, run_config, run, visibility)
         result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
+        await stream.settle()  # sub-agent messages a cancel cut short end before the run does
         return await _finish(graph, run, run_config, result, stream)
 
 
@@ -266,6 +268,10 @@ class _GraphStream:
         self._scope = AgentScope(graph, visibility)
         self._agents = AgentMessages(run)
         self.interrupts: list[Interrupt] = []
+
+    async def settle(self) -> None:
+        """Wait for every sub-agent message to be published (closing any still open)."""
+        await self._agents.settle()
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
