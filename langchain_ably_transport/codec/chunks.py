@@ -248,6 +248,8 @@ UIMessagePart = TextPart | StepStartPart | ToolPart | FilePart | SourceUrlPart |
 
 
 class UIMessage(TypedDict):
+    """A message as a JS client's view holds it: id, role, ordered parts, optional metadata."""
+
     id: str
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]]
@@ -348,6 +350,7 @@ def tool_result(codec_message_id: str, tool_call_id: str, output: Any, fork_seed
 def tool_result_error(
     codec_message_id: str, tool_call_id: str, message: str, fork_seed: ForkSeed | None = None
 ) -> Input:
+    """A client tool's failure, for the assistant message `codec_message_id` that called it."""
     payload: dict[str, Any] = {"toolCallId": tool_call_id, "message": message}
     if fork_seed is not None:
         payload["forkSeed"] = fork_seed
@@ -357,6 +360,7 @@ def tool_result_error(
 def tool_approval_response(
     codec_message_id: str, tool_call_id: str, approved: bool, reason: str | None = None
 ) -> Input:
+    """The user's decision on a `tool-approval-request` of the assistant message `codec_message_id`."""
     payload: dict[str, Any] = {"toolCallId": tool_call_id, "approved": approved}
     if reason is not None:
         payload["reason"] = reason

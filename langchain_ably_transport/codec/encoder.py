@@ -99,6 +99,7 @@ class ChannelWriter(Protocol):
 
 
 OnMessage = Callable[[WireMessage], None]
+"""A hook that sees, and may amend, each message an encoder is about to write (JS `onAblyMessage`)."""
 
 
 @dataclass

@@ -45,6 +45,7 @@ def start(
     *, port: int = 0, data: str = ":memory:", key: str = DEFAULT_KEY, args: Sequence[str] = (),
     ready_timeout: float = 30.0,
 ) -> RunningServer:
+    """Start a dev server child process and return once it accepts connections (`stop()` it when done)."""
     command = [sys.executable, "-m", "langchain_ably_transport.devserver", "--port", str(port), "--data", data,
                "--key", key, *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

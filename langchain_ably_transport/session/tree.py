@@ -45,6 +45,8 @@ class Node:
 
 
 class ConversationTree:
+    """Inputs and runs of one session, linked by `parent`, with the selected branch of each fork."""
+
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self._owner: dict[str, str] = {}

@@ -113,6 +113,7 @@ def data_size(data: Any) -> int:
 
 
 def extras_size(extras: Mapping[str, Any]) -> int:
+    """Bytes of `extras` as Ably counts them: its compact JSON."""
     return len(json.dumps(extras, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 

@@ -521,6 +521,7 @@ def cancel_message(
 
 
 def read_cancel_target(headers: Mapping[str, str]) -> CancelTarget:
+    """What an `ai-cancel`'s headers name: a run id, the input's codec-message-id, or both."""
     return CancelTarget(run_id=headers.get(HEADER_RUN_ID),
                         input_codec_message_id=headers.get(HEADER_INPUT_CODEC_MESSAGE_ID))
 
