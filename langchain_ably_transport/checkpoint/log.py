@@ -13,11 +13,11 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from ..errors import AblyTransportError
+from ..ratelimit import retry_rate_limited
 from .records import CHUNK
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED = 42911
 NOT_FOUND = 40400
 # A latest-checkpoint read usually needs only the newest few records: small pages keep a cold read
 # from downloading (and decoding) a hundred records; full scans (`list`) take the largest pages.
@@ -59,20 +59,15 @@ class ChannelLog:
         """Publish one record and return its serial, waiting out Ably's publish-rate limit (42911)."""
         if len(data) > self.payload_limit:
             raise CheckpointStorageError(f"record of {len(data)} bytes exceeds {self.payload_limit} on {self.name}")
-        delay = 0.05
-        deadline = asyncio.get_running_loop().time() + self._retry_for_s
-        while True:
-            try:
-                result = await self.channel.publish(Message(name=name, data=data))
-                return result.serials[0]
-            except AblyException as error:
-                if error.code != RATE_LIMITED or asyncio.get_running_loop().time() + delay > deadline:
-                    raise CheckpointStorageError(
-                        f"could not store a checkpoint record on {self.name}: {error.message}",
-                        code=error.code, status_code=error.status_code,
-                    ) from error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        try:
+            result = await retry_rate_limited(lambda: self.channel.publish(Message(name=name, data=data)),
+                                              retry_for_s=self._retry_for_s)
+        except AblyException as error:
+            raise CheckpointStorageError(
+                f"could not store a checkpoint record on {self.name}: {error.message}",
+                code=error.code, status_code=error.status_code,
+            ) from error
+        return result.serials[0]
 
     async def publish_chunks(self, payload: bytes) -> list[str]:
         """Store a large blob, compressed, across as many chunk messages as it needs."""

@@ -415,7 +415,8 @@ class MessageEncoder:
         results = await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
         for (_, segment), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
-                log.warning("append to %s failed: %r", segment.serial, result)
+                log.warning("append to %s failed (%s: %s); the message will be repaired by an update",
+                            segment.serial, getattr(result, "code", type(result).__name__), result)
                 segment.failed = True
         await self._recover()
 

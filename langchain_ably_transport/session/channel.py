@@ -11,6 +11,7 @@ from ably import AblyRealtime
 from ably.types.message import Message
 
 from ..connection import attach_serial
+from ..ratelimit import retry_rate_limited
 from ..wire.envelope import WireMessage
 
 HISTORY_PAGE_SIZE = 100
@@ -23,20 +24,24 @@ class ChannelWriter:
         self.channel = channel
 
     async def publish(self, message: WireMessage) -> str | None:
-        result = await self.channel.publish(Message(**message.to_publish()))
+        result = await retry_rate_limited(lambda: self.channel.publish(Message(**message.to_publish())))
         return result.serials[0] if result.serials else None
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""
-        result = await self.channel.publish([Message(**m.to_publish()) for m in messages])
+        result = await retry_rate_limited(
+            lambda: self.channel.publish([Message(**m.to_publish()) for m in messages]))
         return list(result.serials)
 
     def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
-        # ably-python assigns the msgSerial in the task's first step, so call order is wire order.
+        # ably-python assigns the msgSerial in the task's first step, so call order is wire order. An append
+        # refused for the rate (42911) is not retried, which could reorder it: the encoder repairs the
+        # message with an update carrying its whole text when the stream ends.
         return asyncio.ensure_future(self.channel.append_message(Message(serial=serial, **_mutation(message))))
 
     async def update(self, serial: str, message: WireMessage) -> Any:
-        return await self.channel.update_message(Message(serial=serial, **_mutation(message)))
+        return await retry_rate_limited(
+            lambda: self.channel.update_message(Message(serial=serial, **_mutation(message))))
 
 
 def _mutation(message: WireMessage) -> dict[str, Any]:
