@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_READY := $(VENV)/.installed
 JS_READY := tests/js/node_modules/.installed
+# examples/web: its JS dependencies (SDKs, esbuild, playwright-core) and the Chromium tests/web drives.
+WEB_READY := examples/web/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint bench devserver
 
 demo: $(PY_READY)
 	$(BIN)/python examples/quickstart.py
 
-test: $(PY_READY) $(JS_READY)
+test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
 	$(BIN)/ruff check langchain_ably_transport tests benchmarks examples
 	$(BIN)/python -m pytest
 
@@ -30,3 +33,12 @@ $(PY_READY): pyproject.toml
 $(JS_READY): tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund
 	touch $@
+
+$(WEB_READY): examples/web/package-lock.json
+	npm ci --prefix examples/web --no-audit --no-fund
+	touch $@
+
+# Debian's chromium (root, as in CI); the file itself is the stamp. Elsewhere, install Chromium yourself and set
+# both `make test CHROMIUM=/path/to/chromium` and CHROMIUM_PATH=/path/to/chromium (what tests/web reads).
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium

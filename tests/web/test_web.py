@@ -1,0 +1,80 @@
+"""examples/web end to end in a real browser: headless Chromium asks the agent, watches the answer stream in,
+reloads and finds the conversation again, then cancels a second answer (tests/web/browser.mjs).
+
+Needs Chromium at /usr/bin/chromium (or $CHROMIUM_PATH) and `npm ci --prefix examples/web` (playwright-core,
+esbuild and the JS SDKs); `make test` installs both. Missing prerequisites fail the test rather than skip it, so
+CI cannot silently lose the browser coverage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "examples" / "web"
+BROWSER_SCRIPT = Path(__file__).resolve().parent / "browser.mjs"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url() -> Iterator[str]:
+    """examples/web/app.py on a free port, with its embedded dev server (no Ably or OpenAI credentials)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: install Node.js >= 18")
+    if not (WEB / "node_modules" / "playwright-core").is_dir():
+        pytest.fail(f"{WEB / 'node_modules'} is missing: run `npm ci --prefix examples/web` (or `make test`)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or `make test`), or set CHROMIUM_PATH")
+    env = {k: v for k, v in os.environ.items() if k not in ("ABLY_API_KEY", "ABLY_ENDPOINT", "OPENAI_API_KEY")}
+    port = _free_port()
+    app = subprocess.Popen([sys.executable, str(WEB / "app.py"), "--port", str(port)], stdout=subprocess.PIPE,
+                           text=True, env={**env, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120  # the first run may `npm ci` and bundle
+        assert app.stdout is not None
+        for line in app.stdout:
+            if line.startswith("open "):
+                yield line.removeprefix("open ").strip()
+                break
+            if time.monotonic() > deadline:
+                break
+        else:
+            pytest.fail(f"app.py exited ({app.poll()}) before printing its URL")
+    finally:
+        app.terminate()
+        try:
+            app.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+
+
+def test_a_browser_streams_the_answer_rerenders_it_after_a_reload_and_cancels_a_run(app_url, tmp_path):
+    screenshot = tmp_path / "web-chat.png"
+    result = subprocess.run(["node", str(BROWSER_SCRIPT)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "APP_URL": app_url, "SCREENSHOT": str(screenshot),
+                                 "CHROMIUM_PATH": CHROMIUM})
+    print(result.stdout)
+    print(f"screenshot: {screenshot}")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "first streamed text" in result.stdout and "cancelled after" in result.stdout
+    data = screenshot.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 10_000
