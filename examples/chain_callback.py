@@ -14,10 +14,9 @@ installed.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from contextlib import ExitStack
 
+from _ably import ably_or_dev_server
 from _fake_models import chat_model
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -69,14 +68,7 @@ async def print_replies(session: ClientSession) -> None:
 
 
 def main() -> None:
-    key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    with ExitStack() as stack:
-        if not key and not endpoint:
-            from langchain_ably_transport.devserver import spawn
-
-            server = stack.enter_context(spawn())
-            key, endpoint = server.key, server.url
-            print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}")
+    with ably_or_dev_server() as (key, endpoint):
         asyncio.run(run(key, endpoint))
 
 

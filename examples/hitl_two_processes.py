@@ -26,9 +26,9 @@ import json
 import os
 import sys
 import uuid
-from contextlib import ExitStack
 from typing import Any
 
+from _ably import ably_or_dev_server
 from _fake_models import tool_calling_model
 from langchain_core.tools import tool
 
@@ -111,14 +111,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         asyncio.run(serve(sys.argv[2]))
         return
-    key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    with ExitStack() as stack:
-        if not key and not endpoint:
-            from langchain_ably_transport.devserver import spawn
-
-            server = stack.enter_context(spawn())
-            key, endpoint = server.key, server.url
-            print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}")
+    with ably_or_dev_server() as (key, endpoint):
         asyncio.run(client(key, endpoint))
 
 

@@ -17,11 +17,10 @@ installed.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from contextlib import ExitStack
 from typing import Any
 
+from _ably import ably_or_dev_server
 from _fake_models import chat_model, tool_calling_model
 from langchain.agents import create_agent
 from langchain_core.tools import tool
@@ -94,14 +93,7 @@ async def run(key: str | None, endpoint: str | None) -> None:
 
 
 def main() -> None:
-    key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    with ExitStack() as stack:
-        if not key and not endpoint:
-            from langchain_ably_transport.devserver import spawn
-
-            server = stack.enter_context(spawn())
-            key, endpoint = server.key, server.url
-            print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}")
+    with ably_or_dev_server() as (key, endpoint):
         asyncio.run(run(key, endpoint))
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from contextlib import ExitStack
 
+from _ably import ably_or_dev_server
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
@@ -70,14 +70,7 @@ async def print_stream(session: ClientSession) -> None:
 
 
 def main() -> None:
-    key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    with ExitStack() as stack:
-        if not key and not endpoint:
-            from langchain_ably_transport.devserver import spawn
-
-            server = stack.enter_context(spawn())
-            key, endpoint = server.key, server.url
-            print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}")
+    with ably_or_dev_server() as (key, endpoint):
         asyncio.run(run(key, endpoint))
 
 
