@@ -7,7 +7,7 @@ What the server does:
   (`ably`, `@ably/ai-transport` with its Vercel codec) bundled by esbuild, no CDN. The bundle is built here
   (`npm ci` + `npm run build` in examples/web) when it is missing or older than `main.js`;
 - `GET /api/token?clientId=...`: a short-lived JWT for the browser, which never sees the API key;
-- with the dev server, the dev server itself, behind this origin (`devproxy.py` says why);
+- `GET /api/config`: where the page's ably-js connects (the dev server's host and port, or Ably's defaults);
 - `POST /api/chat`: the body the JS client's `run.toInvocation().toJSON()` gives (`{inputEventId,
   sessionName}`); the graph answers it on the session in a background task, and the request returns 202 at once.
   The graph's state lives in `AblySaver`, so any process could serve the next message.
@@ -42,7 +42,6 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import ScriptedChatModel
-from devproxy import DevServerProxy, is_websocket  # this directory: sys.path[0] when run as a script
 
 from langchain_ably_transport import AblySaver, Invocation, connect
 from langchain_ably_transport.devserver.auth import mint_jwt
@@ -125,9 +124,6 @@ def build_bundle() -> None:
 # --- HTTP handlers ---
 
 async def index(request: web.Request) -> web.StreamResponse:
-    proxy: DevServerProxy | None = request.app["dev_proxy"]
-    if proxy is not None and is_websocket(request):  # ably-js's realtime connection opens on this origin's `/`
-        return await proxy.websocket(request)
     return web.FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
 
 
@@ -136,8 +132,8 @@ async def bundle(request: web.Request) -> web.StreamResponse:
 
 
 async def config(request: web.Request) -> web.Response:
-    """Where the page's ably-js connects: this origin (the dev server behind it), or Ably's defaults."""
-    return web.json_response({"sameOrigin": request.app["dev_proxy"] is not None})
+    """Where the page's ably-js connects: the dev server (`{host, port, tls}`), or Ably's defaults (`null`)."""
+    return web.json_response({"devServer": request.app["dev_server"]})
 
 
 async def token(request: web.Request) -> web.Response:
@@ -180,8 +176,9 @@ def make_app(key: str, endpoint: str | None) -> web.Application:
     app = web.Application()
     app["api_key"] = ApiKey.parse(key)
     # An http(s) endpoint is a dev server (Ably's endpoints are routing-policy names or hostnames).
-    proxy = DevServerProxy(endpoint) if endpoint and urlsplit(endpoint).scheme in ("http", "https") else None
-    app["dev_proxy"] = proxy
+    url = urlsplit(endpoint) if endpoint else None
+    app["dev_server"] = ({"host": url.hostname, "port": url.port, "tls": url.scheme == "https"}
+                         if url is not None and url.scheme in ("http", "https") else None)
     app["runs"] = set()
 
     async def agent(app: web.Application) -> AsyncIterator[None]:
@@ -193,8 +190,6 @@ def make_app(key: str, endpoint: str | None) -> web.Application:
             for task in list(app["runs"]):
                 task.cancel()
             await asyncio.gather(*app["runs"], return_exceptions=True)
-            if proxy is not None:
-                await proxy.close()
 
     app.cleanup_ctx.append(agent)
     app.router.add_get("/", index)
@@ -203,9 +198,6 @@ def make_app(key: str, endpoint: str | None) -> web.Application:
     app.router.add_get("/api/config", config)
     app.router.add_get("/api/token", token)
     app.router.add_post("/api/chat", chat)
-    if proxy is not None:
-        # The dev server's REST API: everything else (last, since routes match in the order they were added).
-        app.router.add_route("*", "/{path:.*}", proxy.forward)
     return app
 
 

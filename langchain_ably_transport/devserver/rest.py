@@ -43,12 +43,12 @@ class RestApi:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """CORS for browsers, and Ably-style error bodies and headers for every failure."""
         if request.method == "OPTIONS":
-            return _cors(web.Response(status=204))
+            return _cors(request, web.Response(status=204))
         try:
             response = await handler(request)
         except AblyError as error:
             response = _error_response(request, error)
-        return _cors(response)
+        return _cors(request, response)
 
     async def time(self, request: web.Request) -> web.StreamResponse:
         return respond(request, [int(time.time() * 1000)])
@@ -251,8 +251,14 @@ def _error_response(request: web.Request, error: AblyError) -> web.StreamRespons
     return respond(request, {"error": error.to_wire()}, status=error.status, headers=headers)
 
 
-def _cors(response: web.StreamResponse) -> web.StreamResponse:
-    response.headers["Access-Control-Allow-Origin"] = "*"
+def _cors(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """CORS as Ably answers it: the caller's origin echoed, with credentials allowed, because ably-js in a
+    browser sends its REST requests credentialed and browsers refuse those a wildcard origin."""
+    origin = request.headers.get("Origin")
+    response.headers["Access-Control-Allow-Origin"] = origin or "*"
+    if origin:
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = (
         "Authorization, Content-Type, Accept, X-Ably-Version, Ably-Agent, X-Ably-ClientId"

@@ -51,9 +51,8 @@ function clientId() {
 }
 
 /**
- * Client options for ably-js. With the dev server, app.py serves it on this page's own origin (its CORS
- * answers do not suit ably-js's credentialed XHRs), so endpoint, port and TLS come from window.location.
- * Against Ably, ably-js's defaults apply.
+ * Client options for ably-js. With the dev server, /api/config says where it listens (endpoint, port, TLS);
+ * against Ably, ably-js's defaults apply.
  */
 async function ablyOptions(id) {
   const config = await (await fetch('/api/config')).json();
@@ -63,10 +62,9 @@ async function ablyOptions(id) {
       .then((token) => callback(null, token), (error) => callback(String(error), null));
   };
   const options = { authCallback, clientId: id };
-  if (config.sameOrigin) {
-    const tls = window.location.protocol === 'https:';
-    const port = Number(window.location.port) || (tls ? 443 : 80);
-    Object.assign(options, { endpoint: window.location.hostname, tls, ...(tls ? { tlsPort: port } : { port }) });
+  const dev = config.devServer;
+  if (dev) {
+    Object.assign(options, { endpoint: dev.host, tls: dev.tls, ...(dev.tls ? { tlsPort: dev.port } : { port: dev.port }) });
   }
   return options;
 }
