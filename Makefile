@@ -17,9 +17,12 @@ test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
 	$(BIN)/ruff check langchain_ably_transport tests benchmarks examples
 	$(BIN)/python -m pytest
 
-bench: $(PY_READY)
+bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/devserver_throughput.py
 	$(BIN)/python benchmarks/checkpoint_saver.py
+	$(BIN)/python benchmarks/session_streaming.py
+	$(BIN)/python benchmarks/callback_handler.py
+	$(BIN)/python benchmarks/graph_serving.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver
