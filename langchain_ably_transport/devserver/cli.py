@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="protocol messages/s a connection may send before it is closed (42924); 0 disables")
     parser.add_argument("--connection-state-ttl", type=float, default=defaults.connection_state_ttl_s,
                         help="seconds a dropped connection stays resumable")
+    parser.add_argument("--presence-leave-delay", type=float, default=defaults.presence_leave_delay_s,
+                        help="seconds after an abrupt disconnect before the connection's presence members leave")
     parser.add_argument("--max-idle-interval", type=float, default=defaults.max_idle_interval_s,
                         help="seconds between server heartbeats at most")
     parser.add_argument("--retention", type=float, default=None,
@@ -46,6 +48,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         inbound_rate=args.inbound_rate,
         protocol_rate=args.protocol_rate,
         connection_state_ttl_s=args.connection_state_ttl,
+        presence_leave_delay_s=args.presence_leave_delay,
         max_idle_interval_s=args.max_idle_interval,
         retention_s=args.retention,
         append_rollup_window_ms=args.append_rollup_window,

@@ -10,7 +10,8 @@ class Limits:
     """Service limits, defaulting to Ably's Free/Standard values.
 
     A rate of 0 disables that limit; `retention_s=None` keeps history forever (Ably's persistence rules
-    keep it 24 h to 365 days; without one, Ably keeps 120 s).
+    keep it 24 h to 365 days; without one, Ably keeps 120 s). A connection that drops without closing keeps
+    its presence members for `presence_leave_delay_s` (Ably: 15 s), so a quick resume is not seen as leaving.
     """
 
     max_message_size: int = 65536
@@ -18,6 +19,7 @@ class Limits:
     inbound_rate: float = 50.0
     protocol_rate: float = 2000.0
     connection_state_ttl_s: float = 120.0
+    presence_leave_delay_s: float = 15.0
     max_idle_interval_s: float = 15.0
     retention_s: float | None = None
     append_rollup_window_ms: int = 40

@@ -76,6 +76,13 @@ class Connection:
     attachments: dict[str, Attachment] = field(default_factory=dict)
     socket: Socket | None = None
     expiry: asyncio.TimerHandle | None = None
+    presence_expiry: asyncio.TimerHandle | None = None
+
+    def cancel_timers(self) -> None:
+        for timer in (self.expiry, self.presence_expiry):
+            if timer is not None:
+                timer.cancel()
+        self.expiry = self.presence_expiry = None
 
     def send(self, outbound: Outbound) -> None:
         if self.socket is not None:
@@ -215,9 +222,7 @@ class RealtimeServer:
         connection = self._connections.get(key) if key else None
         if connection is None or connection.identity.concrete_client_id != identity.concrete_client_id:
             return None
-        if connection.expiry is not None:
-            connection.expiry.cancel()
-            connection.expiry = None
+        connection.cancel_timers()
         if connection.socket is not None:
             connection.socket.abort()
         return connection
@@ -254,12 +259,19 @@ class RealtimeServer:
             self.channels.get(name).forget(connection.connection_id)
         loop = asyncio.get_running_loop()
         connection.expiry = loop.call_later(self.limits.connection_state_ttl_s, self.discard, connection)
+        connection.presence_expiry = loop.call_later(self.limits.presence_leave_delay_s, self._leave_presence,
+                                                     connection)
+
+    def _leave_presence(self, connection: Connection) -> None:
+        """A connection gone quiet for the leave delay leaves presence; its SDK re-enters if it resumes."""
+        connection.presence_expiry = None
+        for channel in self.channels.existing():
+            channel.leave_all(connection.connection_id)
 
     def discard(self, connection: Connection) -> None:
         """End a connection for good: detach everywhere, which also leaves presence."""
         self._connections.pop(connection.key, None)
-        if connection.expiry is not None:
-            connection.expiry.cancel()
+        connection.cancel_timers()
         for name in list(connection.attachments):
             self.channels.get(name).detach(connection.connection_id)
         for channel in self.channels.existing():

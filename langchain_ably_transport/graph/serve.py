@@ -25,6 +25,7 @@ from langgraph.types import Command, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..session import AgentSession, Run
+from ..session.agent import Authorize, run_owner_only
 from ..wire import names
 from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
@@ -69,16 +70,18 @@ async def serve_graph(
     on_active: ActivePolicy = "queue",
     wait_for_active_s: float = 300.0,
     visibility: Mapping[str, Visibility] | None = None,
+    authorize: Authorize = run_owner_only,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
     `on_active` is what a fresh input does while another run of the session is still active (double
     texting): `queue` (the default) waits for it to end, up to `wait_for_active_s`; `interrupt` cancels it
     and then runs; `reject` ends the new run at once with error 40900 and leaves the active one alone.
+    `authorize` decides who may cancel or steer the run (default: its owner and this agent's clientId).
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
-                            history_pages=1) as session:
+                            history_pages=1, authorize=authorize) as session:
         run = await session.create_run(invocation)
         if not run.is_continuation and not await _take_turn(session, run, on_active, wait_for_active_s):
             await run.start()

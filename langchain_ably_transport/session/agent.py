@@ -14,9 +14,9 @@ import inspect
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ably import AblyRealtime
 from langchain_core.messages import BaseMessage
@@ -39,12 +39,15 @@ from ..wire.headers import (
 )
 from ..wire.invocation import Invocation
 from .core import SessionCore, chain_messages
+from .liveness import TrackedRun
 from .tree import Node
 
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED_CANCELS = 200
 DEFAULT_TRIGGER_TIMEOUT_S = 10.0
+AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
+                      "the conversation can go on")
 
 
 class RunError(AblyTransportError):
@@ -52,15 +55,40 @@ class RunError(AblyTransportError):
 
 
 @dataclass(frozen=True)
-class CancelRequest:
-    """A cancel as it arrived: who sent it and which run it targets."""
+class ControlRequest:
+    """A cancel or a steer as it arrived: what it asks, who sent it, and who owns the run it targets.
 
+    `client_id` and `owner_client_id` are Ably `message.clientId`s, which Ably verifies against the sender's
+    credentials (None for an anonymous client); headers such as `run-client-id` are only claims.
+    """
+
+    action: Literal["cancel", "steer"]
     run_id: str
     client_id: str | None
+    owner_client_id: str | None
+    agent_client_id: str | None
     wire: WireMessage
 
 
-AuthorizeCancel = Callable[[CancelRequest], bool | Awaitable[bool]]
+Authorize = Callable[[ControlRequest], bool | Awaitable[bool]]
+
+
+def run_owner_only(request: ControlRequest) -> bool:
+    """The default policy: only the client whose input started the run may cancel or steer it, besides the
+    agent's own clientId (another of its processes cancelling for a double-texting `interrupt`)."""
+    from_agent = request.client_id is not None and request.client_id == request.agent_client_id
+    return from_agent or request.client_id == request.owner_client_id
+
+
+def owner_or(*client_ids: str) -> Authorize:
+    """The run's owner, or any of `client_ids` (an operator console, a supervising agent)."""
+    allowed = frozenset(client_ids)
+    return lambda request: run_owner_only(request) or request.client_id in allowed
+
+
+def anyone(request: ControlRequest) -> bool:
+    """Every client that can publish on the channel may cancel and steer every run (the JS SDK's behaviour)."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -95,24 +123,36 @@ class PipeResult:
 class AgentSession:
     """`async with AgentSession(client, invocation.session_name) as session:` the agent's side of a session."""
 
-    def __init__(self, client: AblyRealtime, session_name: str, *, authorize_cancel: AuthorizeCancel | None = None,
-                 coalesce_window: float | None = None, history_pages: int | None = None) -> None:
+    def __init__(self, client: AblyRealtime, session_name: str, *, authorize: Authorize = run_owner_only,
+                 coalesce_window: float | None = None, history_pages: int | None = None,
+                 trusted_agents: Iterable[str] | None = None, end_lost_runs: bool = True) -> None:
         """`history_pages`: pages of history to fold at open (None: all). An agent whose context lives
-        elsewhere (a graph's checkpointer) needs only the newest; `create_run` pages back to its trigger."""
+        elsewhere (a graph's checkpointer) needs only the newest; `create_run` pages back to its trigger.
+
+        `authorize` decides cancels and steers (default: the run's owner only). `trusted_agents`: Ably
+        clientIds whose agent messages are believed (None: anyone's); this client's own id is added.
+        `end_lost_runs`: end, as `error`, runs whose agent is gone (see `liveness`) when found.
+        """
         self._client = client
         self._name = session_name
         self._history_pages = history_pages
+        self._trusted = trusted_agents
         self.core: SessionCore
-        self._authorize_cancel = authorize_cancel
+        self._authorize = authorize
         self._coalesce_window = coalesce_window
+        self._end_lost_runs = end_lost_runs
         self._runs: dict[str, Run] = {}
         self._runs_by_input: dict[str, Run] = {}
         self._early_cancels: OrderedDict[str, WireMessage] = OrderedDict()
-        self._hook_tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> AgentSession:
-        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages)
+        trusted = None if self._trusted is None else {*self._trusted, *_own_id(self._client)}
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted)
         self.core.listen(self._on_folded, replay=True)
+        if self._end_lost_runs:
+            self.core.on_lost(self._on_lost)
+            await self.end_lost_runs()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -122,6 +162,8 @@ class AgentSession:
                     await run.end("cancelled")
         finally:
             self.core.unlisten(self._on_folded)
+            if self._end_lost_runs:
+                self.core.off_lost(self._on_lost)
             await self.core.release()
 
     async def create_run(self, invocation: Invocation, *, run_id: str | None = None,
@@ -148,19 +190,77 @@ class AgentSession:
         elif live and wire.name == names.AI_INPUT:
             run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
             if run is not None and events:
-                run._on_input(wire)
+                self._control(run, "steer", wire, run._on_steer)
+        elif live and wire.name == names.RUN_END:
+            run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
+            if run is not None and self._superseded(run, wire):
+                run._on_superseded()
 
     def _on_cancel(self, wire: WireMessage) -> None:
         target = read_cancel_target(wire.transport)
         run = self._runs.get(target.run_id or "") or self._runs_by_input.get(target.input_codec_message_id or "")
-        if run is not None and self._authorize_cancel is None:
-            run.cancelled.set()
-        elif run is not None:
-            task = asyncio.ensure_future(self._authorized_cancel(run, wire))
-            self._hook_tasks.add(task)
-            task.add_done_callback(self._hook_tasks.discard)
+        if run is not None:
+            self._control(run, "cancel", wire, lambda _: run.cancelled.set())
         else:
             self._buffer_cancel(wire)
+
+    def _control(self, run: Run, action: Literal["cancel", "steer"], wire: WireMessage,
+                 apply: Callable[[WireMessage], None]) -> None:
+        """Apply a cancel or steer once `authorize` allows it (at once when it answers synchronously)."""
+        agent = self._client.auth.client_id
+        verdict = self._authorize(ControlRequest(action, run.run_id, wire.client_id, run.owner_client_id,
+                                                 agent if agent != "*" else None, wire))
+        if not inspect.isawaitable(verdict):
+            self._settle(run, action, wire, apply, verdict)
+            return
+
+        async def settle_later(pending: Awaitable[bool]) -> None:
+            self._settle(run, action, wire, apply, await pending)
+
+        self._spawn(settle_later(verdict))
+
+    @staticmethod
+    def _settle(run: Run, action: str, wire: WireMessage, apply: Callable[[WireMessage], None],
+                allowed: bool) -> None:
+        if allowed:
+            apply(wire)
+            return
+        log.warning("%s of run %s from %r refused: the run belongs to %r", action, run.run_id, wire.client_id,
+                    run.owner_client_id)
+
+    def _superseded(self, run: Run, wire: WireMessage) -> bool:
+        """Another process of this agent ended the run (it found it lost): this invocation must stop."""
+        other_invocation = wire.transport.get(names.HEADER_INVOCATION_ID) != run.invocation_id
+        return run.started and not run.ended and other_invocation and wire.client_id in _own_id(self._client)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- runs whose agent is gone ---
+
+    def _on_lost(self, runs: list[TrackedRun]) -> None:
+        self._spawn(self.end_lost_runs())
+
+    async def end_lost_runs(self) -> list[str]:
+        """End, as `error`, every run presence shows lost (its agent crashed); the ids of those ended.
+
+        Several processes may find the same lost run; each checks the tree again just before publishing,
+        and a second end of a run changes nothing for any client.
+        """
+        ended = []
+        for lost in self.core.lost_runs():
+            if lost.run_id in self._runs or lost.run_id not in {r.run_id for r in self.core.lost_runs()}:
+                continue
+            await self.core.writer.publish(run_end_message(
+                run_id=lost.run_id, reason=names.RunEndReason.ERROR, run_client_id=lost.run_client_id,
+                invocation_id=lost.invocation_id, input_client_id=lost.input_client_id,
+                input_codec_message_id=lost.input_codec_message_id, error_code=names.ErrorCode.STREAM_ERROR,
+                error_message=AGENT_LOST_MESSAGE))
+            log.warning("run %s on %s lost its agent; ended as error", lost.run_id, self._name)
+            ended.append(lost.run_id)
+        return ended
 
     def _buffer_cancel(self, wire: WireMessage) -> None:
         """Keep a cancel of an input whose run is not known yet (at most 200, the newest per input).
@@ -175,16 +275,6 @@ class AgentSession:
         self._early_cancels[target.input_codec_message_id] = wire
         while len(self._early_cancels) > MAX_BUFFERED_CANCELS:
             self._early_cancels.popitem(last=False)
-
-    async def _authorized_cancel(self, run: Run, wire: WireMessage) -> None:
-        assert self._authorize_cancel is not None
-        verdict = self._authorize_cancel(CancelRequest(run.run_id, wire.client_id, wire))
-        if inspect.isawaitable(verdict):
-            verdict = await verdict
-        if verdict:
-            run.cancelled.set()
-        else:
-            log.info("cancel of run %s from %r refused by the authorisation hook", run.run_id, wire.client_id)
 
     def _take_early_cancel(self, run: Run) -> WireMessage | None:
         return self._early_cancels.pop(run.trigger.codec_message_id, None)
@@ -226,6 +316,13 @@ class Run:
     def _core(self) -> SessionCore:
         return self._session.core
 
+    @property
+    def owner_client_id(self) -> str | None:
+        """The Ably clientId of the input that started the run (a continuation keeps its run's owner)."""
+        node = self._core.tree.run(self.run_id)
+        first = self._core.tree.nodes.get(node.input_codec_message_id or "") if node is not None else None
+        return first.client_id if first is not None else self.trigger.wire.client_id
+
     def _lifecycle(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_client_id": self.trigger.run_client_id,
                 "invocation_id": self.invocation_id, "input_client_id": self.trigger.wire.client_id,
@@ -243,6 +340,8 @@ class Run:
         else:
             message = run_start_message(**self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
                                         regenerates=self.trigger.regenerates)
+        if await self._core.agent_presence.announce(self.run_id):
+            message.transport[names.HEADER_LIVENESS] = names.LIVENESS_PRESENCE
         await self._core.writer.publish(message)
         self.started = True
 
@@ -314,6 +413,7 @@ class Run:
         self._require_open()
         await self._core.writer.publish(run_suspend_message(**self._lifecycle()))
         self.ended = True
+        await self._core.agent_presence.withdraw(self.run_id)
 
     async def end(self, reason: str = "complete", *, error_code: int | None = None,
                   error_message: str | None = None) -> None:
@@ -325,6 +425,13 @@ class Run:
         await self._core.writer.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
                                                         error_message=error_message))
         self.ended = True
+        await self._core.agent_presence.withdraw(self.run_id)
+
+    def _on_superseded(self) -> None:
+        log.warning("run %s was ended by another process of this agent; this invocation stops", self.run_id)
+        self.ended = True
+        self.cancelled.set()
+        self._session._spawn(self._core.agent_presence.withdraw(self.run_id))
 
     def _require_open(self) -> None:
         if not self.started:
@@ -334,7 +441,7 @@ class Run:
 
     # --- steering ---
 
-    def _on_input(self, wire: WireMessage) -> None:
+    def _on_steer(self, wire: WireMessage) -> None:
         codec_message_id = wire.transport.get(names.HEADER_CODEC_MESSAGE_ID, "")
         is_user = wire.transport.get(names.HEADER_ROLE) == names.ROLE_USER
         if not is_user or codec_message_id == self.trigger.codec_message_id:
@@ -404,3 +511,8 @@ _END = object()
 _CANCELLED = object()
 _STEP_REASONS = {"complete": names.StepEndReason.COMPLETE, "cancelled": names.StepEndReason.CANCELLED,
                  "error": names.StepEndReason.FAILED}
+
+
+def _own_id(client: AblyRealtime) -> set[str]:
+    client_id = client.auth.client_id
+    return {client_id} if client_id and client_id != "*" else set()

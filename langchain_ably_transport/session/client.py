@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,17 +42,21 @@ class SentInput:
 class ClientSession:
     """`async with ClientSession(client, "conversations:42") as session:` a user's view of a session."""
 
-    def __init__(self, client: AblyRealtime, session_name: str, *, history_pages: int | None = None) -> None:
-        """`history_pages`: pages of 100 messages to hydrate from before following live (None: all)."""
+    def __init__(self, client: AblyRealtime, session_name: str, *, history_pages: int | None = None,
+                 trusted_agents: Iterable[str] | None = None) -> None:
+        """`history_pages`: pages of 100 messages to hydrate from before following live (None: all).
+        `trusted_agents`: Ably clientIds whose agent messages (run lifecycle, outputs) are rendered; others'
+        are ignored, so a client that may publish on the channel cannot forge the agent's replies."""
         self._client = client
         self._name = session_name
         self._history_pages = history_pages
+        self._trusted = None if trusted_agents is None else set(trusted_agents)
         self.core: SessionCore
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._events: asyncio.Queue[tuple[WireMessage, list[DecodedEvent]]] = asyncio.Queue()
 
     async def __aenter__(self) -> ClientSession:
-        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages)
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, self._trusted)
         self.core.listen(self._on_folded)
         return self
 
@@ -72,6 +76,14 @@ class ClientSession:
 
     def runs(self) -> list[Node]:
         return [node for node in self.core.tree.nodes.values() if node.kind == "run"]
+
+    def lost_runs(self) -> list[str]:
+        """Runs still active whose agent has gone from the session's presence (crashed, or cut off for good).
+
+        Known within Ably's presence leave delay (15 s) of the crash; the next agent process for the session
+        ends them as `error`. Runs of agents that do not announce themselves (JS agents) are never listed.
+        """
+        return [run.run_id for run in self.core.lost_runs()]
 
     def siblings(self, key: str) -> list[Node]:
         return self.core.tree.siblings(key)

@@ -11,34 +11,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from ably import AblyRealtime
+from ably.util.exceptions import AblyException
 
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
+from ..wire import names
 from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach
+from .liveness import AgentPresence, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[WireMessage, list[DecodedEvent], bool], None]
+LostListener = Callable[[list[TrackedRun]], None]
+PRESENCE_SYNC_TIMEOUT_S = 10.0
+REJECTED_KEPT = 100
+CLIENT_NAMES = frozenset({names.AI_INPUT, names.CANCEL})
 
 
 class SessionCore:
     _shared: ClassVar[dict[tuple[int, str], SessionCore]] = {}
 
     @classmethod
-    async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None) -> SessionCore:
+    async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
+                      trusted_agents: set[str] | None = None) -> SessionCore:
         """The client's core for `session_name`, opened on first use with `history_pages` pages of history
-        (None: all of it; the first session to open the channel decides)."""
+        (None: all of it; the first session to open the channel decides) and `trusted_agents` (None: any
+        publisher's agent messages are folded; sessions sharing the core must agree)."""
         key = (id(client), session_name)
         core = cls._shared.get(key)
         if core is None:
-            core = cls._shared[key] = cls(client, session_name, history_pages)
+            core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
             core._opening = asyncio.ensure_future(core._open())
+        elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
+            raise ValueError(f"sessions of one client on {session_name!r} share what they fold, so they must "
+                             f"trust the same agents ({core.trusted_agents} vs {trusted_agents})")
         core._users += 1
         try:
             await asyncio.shield(core._opening)
@@ -53,10 +66,14 @@ class SessionCore:
             return
         self._shared.pop((id(self.client), self.name), None)
         self.channel.unsubscribe(self._on_message)
+        self.channel.presence.unsubscribe(self._on_presence)
         await self.channel.detach()
 
-    def __init__(self, client: AblyRealtime, session_name: str, history_pages: int | None = None) -> None:
+    def __init__(self, client: AblyRealtime, session_name: str, history_pages: int | None = None,
+                 trusted_agents: set[str] | None = None) -> None:
         self.client = client
+        self.trusted_agents = None if trusted_agents is None else frozenset(trusted_agents)
+        self.rejected: deque[WireMessage] = deque(maxlen=REJECTED_KEPT)
         self.name = session_name
         self.channel = client.channels.get(session_name)
         self.writer = ChannelWriter(self.channel)
@@ -70,6 +87,16 @@ class SessionCore:
         self._initial_pages = history_pages
         self._history: AsyncIterator[list[Any]] | None = None
         self._log: list[WireMessage] = []
+        self.liveness = RunLiveness()
+        self._lost_listeners: list[LostListener] = []
+        self._agent_presence: AgentPresence | None = None
+
+    @property
+    def agent_presence(self) -> AgentPresence:
+        """This client's presence member on the channel, listing the runs it serves (made on first use)."""
+        if self._agent_presence is None:
+            self._agent_presence = AgentPresence(self.channel, self.client.auth.client_id)
+        return self._agent_presence
 
     def listen(self, listener: Listener, *, replay: bool = False) -> None:
         """`listener(wire, events, live)` for every message folded from now on; with `replay`, first for every
@@ -82,10 +109,23 @@ class SessionCore:
     def unlisten(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
+    def on_lost(self, listener: LostListener) -> None:
+        """`listener(runs)` whenever presence shows runs whose agent is gone (see `liveness`)."""
+        self._lost_listeners.append(listener)
+
+    def off_lost(self, listener: LostListener) -> None:
+        self._lost_listeners.remove(listener)
+
+    def lost_runs(self) -> list[TrackedRun]:
+        return self.liveness.lost(self.tree)
+
     async def _open(self) -> None:
         await self.channel.subscribe(self._on_message)
+        watching = await self._watch_presence()
         self._history = history_before_attach(self.client, self.channel)
         await self.load_older(self._initial_pages)
+        if watching:
+            self.liveness.snapshot_taken(self.tree)
         held, self._held = self._held or [], None
         for wire in held:
             self._fold(wire, live=True)
@@ -107,7 +147,7 @@ class SessionCore:
             except StopAsyncIteration:
                 self._history = None
                 break
-            older = [w for w in (WireMessage.from_ably(m) for m in reversed(page)) if w is not None] + older
+            older = [w for w in (WireMessage.from_ably(m) for m in reversed(page)) if self._believed(w)] + older
             pages = None if pages is None else pages - 1
         if older and self._log:
             self._refold(older + self._log)
@@ -122,17 +162,50 @@ class SessionCore:
         self.tree.selected.update(selected)
         for wire in log:
             self._log.append(wire)
-            self.tree.apply(wire, self._decode(wire))
+            self._apply(wire, self._decode(wire))
         self._changed.set()
+
+    async def _watch_presence(self) -> bool:
+        """Follow the channel's presence from its attach point; False (liveness unknown) where it is refused."""
+        try:
+            await self.channel.presence.subscribe(self._on_presence)
+            members = await asyncio.wait_for(self.channel.presence.get(), PRESENCE_SYNC_TIMEOUT_S)
+        except (AblyException, TimeoutError) as error:
+            log.info("no presence on %s (%s): lost runs will not be detected here", self.name, error)
+            return False
+        for member in members:
+            self.liveness.on_presence(member)
+        return True
+
+    def _on_presence(self, member: Any) -> None:
+        self.liveness.on_presence(member)
+        self._changed.set()
+        if self._held is None and self._lost_listeners and (lost := self.lost_runs()):
+            for listener in list(self._lost_listeners):
+                listener(lost)
 
     def _on_message(self, message: Any) -> None:
         wire = WireMessage.from_ably(message)
-        if wire is None:
+        if not self._believed(wire):
             return
         if self._held is not None:
             self._held.append(wire)
         else:
             self._fold(wire, live=True)
+
+    def _believed(self, wire: WireMessage | None) -> bool:
+        """Protocol messages, less agent messages from publishers outside `trusted_agents` (kept in `rejected`).
+
+        Capabilities cannot stop a client that may publish on the channel from publishing `ai-run-end` or
+        `ai-output` under a real run id; only inputs and cancels are the clients' to send.
+        """
+        if wire is None:
+            return False
+        if self.trusted_agents is None or wire.name in CLIENT_NAMES or wire.client_id in self.trusted_agents:
+            return True
+        log.warning("ignored %s from %r on %s: not a trusted agent", wire.name, wire.client_id, self.name)
+        self.rejected.append(wire)
+        return False
 
     def _decode(self, wire: WireMessage) -> list[DecodedEvent]:
         try:
@@ -144,10 +217,15 @@ class SessionCore:
     def _fold(self, wire: WireMessage, live: bool) -> None:
         events = self._decode(wire)
         self._log.append(wire)
-        self.tree.apply(wire, events)
+        self._apply(wire, events)
         for listener in list(self._listeners):
             listener(wire, events, live)
         self._changed.set()
+
+    def _apply(self, wire: WireMessage, events: list[DecodedEvent]) -> None:
+        self.tree.apply(wire, events)
+        if wire.name in names.RUN_LIFECYCLE_NAMES:
+            self.liveness.on_lifecycle(wire)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until `predicate()` holds after some fold, up to `timeout` seconds."""

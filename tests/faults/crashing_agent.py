@@ -1,0 +1,25 @@
+"""A worker process that serves one invocation of a slow chat graph, to be killed with -9 mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from langchain_ably_transport import AblySaver, connect
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.wire.invocation import Invocation
+
+from ..graph.graphs import chat_graph
+
+AGENT_ID = "graph-worker"
+ENDLESS_REPLY = " ".join(f"word{i}" for i in range(5000))
+
+
+async def _serve(url: str, key: str, invocation: str) -> None:
+    async with connect(key, url, client_id=AGENT_ID) as client:
+        graph = chat_graph(AblySaver(client), ENDLESS_REPLY, delay=0.01)
+        await serve_graph(graph, Invocation.from_json(invocation), client=client)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(*sys.argv[1:4]))

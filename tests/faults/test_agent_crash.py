@@ -1,0 +1,110 @@
+"""An agent killed with -9 mid-run: clients learn the run is lost, the next process ends it, the thread goes on.
+
+The dev server runs with a 1 s presence leave delay (Ably's is 15 s) so the bound is short enough for CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from langchain_ably_transport import AblySaver, ClientSession
+from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.session import AgentSession
+from langchain_ably_transport.session.agent import AGENT_LOST_MESSAGE
+from langchain_ably_transport.wire import names
+
+from ..graph.graphs import chat_graph
+from .crashing_agent import AGENT_ID
+
+LEAVE_DELAY_S = 1.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def crash_server():
+    with spawn(args=["--inbound-rate", "0", "--presence-leave-delay", str(LEAVE_DELAY_S)]) as running:
+        yield running
+
+
+def _start_worker(server, invocation) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tests.faults.crashing_agent", server.url, server.key,
+                             json.dumps(invocation.to_json())], cwd=ROOT, text=True, stderr=subprocess.PIPE)
+
+
+def _streamed_text(session: ClientSession) -> str:
+    return "".join(part.get("text", "") for entry in session.view() if entry["message"]["role"] == "assistant"
+                   for part in entry["message"]["parts"] if part.get("type") == "text")
+
+
+async def _crash_mid_stream(server, user: ClientSession, text: str) -> str:
+    """Send `text`, let a worker stream part of its answer, kill it with -9; the run id."""
+    sent = await user.send(text)
+    worker = _start_worker(server, sent.invocation)
+    try:
+        run_id = await sent.run_id(timeout=30)
+        assert await user.core.wait_for(lambda: len(_streamed_text(user)) > 50, 30), "the worker streams"
+    finally:
+        worker.kill()
+        worker.wait()
+    return run_id
+
+
+async def test_clients_learn_a_killed_agents_run_is_lost_within_the_presence_leave_delay(crash_server, clients,
+                                                                                        channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        run_id = await _crash_mid_stream(crash_server, user, "tell me everything")
+        killed_at = time.monotonic()
+        assert user.lost_runs() == [], "a member is not gone until the leave delay passes"
+        assert await user.core.wait_for(lambda: user.lost_runs() == [run_id], 15)
+        detected_after = time.monotonic() - killed_at
+        assert user.core.tree.run(run_id).status == names.RunStatus.ACTIVE, "lost, not yet ended by anyone"
+        print(f"crash detected after {detected_after:.2f} s (leave delay {LEAVE_DELAY_S} s)")
+
+    async with ClientSession(await clients(crash_server, client_id="bob"), channel_name) as late:
+        assert late.lost_runs() == [run_id], "a client joining after the crash learns it from history and presence"
+
+
+async def test_the_next_process_ends_the_lost_run_and_the_thread_continues(crash_server, clients, channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        sent = await user.send("are you back?")
+        result = await serve_graph(chat_graph(AblySaver(agent), "I am back."), sent.invocation, client=agent)
+
+        assert result.outcome == "complete"
+        node = user.core.tree.run(lost)
+        assert node.status == names.RunStatus.ERROR and node.error.message == AGENT_LOST_MESSAGE
+        assert await user.core.wait_for(lambda: user.core.tree.run(result.run_id) is not None and
+                                        user.core.tree.run(result.run_id).status == names.RunStatus.COMPLETE, 10)
+        assert user.lost_runs() == []
+        assert user.messages()[-1].content == "I am back."
+
+        state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
+        kinds = [(type(m), m.content) for m in state.values["messages"]]
+        assert kinds == [(HumanMessage, "tell me everything"), (HumanMessage, "are you back?"),
+                         (AIMessage, "I am back.")], "the killed pass left no half reply in the graph's state"
+
+
+async def test_a_healthy_agents_run_is_never_called_lost(crash_server, clients, channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        sent = await user.send("hello")
+        async with AgentSession(await clients(crash_server, client_id=AGENT_ID), channel_name) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            await asyncio.sleep(LEAVE_DELAY_S * 2)
+            async with ClientSession(await clients(crash_server, client_id="bob"), channel_name) as late:
+                assert late.lost_runs() == [] and user.lost_runs() == []
+            await run.end()
+        assert await user.core.wait_for(lambda: user.core.tree.run(run.run_id).status == names.RunStatus.COMPLETE, 5)
+        assert user.lost_runs() == []
