@@ -422,6 +422,8 @@ class Channel:
             raise bad_request("Presence is entered over a realtime connection")
         for index, raw in enumerate(raw_members):
             member = self._presence_fields(raw, publisher, index)
+            if isinstance(raw, dict) and self.presence.is_current(member, raw.get("id")):
+                continue  # an SDK re-entering after a resume (RTP17g) with the id it holds: not news
             self._store_presence(self.presence.apply(member))
 
     def _presence_fields(self, raw: Any, publisher: Publisher, index: int) -> dict[str, Any]:

@@ -34,6 +34,12 @@ class PresenceSet:
         self._members[key] = {**member, "action": int(PresenceAction.PRESENT)}
         return member
 
+    def is_current(self, member: dict[str, Any], message_id: Any) -> bool:
+        """Whether `message_id` is the id of the member's present state (Ably drops presence that is not newer)."""
+        current = self._members.get((member["connectionId"], member["clientId"]))
+        reentry = member["action"] == PresenceAction.ENTER and message_id is not None
+        return reentry and current is not None and current["id"] == message_id
+
     def leaves_for(self, connection_id: str, timestamp: int) -> list[dict[str, Any]]:
         """Synthesised LEAVEs for a connection's members (ids carry no connectionId, as Ably's do)."""
         leaves = []

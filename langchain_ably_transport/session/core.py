@@ -87,7 +87,7 @@ class SessionCore:
         self._initial_pages = history_pages
         self._history: AsyncIterator[list[Any]] | None = None
         self._log: list[WireMessage] = []
-        self.liveness = RunLiveness()
+        self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
         self._agent_presence: AgentPresence | None = None
 

@@ -80,7 +80,8 @@ class TrackedRun:
 class RunLiveness:
     """Folds presence events and run lifecycle messages into the set of lost runs. Pure, no I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, trusted_agents: frozenset[str] | None = None) -> None:
+        self._trusted = trusted_agents
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
         self._expected: set[str] = set()
         self.tracked: dict[str, TrackedRun] = {}
@@ -101,7 +102,7 @@ class RunLiveness:
     def on_presence(self, member: Any) -> None:
         """One presence event or member, as an ably-python `PresenceMessage`."""
         key = (member.connection_id or "", member.client_id or "")
-        runs = _runs_of(member.data)
+        runs = _runs_of(member.data) if self._trusted is None or member.client_id in self._trusted else frozenset()
         if member.action in (PresenceAction.LEAVE, PresenceAction.ABSENT) or not runs:
             self._listed.pop(key, None)
             return

@@ -63,3 +63,43 @@ async def test_member_of_a_dropped_connection_leaves_when_its_state_expires():
             assert [e.action for e in events.messages] == [2]
             await eventually(lambda: [e.action for e in events.messages] == [2, 3], timeout=5)
             assert events.messages[-1].client_id == "ghost" and events.messages[-1].data == "boo"
+
+
+async def test_member_of_a_dropped_connection_leaves_after_the_presence_leave_delay_though_still_resumable():
+    from langchain_ably_transport import connect
+    from langchain_ably_transport.devserver import spawn
+
+    from .raw import raw_connection
+
+    with spawn(args=["--connection-state-ttl", "60", "--presence-leave-delay", "0.5"]) as server:
+        async with connect(server.key, server.url) as watcher:
+            watching = watcher.channels.get("test:leave-delay")
+            events = Collector()
+            await watching.presence.subscribe(events.add)
+            async with raw_connection(server, clientId="ghost") as ghost:
+                connected = await ghost.expect(4)
+                await ghost.send({"action": 14, "channel": "test:leave-delay", "msgSerial": 0,
+                                  "presence": [{"action": 2, "data": "boo"}]})
+                await ghost.expect(1)
+            await eventually(lambda: [e.action for e in events.messages] == [2, 3], timeout=5)
+            async with raw_connection(server, clientId="ghost",
+                                      resume=connected["connectionDetails"]["connectionKey"]) as back:
+                assert "error" not in await back.expect(4), "the connection itself is still resumable"
+
+
+async def test_a_drop_shorter_than_the_leave_delay_is_not_a_leave():
+    from langchain_ably_transport import connect
+    from langchain_ably_transport.devserver import spawn
+
+    with spawn(args=["--presence-leave-delay", "1"]) as server:
+        async with connect(server.key, server.url) as watcher, \
+                connect(server.key, server.url, client_id="alice") as alice:
+            watching = watcher.channels.get("test:short-drop")
+            events = Collector()
+            await watching.presence.subscribe(events.add)
+            await alice.channels.get("test:short-drop").presence.enter("here")
+            await eventually(lambda: [e.action for e in events.messages] == [2])
+            alice.connection.connection_manager.transport.websocket.transport.abort()
+            await asyncio.sleep(2)
+            assert [e.action for e in events.messages] == [2], "the SDK resumed within the delay"
+            assert [m.client_id for m in await watching.presence.get()] == ["alice"]

@@ -108,3 +108,28 @@ async def test_a_healthy_agents_run_is_never_called_lost(crash_server, clients, 
             await run.end()
         assert await user.core.wait_for(lambda: user.core.tree.run(run.run_id).status == names.RunStatus.COMPLETE, 5)
         assert user.lost_runs() == []
+
+
+async def test_a_run_another_process_of_the_agent_ended_stops_streaming_here(crash_server, clients, channel_name):
+    """A partitioned agent that comes back after its run was ended elsewhere must not go on publishing."""
+    from langchain_ably_transport.session.channel import ChannelWriter
+    from langchain_ably_transport.wire.headers import run_end_message
+
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        sent = await user.send("hello")
+        async with AgentSession(await clients(crash_server, client_id=AGENT_ID), channel_name) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            other = (await clients(crash_server, client_id=AGENT_ID)).channels.get(channel_name)
+            await ChannelWriter(other).publish(run_end_message(
+                run_id=run.run_id, reason="error", invocation_id="another-process", error_message="lost"))
+            assert await asyncio.wait_for(run.cancelled.wait(), 5) is True
+            assert run.ended, "this invocation publishes no end of its own"
+
+        def ends() -> int:
+            return sum(w.name == names.RUN_END and w.transport[names.HEADER_RUN_ID] == run.run_id
+                       for w in user.core._log)
+
+        assert await user.core.wait_for(lambda: ends() > 0, 5)
+        await asyncio.sleep(0.3)
+        assert ends() == 1
