@@ -133,3 +133,24 @@ async def test_a_run_another_process_of_the_agent_ended_stops_streaming_here(cra
         assert await user.core.wait_for(lambda: ends() > 0, 5)
         await asyncio.sleep(0.3)
         assert ends() == 1
+
+
+async def test_a_js_client_that_joined_while_the_run_was_stuck_sees_it_end_as_error(crash_server, clients,
+                                                                                    channel_name):
+    """The anchor users complain about: the genuine @ably/ai-transport client, which knows nothing of presence."""
+    from ..interop.test_ai_transport import js
+
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        joiner = await js(crash_server, "client-join.mjs", SESSION=channel_name, TIMEOUT_MS="30000")
+        assert await joiner.next_line() == {"joined": True}
+        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+        async with AgentSession(await clients(crash_server, client_id=AGENT_ID), channel_name) as next_process:
+            assert next_process.core.tree.run(lost).status == names.RunStatus.ERROR or \
+                await next_process.core.wait_for(lambda: next_process.core.tree.run(lost).status ==
+                                                 names.RunStatus.ERROR, 5)
+        result = await joiner.result()
+    [stuck] = [run for run in result["atJoin"]["runs"] if run["runId"] == lost]
+    [ended] = [run for run in result["runs"] if run["runId"] == lost]
+    assert stuck["status"] == "active", "what every JS anchor shows for a killed agent's run"
+    assert ended["status"] == "error" and ended["error"]["message"] == AGENT_LOST_MESSAGE

@@ -12,7 +12,7 @@
 //   WIRE             1: also report every raw Ably message the channel delivered live
 //   HISTORY_PAGE_SIZE  ClientSessionOptions.historyPageSize (default 100); small values force paging
 //
-// stdout: one line
+// stdout: {"joined":true} once the history is loaded, then the result line
 //   {"found":bool,"timedOut":bool,
 //    "atJoin":{"messages":[...],"codecMessageIds":[...],"runs":[...]},   the view right after history loaded
 //    "messages":[UIMessage...],"codecMessageIds":[...],"runs":[RunInfo...],  the view at the end
@@ -21,6 +21,7 @@
 import { createClientSession } from '@ably/ai-transport/vercel';
 
 import {
+  emit,
   env,
   errorJson,
   intEnv,
@@ -63,6 +64,7 @@ await main(async () => {
   }
   const atJoin = { ...viewJson(view), runs: view.runs().map(runInfoJson) };
   log('joined; visible messages:', atJoin.messages.length);
+  emit({ joined: true });
 
   const settled = (info) => info && info.status !== 'active';
   const condition = () => {
