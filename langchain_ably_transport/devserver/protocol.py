@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from enum import IntEnum
 from typing import Any
 
@@ -144,6 +145,9 @@ class WireFormat:
         raise bad_request(f"Unsupported format {value!r}; use json or msgpack")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def decode_frame(payload: str | bytes, wire_format: str) -> dict[str, Any]:
     """Parse one inbound frame; binary data in JSON frames stays base64 until `normalise_data`."""
     try:
@@ -151,6 +155,8 @@ def decode_frame(payload: str | bytes, wire_format: str) -> dict[str, Any]:
             frame = msgpack.unpackb(payload, raw=False, strict_map_key=False)
         else:
             frame = json.loads(payload)
+            if isinstance(payload, str) and _SURROGATE_ESCAPE.search(payload):
+                json.dumps(frame, ensure_ascii=False).encode("utf-8")  # a lone surrogate is not text
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise bad_request(f"Malformed {wire_format} frame: {exc}") from None
     if not isinstance(frame, dict):

@@ -206,16 +206,25 @@ class AgentSession:
 
     def _control(self, run: Run, action: Literal["cancel", "steer"], wire: WireMessage,
                  apply: Callable[[WireMessage], None]) -> None:
-        """Apply a cancel or steer once `authorize` allows it (at once when it answers synchronously)."""
+        """Apply a cancel or steer once `authorize` allows it (at once when it answers synchronously); a policy
+        that raises refuses."""
         agent = self._client.auth.client_id
-        verdict = self._authorize(ControlRequest(action, run.run_id, wire.client_id, run.owner_client_id,
-                                                 agent if agent != "*" else None, wire))
+        request = ControlRequest(action, run.run_id, wire.client_id, run.owner_client_id,
+                                 agent if agent != "*" else None, wire)
+        try:
+            verdict = self._authorize(request)
+        except Exception:
+            verdict = _policy_failed(request)
         if not inspect.isawaitable(verdict):
-            self._settle(run, action, wire, apply, verdict)
+            self._settle(run, action, wire, apply, bool(verdict))
             return
 
         async def settle_later(pending: Awaitable[bool]) -> None:
-            self._settle(run, action, wire, apply, await pending)
+            try:
+                allowed = bool(await pending)
+            except Exception:
+                allowed = _policy_failed(request)
+            self._settle(run, action, wire, apply, allowed)
 
         self._spawn(settle_later(verdict))
 
@@ -511,6 +520,11 @@ _END = object()
 _CANCELLED = object()
 _STEP_REASONS = {"complete": names.StepEndReason.COMPLETE, "cancelled": names.StepEndReason.CANCELLED,
                  "error": names.StepEndReason.FAILED}
+
+
+def _policy_failed(request: ControlRequest) -> bool:
+    log.exception("the authorisation policy failed on a %s of run %s; refused", request.action, request.run_id)
+    return False
 
 
 def _own_id(client: AblyRealtime) -> set[str]:

@@ -152,8 +152,9 @@ class ClientSession:
         return user_message(langchain_to_ui_message(human, message_id=str(uuid.uuid4())))
 
     def _last_visible(self) -> str | None:
-        visible = self.core.tree.visible()
-        return visible[-1].codec_message_ids[-1] if visible and visible[-1].codec_message_ids else None
+        """The newest message on the selected branch (a run that has published nothing yet holds none)."""
+        owning = [node for node in self.core.tree.visible() if node.codec_message_ids]
+        return owning[-1].codec_message_ids[-1] if owning else None
 
     async def _publish(self, event: dict[str, Any], *, parent: str | None = None, fork_of: str | None = None,
                        regenerates: str | None = None, run_id: str | None = None) -> SentInput:

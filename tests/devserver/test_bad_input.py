@@ -16,6 +16,8 @@ from .raw import raw_connection
 
 FATAL_FRAMES = {
     "malformed JSON": ("{not json", 40000),
+    "lone surrogate in JSON": ('{"action": 15, "channel": "test:x", "msgSerial": 0, "messages": [{"data": "\\ud800"}]}',
+                               40000),
     "not an object": ("[1, 2]", 40000),
     "unknown action": ({"action": 99}, 40000),
     "message without msgSerial": ({"action": 15, "channel": "test:x", "messages": [{"data": "x"}]}, 40000),

@@ -179,6 +179,25 @@ async def test_the_policy_is_configurable_and_may_answer_asynchronously(clients,
         assert sorted(asked) == [("cancel", "mallory", "alice"), ("cancel", "support", "alice")]
 
 
+async def test_a_policy_that_raises_refuses_and_the_session_goes_on(clients, channel_name):
+    async with ClientSession(await clients(client_id="alice"), channel_name) as owner:
+        sent = await owner.send("hello")
+
+        def broken(request) -> bool:
+            raise RuntimeError("policy store down")
+
+        async with AgentSession(await clients(), channel_name, authorize=broken) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            await owner.cancel(run.run_id)
+            await asyncio.sleep(0.3)
+            assert not run.cancelled.is_set()
+            result = await run.pipe(_model_chunks("still here"))
+            await run.end()
+        assert result.reason == "complete"
+        assert await owner.core.wait_for(lambda: owner.messages()[-1].content == "still here", 5)
+
+
 async def test_a_steer_from_a_stranger_is_refused(clients, channel_name):
     async with ClientSession(await clients(client_id="mallory"), channel_name) as stranger, \
             ClientSession(await clients(client_id="alice"), channel_name) as owner:
