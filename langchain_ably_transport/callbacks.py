@@ -350,6 +350,9 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             await state.run.suspend()
         elif failed:
             await state.run.end("error", error_message=str(error))
+        elif result.reason == "error":  # the chain went on, but its reply could not be published in full
+            code = result.error.code if isinstance(result.error, AblyTransportError) else None
+            await state.run.end("error", error_code=code, error_message=str(result.error))
         else:
             await state.run.end("cancelled" if result.reason == "cancelled" else "complete")
 

@@ -1,16 +1,30 @@
-"""Waiting out Ably's per-connection publish rate (42911) instead of failing: the message was refused, not
-lost, and publishing it again once the rate allows keeps everything the caller accepted."""
+"""Staying within Ably's per-connection publish rate (50 msg/s by default) instead of being refused for it.
+
+Two layers. `PublishPacer` keeps one connection's publishes under the rate its server announced (the
+`maxInboundRate` of CONNECTED), starting them in call order: a refused append cannot be retried without
+reordering the stream, and a live reader that missed it keeps the gap (a repairing update comes after the
+stream's end, which readers have already applied), so the only safe append is one the server will accept.
+`retry_rate_limited` waits out 42911 for whatever is refused anyway (other traffic on the connection): the
+message was refused, not lost, and publishing it again once the rate allows keeps everything.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ably.util.exceptions import AblyException
 
 T = TypeVar("T")
 RATE_LIMITED = 42911
+DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
+# The pacer stays below the server's token bucket (one second's worth, refilled at the rate): 90% of the rate,
+# bursts of half a second, so network jitter bunching a paced burst cannot empty the server's bucket.
+RATE_SHARE = 0.9
+BURST_S = 0.5
 
 
 async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for_s: float = 60.0) -> T:
@@ -26,3 +40,92 @@ async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+class PublishPacer:
+    """One connection's publishes, started in call order and no faster than `rate()` messages a second.
+
+    `start(operation, count)` calls `operation()` (which sends `count` messages) when the rate allows and
+    everything started before it has started, as a task: tasks take their first step in creation order, and
+    ably-python numbers a message (`msgSerial`) in its first step, so the wire order is the call order. A
+    rate of 0 means no limit. `paced` counts the operations that had to wait.
+    """
+
+    def __init__(self, rate: Callable[[], float]) -> None:
+        self._rate = rate
+        self._queue: deque[tuple[int, Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
+        self._tokens: float | None = None
+        self._refilled_at = 0.0
+        self._wake: asyncio.TimerHandle | None = None
+        self.paced = 0
+
+    def start(self, operation: Callable[[], Awaitable[T]], count: int = 1) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((count, operation, future))
+        if self._wake is None:
+            self._drain()
+        if self._queue:  # this one is last in the queue, so still in it
+            self.paced += 1
+        return future
+
+    def _drain(self) -> None:
+        self._wake = None
+        while self._queue:
+            count, operation, future = self._queue[0]
+            delay = 0.0 if future.cancelled() else self._take(count)
+            if delay > 0:
+                self._wake = asyncio.get_running_loop().call_later(delay, self._drain)
+                return
+            self._queue.popleft()
+            if not future.cancelled():
+                _settle_with(asyncio.ensure_future(operation()), future)
+
+    def _take(self, count: int) -> float:
+        """Spend `count` tokens and return 0, or return how long until there are enough."""
+        rate = self._rate() * RATE_SHARE
+        if rate <= 0:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        capacity = max(rate * BURST_S, count)
+        tokens = capacity if self._tokens is None else min(capacity, self._tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+        if tokens >= count:
+            self._tokens = tokens - count
+            return 0.0
+        self._tokens = tokens
+        return (count - tokens) / rate
+
+
+def _settle_with(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+    """Settle `future` as `task` settles; the task's error is taken even when no one waits any more."""
+
+    def copy(done: asyncio.Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(done.result())
+
+    task.add_done_callback(copy)
+
+
+_pacers: weakref.WeakKeyDictionary[Any, PublishPacer] = weakref.WeakKeyDictionary()
+
+
+def pacer_for(client: Any) -> PublishPacer:
+    """The pacer every publisher of this package shares on `client`'s connection (the rate is per connection)."""
+    pacer = _pacers.get(client)
+    if pacer is None:
+        pacer = _pacers[client] = PublishPacer(lambda: inbound_rate(client))
+    return pacer
+
+
+def inbound_rate(client: Any) -> float:
+    """The publish rate `client`'s server announced on connecting (0: none), else Ably's 50 msg/s."""
+    details = getattr(client.connection, "connection_details", None)
+    announced = getattr(details, "max_inbound_rate", None)
+    return DEFAULT_INBOUND_RATE if announced is None else float(announced)

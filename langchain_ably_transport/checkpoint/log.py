@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,7 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from ..errors import AblyTransportError
-from ..ratelimit import retry_rate_limited
+from ..ratelimit import pacer_for, retry_rate_limited
 from .records import CHUNK
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ FULL_SCAN_PAGE_SIZE = 1000
 # Room in each message for its name, serial and framing: ably-python checks the whole encoded
 # publish against 64 KiB, not just the data.
 FRAME_OVERHEAD = 512
+CHUNKED_BLOBS_KEPT = 16  # the newest chunked blobs of a channel, by digest: stored again, they are referenced
 
 
 class CheckpointStorageError(AblyTransportError):
@@ -48,6 +51,8 @@ class ChannelLog:
 
     def __init__(self, channel: Any, max_message_size: int, retry_for_s: float = 60.0) -> None:
         self.channel = channel
+        self._pacer = pacer_for(channel.ably)
+        self._chunked: OrderedDict[bytes, asyncio.Future[list[str]]] = OrderedDict()
         self.payload_limit = max_message_size - FRAME_OVERHEAD
         self._retry_for_s = retry_for_s
 
@@ -56,12 +61,13 @@ class ChannelLog:
         return self.channel.name
 
     async def publish(self, name: str, data: bytes) -> str:
-        """Publish one record and return its serial, waiting out Ably's publish-rate limit (42911)."""
+        """Publish one record and return its serial, paced to the connection's publish rate (42911 waited out)."""
         if len(data) > self.payload_limit:
             raise CheckpointStorageError(f"record of {len(data)} bytes exceeds {self.payload_limit} on {self.name}")
         try:
-            result = await retry_rate_limited(lambda: self.channel.publish(Message(name=name, data=data)),
-                                              retry_for_s=self._retry_for_s)
+            result = await retry_rate_limited(
+                lambda: self._pacer.start(lambda: self.channel.publish(Message(name=name, data=data))),
+                retry_for_s=self._retry_for_s)
         except AblyException as error:
             raise CheckpointStorageError(
                 f"could not store a checkpoint record on {self.name}: {error.message}",
@@ -70,7 +76,22 @@ class ChannelLog:
         return result.serials[0]
 
     async def publish_chunks(self, payload: bytes) -> list[str]:
-        """Store a large blob, compressed, across as many chunk messages as it needs."""
+        """Store a large blob, compressed, across as many chunk messages as it needs.
+
+        A blob stored lately (or being stored) on this channel is not stored again: a node's large output is
+        put twice, as its pending write and in the next checkpoint, and chunks are the saver's costliest
+        writes (a connection publishes 50 messages a second, a chunk is at most 64 KiB).
+        """
+        key = hashlib.sha256(payload).digest()
+        stored = self._chunked.get(key)
+        if stored is None or (stored.done() and (stored.cancelled() or stored.exception() is not None)):
+            stored = self._chunked[key] = asyncio.ensure_future(self._store_chunks(payload))
+            while len(self._chunked) > CHUNKED_BLOBS_KEPT:
+                self._chunked.popitem(last=False)
+        self._chunked.move_to_end(key)
+        return list(await asyncio.shield(stored))
+
+    async def _store_chunks(self, payload: bytes) -> list[str]:
         compressed = zlib.compress(payload, 1)
         pieces = [compressed[i : i + self.payload_limit] for i in range(0, len(compressed), self.payload_limit)]
         return list(await asyncio.gather(*(self.publish(CHUNK, piece) for piece in pieces)))

@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..connection import connect
+from ..connection import connect, release_channel
 from ..loop import LoopThread
 from .log import ChannelLog
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
@@ -37,6 +37,7 @@ from .thread import BlobCache, ThreadStore
 T = TypeVar("T")
 STATE_NAMESPACE = "langgraph-state"
 DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
+ANNOUNCED_KEPT = 1024
 
 
 def state_channel(thread_id: str) -> str:
@@ -86,7 +87,9 @@ class AblySaver(BaseCheckpointSaver[str]):
         self._threads: OrderedDict[str, ThreadStore] = OrderedDict()
         self._cached_threads = cached_threads
         self._blobs = BlobCache(blob_cache_bytes)
-        self._announced: set[tuple[str, str]] = set()
+        # The runs recently announced in the directory: a run puts several checkpoints, announced once. Only
+        # the newest are remembered (a long-lived saver serves runs without end); announcing again is harmless.
+        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     @classmethod
     @contextmanager
@@ -121,9 +124,14 @@ class AblySaver(BaseCheckpointSaver[str]):
             store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
                                                            self.serde, self._blobs)
             while len(self._threads) > self._cached_threads:
-                self._threads.popitem(last=False)
+                self._forget(self._threads.popitem(last=False)[1])
         self._threads.move_to_end(thread_id)
         return store
+
+    def _forget(self, store: ThreadStore) -> None:
+        """A thread no longer cached: its blobs and its channel go too (memory follows the warm threads)."""
+        self._blobs.drop(store.log.name)
+        release_channel(self.client, store.log.channel)
 
     async def _on_client_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         if asyncio.get_running_loop() is self._loop:
@@ -345,7 +353,9 @@ class AblySaver(BaseCheckpointSaver[str]):
         if (run_id, thread_id) in self._announced:
             return
         await self._directory.publish(RUN, pack({"run_id": run_id, "thread_id": thread_id}))
-        self._announced.add((run_id, thread_id))
+        self._announced[(run_id, thread_id)] = None
+        while len(self._announced) > ANNOUNCED_KEPT:
+            self._announced.popitem(last=False)
 
     async def _directory_entries(self) -> list[dict[str, str]]:
         entries = []

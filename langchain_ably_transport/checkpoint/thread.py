@@ -26,10 +26,12 @@ CARRIED_VALUE_BYTES = 256
 
 
 class BlobCache:
-    """Decoded blobs by (channel, blob key), least recently used dropped past `max_bytes`."""
+    """Decoded blobs by (channel, blob key), least recently used dropped past `max_bytes`, and a channel's all
+    dropped when the saver stops caching its thread (`drop`): what is cached follows the warm threads."""
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._by_channel: dict[str, set[tuple[str, str]]] = {}
         self._bytes = 0
         self._max = max_bytes
 
@@ -43,10 +45,21 @@ class BlobCache:
         if key in self._items:
             return
         self._items[key] = value
+        self._by_channel.setdefault(key[0], set()).add(key)
         self._bytes += len(value)
         while self._bytes > self._max and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self._bytes -= len(dropped)
+            self._forget(next(iter(self._items)))
+
+    def drop(self, channel: str) -> None:
+        for key in self._by_channel.get(channel, set()).copy():
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._bytes -= len(self._items.pop(key))
+        keys = self._by_channel[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self._by_channel[key[0]]
 
 
 class ThreadStore:
@@ -165,27 +178,29 @@ class ThreadStore:
         return Written(written.version, value, len(value), written.ref)
 
     async def _blobs_for(self, refs: list[BlobRef]) -> dict[str, bytes]:
+        """The blobs `refs` name, from the cache or fetched; what was fetched is kept here too, since the cache
+        may drop it (its thread no longer cached, or its bytes over the limit) before it is used."""
         wanted = {blob_key(ref): ref for ref in refs}
-        missing = {key: ref for key, ref in wanted.items() if self._blobs.get((self.log.name, key)) is None}
-        records = {ref[1] for ref in missing.values() if ref[0] == "at"}
-        chunked = [ref for ref in missing.values() if ref[0] == "chunks"]
-        await asyncio.gather(*(self._load_record_blobs(serial) for serial in records),
-                             *(self._load_chunks(ref) for ref in chunked))
-        return {key: self._blob(key) for key in wanted}
+        found = {key: blob for key in wanted if (blob := self._blobs.get((self.log.name, key))) is not None}
+        missing = [ref for key, ref in wanted.items() if key not in found]
+        records = {ref[1] for ref in missing if ref[0] == "at"}
+        for fetched in await asyncio.gather(*(self._load_record_blobs(serial) for serial in records),
+                                            *(self._load_chunks(ref) for ref in missing if ref[0] == "chunks")):
+            found.update(fetched)
+        return {key: found[key] for key in wanted}
 
-    def _blob(self, key: str) -> bytes:
-        payload = self._blobs.get((self.log.name, key))
-        if payload is None:
-            raise KeyError(f"blob {key} of {self.log.name} was evicted while in use; raise the blob cache size")
-        return payload
-
-    async def _load_record_blobs(self, serial: str) -> None:
+    async def _load_record_blobs(self, serial: str) -> dict[str, bytes]:
         entry = await self.log.fetch(serial)
-        for key, payload in (unpack_record(bytes(entry.data)).get("blobs") or {}).items():
-            self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
+        blobs = {blob_key(["at", serial, key]): payload
+                 for key, payload in (unpack_record(bytes(entry.data)).get("blobs") or {}).items()}
+        for key, payload in blobs.items():
+            self._blobs.put((self.log.name, key), payload)
+        return blobs
 
-    async def _load_chunks(self, ref: BlobRef) -> None:
-        self._blobs.put((self.log.name, blob_key(ref)), await self.log.fetch_chunks(ref[1]))
+    async def _load_chunks(self, ref: BlobRef) -> dict[str, bytes]:
+        key, payload = blob_key(ref), await self.log.fetch_chunks(ref[1])
+        self._blobs.put((self.log.name, key), payload)
+        return {key: payload}
 
     async def write_value(self, value: Any) -> Any:
         """A pending write's value: inline, or fetched from its chunk messages."""

@@ -11,16 +11,23 @@ It is `core/codec/encoder.ts` + the Vercel output table, with three additions th
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
   A JS reader shows the continuation as a new text part right after the first (its reducer pushes a part
   per stream start; there is no way around that in 0.8.0); this package's `Decoder` re-joins them, using
-  the codec headers `continued`/`continues` that JS ignores. Everything else that would not fit raises
-  `OversizeMessageError` before it is sent, never silently: a discrete chunk (e.g. a huge tool output or
-  data part) and a tool-input stream (JS parses the input from one message's text).
+  the codec headers `continued`/`continues` that JS ignores. A tool result (`tool-output-available`, or a
+  `tool-output-error`'s text) that would not fit is cut to fit and ends with a marker naming its whole size
+  and the limit (`sizing.truncated_tool_output`): the agent already has it whole (graph state, the model's
+  context), so the run goes on and the client sees that, and how much, was left out. Everything else that
+  would not fit raises `OversizeMessageError` before it is sent, never silently: another discrete chunk
+  (e.g. a huge data part) and a tool-input stream (JS parses the input from one message's text).
 * Terminal statuses on every exit. `close()` ends streams still open with `status: "cancelled"`, so a
   reader and history always see a terminal; JS leaves them `streaming` when the source throws (open
   question 6). A JS reader closes a cancelled stream silently, so it renders the text received so far.
 
 Appends are pipelined: `ChannelWriter.append` is called without awaiting, and the encoder awaits them all
 when a stream closes, on `cancel()` and on `close()`. A failed append is repaired by an `update` carrying
-the message's full text and terminal status (§5.3); if that fails too, `EncoderRecoveryFailedError`.
+the message's full text and terminal status (§5.3); if that fails too, `EncoderRecoveryFailedError`. Once an
+append to a message is known to have failed, the encoder sends that message no more appends (the closing one
+included): one landing after the gap would leave a live reader with text it cannot repair, whereas the update
+at the stream's end extends what the reader has by exactly the rest. An append in doubt after a connection
+that could not be resumed fails this way (`connection.py`), and so does every later one to that message.
 """
 
 from __future__ import annotations
@@ -52,7 +59,15 @@ from .errors import (
     StreamNotOpenError,
     UnsupportedChunkError,
 )
-from .sizing import SOFT_FRACTION, TextTail, split_point, utf8_len
+from .sizing import (
+    SOFT_FRACTION,
+    TOOL_OUTPUT_TYPES,
+    TextTail,
+    split_point,
+    tool_output_text,
+    truncated_tool_output,
+    utf8_len,
+)
 from .vercel import (
     CONTINUED,
     CONTINUES,
@@ -158,6 +173,7 @@ class MessageEncoder:
         self._writer = writer
         self._transport: Headers = dict(transport)
         self._window = max(0.0, coalesce_window)
+        self._max_message_bytes = max_message_bytes
         self._limit = max_message_bytes - envelope_reserve
         self._on_message = on_message
         self._streams: dict[tuple[str, str], _Stream] = {}
@@ -236,13 +252,33 @@ class MessageEncoder:
     # --- Discrete ------------------------------------------------------------------------------------------
 
     async def _publish_discrete(self, chunk: Mapping[str, Any]) -> None:
-        encoded = encode_discrete(chunk, message_id=self.codec_message_id)
-        message = WireMessage(name=AI_OUTPUT, data=encoded.data, transport={**self._transport, HEADER_STREAM: FALSE},
-                              codec=encoded.codec, ephemeral=encoded.ephemeral)
+        message = self._discrete_message(chunk)
+        if message.size() > self._limit and chunk.get("type") in TOOL_OUTPUT_TYPES:
+            message = self._fitted_tool_output(chunk, message.size())
         self._hook(message)
         self._check_size(message, f"the {chunk.get('type')!r} chunk")
         await self._before_awaited_write()
         await self._writer.publish(message)
+
+    def _discrete_message(self, chunk: Mapping[str, Any]) -> WireMessage:
+        encoded = encode_discrete(chunk, message_id=self.codec_message_id)
+        message = WireMessage(name=AI_OUTPUT, data=encoded.data, transport={**self._transport, HEADER_STREAM: FALSE},
+                              codec=encoded.codec, ephemeral=encoded.ephemeral)
+        return message
+
+    def _fitted_tool_output(self, chunk: Mapping[str, Any], size: int) -> WireMessage:
+        """The tool result cut to fit the limit, with its marker. Escaping makes a byte of text cost more than
+        one on the wire, so each try scales the text by how far the last one was off."""
+        budget = utf8_len(tool_output_text(chunk))
+        for _ in range(8):
+            budget = int(budget * self._limit / size * 0.99)
+            message = self._discrete_message(truncated_tool_output(chunk, budget, self._max_message_bytes))
+            size = message.size()
+            if size <= self._limit:
+                log.warning("tool output of call %r is over the %d-byte message limit: the client gets it cut to "
+                            "fit, with a marker", chunk.get("toolCallId"), self._max_message_bytes)
+                break
+        return message
 
     # --- Streams -------------------------------------------------------------------------------------------
 
@@ -395,9 +431,20 @@ class MessageEncoder:
         self._pipeline(segment, message)
 
     def _pipeline(self, segment: _Segment, message: WireMessage) -> None:
+        if segment.failed:  # no appends after a failed one: they could land after a gap; the update will carry all
+            return
         future = asyncio.ensure_future(self._writer.append(segment.serial, message))
+        future.add_done_callback(lambda done: self._on_appended(segment, done))
         self._pending.append((future, segment))
         self._unstarted = True
+
+    @staticmethod
+    def _on_appended(segment: _Segment, done: asyncio.Future[Any]) -> None:
+        error = asyncio.CancelledError() if done.cancelled() else done.exception()
+        if error is not None and not segment.failed:
+            log.warning("append to %s failed (%s: %s); the message will be repaired by an update",
+                        segment.serial, getattr(error, "code", type(error).__name__), error)
+            segment.failed = True
 
     async def _before_awaited_write(self) -> None:
         """Keep the wire in chunk order: buffered deltas go first, and appended coroutines take their turn."""
@@ -412,12 +459,8 @@ class MessageEncoder:
         """Await every pending append; repair the terminated messages whose appends failed (§5.3)."""
         pending, self._pending = self._pending, []
         self._unstarted = False
-        results = await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
-        for (_, segment), result in zip(pending, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("append to %s failed (%s: %s); the message will be repaired by an update",
-                            segment.serial, getattr(result, "code", type(result).__name__), result)
-                segment.failed = True
+        # Each append's own callback (registered before gather's) has marked its failure by the time this returns.
+        await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
         await self._recover()
 
     async def _recover(self) -> None:

@@ -1,4 +1,5 @@
-"""Where a text stream that outgrows one Ably message should continue in the next one.
+"""Fitting Ably's message size: where a long text stream continues in a new message, and how a tool result
+that cannot fit is cut.
 
 Ably limits the whole aggregate of an appended message (name, all data, last extras) to the account's
 message size, 64 KiB by default, so a long text or reasoning stream has to be carried by several messages.
@@ -6,19 +7,28 @@ A JS reader renders each message as its own text part (`fold-text.ts` pushes a p
 the split should fall where a new part does not show: at a paragraph break, outside a fenced code block.
 Near the end of a message's budget (its last eighth) the encoder ends the message at the first such break;
 if none comes before the budget runs out, it falls back to a line break, a space, or a hard cut.
+
+A tool result has no such continuation (JS reads it from one message), so one over the limit is cut: the
+client gets its head and a marker saying how large it was (`truncated_tool_output`).
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 FENCE = "```"
 SOFT_FRACTION = 8  # the last 1/SOFT_FRACTION of a message's budget is where a clean break ends it early
 _PARAGRAPH = re.compile(r"\n\n")
 _LINE = re.compile(r"\n")
 _SPACE = re.compile(r"\s")
+# The chunk types carrying a tool's result, and the field that holds it.
+TOOL_OUTPUT_TYPES = {"tool-output-available": "output", "tool-output-error": "errorText"}
+TRUNCATION_MARKER = "\n\n[output truncated: {size} bytes in all, over the {limit}-byte Ably message limit]"
 
 
 def utf8_len(text: str) -> int:
@@ -95,3 +105,18 @@ def split_point(text: str, *, room: int, soft_room: int, tail: TextTail, has_dat
         return len(text)
     rough = breaks.last(_LINE, fit, fenced_ok=True) or breaks.last(_SPACE, fit, fenced_ok=True)
     return rough if rough else fit
+
+
+def tool_output_text(chunk: Mapping[str, Any]) -> str:
+    """A tool result chunk's output (or error text) as text: itself if a string, else its JSON."""
+    value = chunk.get(TOOL_OUTPUT_TYPES[str(chunk.get("type"))])
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def truncated_tool_output(chunk: Mapping[str, Any], max_bytes: int, limit: int) -> dict[str, Any]:
+    """`chunk` with its result replaced by text of at most `max_bytes`: the head of `tool_output_text` and
+    `TRUNCATION_MARKER` naming the whole size and the message `limit` (a structured output becomes text)."""
+    text = tool_output_text(chunk)
+    marker = TRUNCATION_MARKER.format(size=utf8_len(text), limit=limit)
+    head = prefix_within(text, max_bytes - utf8_len(marker))
+    return {**chunk, TOOL_OUTPUT_TYPES[str(chunk["type"])]: head + marker}

@@ -20,6 +20,7 @@ from ably.util.exceptions import AblyException
 
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
+from ..connection import release_channel
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach
@@ -37,6 +38,9 @@ CLIENT_NAMES = frozenset({names.AI_INPUT, names.CANCEL})
 
 class SessionCore:
     _shared: ClassVar[dict[tuple[int, str], SessionCore]] = {}
+    # Channels being detached by a core's last release: a new core of the same channel waits for the detach, or
+    # its attach would be undone by it (ably-python fails the detach "superseded" and the new core hears nothing).
+    _detaching: ClassVar[dict[tuple[int, str], asyncio.Future[None]]] = {}
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
@@ -45,6 +49,8 @@ class SessionCore:
         (None: all of it; the first session to open the channel decides) and `trusted_agents` (None: any
         publisher's agent messages are folded; sessions sharing the core must agree)."""
         key = (id(client), session_name)
+        while (detaching := cls._detaching.get(key)) is not None:
+            await detaching
         core = cls._shared.get(key)
         if core is None:
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
@@ -64,10 +70,19 @@ class SessionCore:
         self._users -= 1
         if self._users > 0:
             return
-        self._shared.pop((id(self.client), self.name), None)
-        self.channel.unsubscribe(self._on_message)
-        self.channel.presence.unsubscribe(self._on_presence)
-        await self.channel.detach()
+        key = (id(self.client), self.name)
+        self._shared.pop(key, None)
+        detached = self._detaching[key] = asyncio.get_running_loop().create_future()
+        try:
+            self.channel.unsubscribe(self._on_message)
+            self.channel.presence.unsubscribe(self._on_presence)
+            await self.channel.detach()
+            release_channel(self.client, self.channel)
+        except AblyException as error:  # the sessions are done with the channel; its state is no one's concern
+            log.info("could not detach %s: %s", self.name, error)
+        finally:
+            del self._detaching[key]
+            detached.set_result(None)
 
     def __init__(self, client: AblyRealtime, session_name: str, history_pages: int | None = None,
                  trusted_agents: set[str] | None = None) -> None:
@@ -219,11 +234,17 @@ class SessionCore:
         self._log.append(wire)
         self._apply(wire, events)
         for listener in list(self._listeners):
-            listener(wire, events, live)
+            try:
+                listener(wire, events, live)
+            except Exception:  # one session's failure must not starve the others sharing the channel
+                log.exception("a listener of %s failed on %s %s", self.name, wire.name, wire.serial)
         self._changed.set()
 
     def _apply(self, wire: WireMessage, events: list[DecodedEvent]) -> None:
-        self.tree.apply(wire, events)
+        try:
+            self.tree.apply(wire, events)
+        except Exception:  # as in `_decode`: a hostile message is skipped, never fatal
+            log.warning("could not fold %s %s; skipped", wire.name, wire.serial, exc_info=True)
         if wire.name in names.RUN_LIFECYCLE_NAMES:
             self.liveness.on_lifecycle(wire)
 

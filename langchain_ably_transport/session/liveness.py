@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from ably.types.presence import PresenceAction
 from ably.util.exceptions import AblyException
 
+from ..ratelimit import pacer_for
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .tree import ConversationTree
@@ -34,6 +36,7 @@ class AgentPresence:
 
     def __init__(self, channel: Any, client_id: str | None) -> None:
         self._channel = channel
+        self._pacer = pacer_for(channel.ably)
         self._member = client_id if client_id and client_id != "*" else ANONYMOUS_AGENT_MEMBER
         self._runs: set[str] = set()
         self._lock = asyncio.Lock()
@@ -51,19 +54,32 @@ class AgentPresence:
 
     async def _publish(self) -> bool:
         async with self._lock:
+            presence = self._channel.presence
             try:
                 if self._runs:
-                    await self._channel.presence.update_client(self._member, {"agent": AGENT_TAG,
-                                                                              "runs": sorted(self._runs)})
+                    data = {"agent": AGENT_TAG, "runs": sorted(self._runs)}
+                    await self._pacer.start(lambda: presence.update_client(self._member, data))
                     self._entered = True
                 elif self._entered:
-                    await self._channel.presence.leave_client(self._member)
+                    await self._pacer.start(lambda: presence.leave_client(self._member))
                     self._entered = False
                 return True
             except AblyException as error:
-                log.warning("presence on %s refused (%s): runs there are not tracked for liveness",
-                            self._channel.name, error)
+                _refused(self._channel.ably, f"presence on {self._channel.name} refused ({error}): runs there "
+                                             "are not tracked for liveness")
                 return False
+
+
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _refused(client: Any, why: str) -> None:
+    """Warn once per client (an agent without presence rights would otherwise warn on every run)."""
+    if client in _warned:
+        log.debug(why)
+        return
+    _warned.add(client)
+    log.warning(why)
 
 
 @dataclass

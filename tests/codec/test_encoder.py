@@ -411,7 +411,6 @@ async def test_a_tool_input_too_large_for_one_message_raises():
 
 
 @pytest.mark.parametrize("chunk", [
-    {"type": "tool-output-available", "toolCallId": "c1", "output": {"rows": ["x" * 100] * 700}},
     {"type": "data-table", "data": "y" * 70000},
     {"type": "tool-input-available", "toolCallId": "c1", "toolName": "w", "input": "z" * 70000},
     {"type": "text-start", "id": "t0", "providerMetadata": {"a": "m" * 70000}},
@@ -423,6 +422,22 @@ async def test_oversize_payloads_raise_a_typed_error_before_publishing(chunk):
     assert caught.value.code == 40009 and caught.value.limit == 65536 - 512
     assert "bytes" in str(caught.value)
     assert channel.of("publish") == []
+
+
+@pytest.mark.parametrize(("chunk", "field"), [
+    ({"type": "tool-output-available", "toolCallId": "c1", "output": "é\n" * 40000}, "output"),
+    ({"type": "tool-output-available", "toolCallId": "c1", "output": {"rows": ['"x"' * 100] * 700}}, "output"),
+    ({"type": "tool-output-error", "toolCallId": "c1", "errorText": "boom " * 20000}, "errorText"),
+])
+async def test_a_tool_result_over_the_limit_is_cut_to_fit_with_a_marker_naming_its_size(chunk, field):
+    channel = await encode([chunk])
+    [(_, _, message)] = channel.ops
+    assert 0.9 * (65536 - 512) < message.size() <= 65536 - 512, "cut to fit, not shorter than it must"
+    whole = chunk[field] if isinstance(chunk[field], str) else json.dumps(chunk[field], ensure_ascii=False)
+    sent = message.data[field]
+    head, marker = sent.split("\n\n[output truncated: ")
+    assert whole.startswith(head)
+    assert marker == f"{len(whole.encode())} bytes in all, over the 65536-byte Ably message limit]"
 
 
 # --- Parity with the JS encoder -----------------------------------------------------------------------------------
