@@ -433,7 +433,11 @@ def decode_input(codec: Mapping[str, str], transport: Mapping[str, str], data: A
 
 
 def read_fork_seed(data: Any) -> dict[str, Any] | None:
-    """`readForkSeedWireData`: the validated seed, malformed messages dropped and parts filtered, or None."""
+    """`readForkSeedWireData`: the validated seed, malformed messages dropped and parts filtered, or None.
+
+    Stricter than JS on purpose: a seed is a client's word for what an agent said, and the view and the agent's
+    prompt are built from it, so a message must be one they can read (`is_ui_message`) and so must each part.
+    """
     seed = _field(data, "forkSeed")
     if not isinstance(seed, dict) or not isinstance(seed.get("messages"), list):
         return None
@@ -442,11 +446,31 @@ def read_fork_seed(data: Any) -> dict[str, Any] | None:
         if not isinstance(entry, dict) or not isinstance(entry.get("codecMessageId"), str):
             continue
         message = entry.get("message")
-        if not isinstance(message, dict) or not isinstance(message.get("parts"), list):
+        if not is_ui_message(message):
             continue
-        parts = [p for p in message["parts"] if isinstance(p, dict) and isinstance(p.get("type"), str)]
+        parts = [p for p in message["parts"] if is_ui_part(p)]
         messages.append({"codecMessageId": entry["codecMessageId"], "message": {**message, "parts": parts}})
     return {"messages": messages}
+
+
+UI_ROLES = ("user", "assistant", "system")
+# The fields of a UIMessage part that readers take for a string or an object, by the type they must have.
+_PART_FIELD_TYPES: dict[str, type] = {
+    "type": str, "text": str, "url": str, "mediaType": str, "filename": str, "title": str, "sourceId": str,
+    "toolCallId": str, "toolName": str, "state": str, "errorText": str, "approval": dict, "providerMetadata": dict,
+}
+
+
+def is_ui_message(message: Any) -> bool:
+    """A dict with a known role, a list of parts, and a string id and an object metadata when present."""
+    return (isinstance(message, dict) and message.get("role") in UI_ROLES and isinstance(message.get("parts"), list)
+            and isinstance(message.get("id", ""), str) and isinstance(message.get("metadata", {}), dict))
+
+
+def is_ui_part(part: Any) -> bool:
+    """A dict with a string `type` whose known fields have the types readers expect."""
+    return (isinstance(part, dict) and "type" in part
+            and all(key not in part or isinstance(part[key], kind) for key, kind in _PART_FIELD_TYPES.items()))
 
 
 # --- Decode lifecycle repair (§5.6, `vercel/codec/decode-lifecycle.ts`) ---------------------------------------

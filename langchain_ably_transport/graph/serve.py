@@ -26,6 +26,7 @@ from langgraph.types import Command, Interrupt
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..session import AgentSession, Run
 from ..session.agent import Authorize, run_owner_only
+from ..session.tree import Node
 from ..wire import names
 from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
@@ -83,16 +84,23 @@ async def serve_graph(
     async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
                             history_pages=1, authorize=authorize) as session:
         run = await session.create_run(invocation)
+        if run.is_continuation and (refusal := await _continuation_refusal(session, run)):
+            log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, refusal)
+            return GraphRunResult("rejected", run.run_id, error=RuntimeError(refusal))
+        if not run.is_continuation and _says_nothing(run):
+            return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
         if not run.is_continuation and not await _take_turn(session, run, on_active, wait_for_active_s):
             await run.start()
             await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
             return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
-        if run.is_continuation and not _still_suspended(session, run):
-            log.warning("run %s is not suspended: its continuation %s is refused", run.run_id,
-                        run.trigger.codec_message_id)
-            return GraphRunResult("rejected", run.run_id, error=RuntimeError(f"run {run.run_id} is not suspended"))
         run_config = _thread_config(config, invocation.session_name)
-        graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
+        try:
+            graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
+        except ValueError as error:  # the input cannot be read as what the graph takes
+            if run.is_continuation:
+                log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
+                return GraphRunResult("rejected", run.run_id, error=error)
+            return await _end_unreadable(run, error)
         stream = _GraphStream(graph, graph_input, run_config, run, visibility)  # checks `visibility` first
         await run.start()
         if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
@@ -103,21 +111,46 @@ async def serve_graph(
         return await _finish(graph, run, run_config, result, stream)
 
 
-def _still_suspended(session: AgentSession, run: Run) -> bool:
-    """Whether the run a continuation names still waits for one: the first answer wins; a later duplicate
-    (another client, another tab) is refused without touching the run. A run this process has not seen
-    (older than the page it read) is given the benefit of the doubt."""
+def _says_nothing(run: Run) -> bool:
+    """An input that decodes to nothing and is not a regenerate (which is carried by headers alone)."""
+    return not run.trigger_inputs() and run.trigger.regenerates is None
+
+
+async def _end_unreadable(run: Run, error: ValueError) -> GraphRunResult:
+    """A fresh input the graph cannot take: its run starts and ends `error` (40000) at once, so the client's
+    `run_id()` resolves and the error shows, and nothing raises into the caller's web handler."""
+    log.warning("run %s: input %s cannot be answered: %s", run.run_id, run.trigger.codec_message_id, error)
+    await run.start()
+    await run.end("error", error_code=names.ErrorCode.BAD_REQUEST, error_message=f"unreadable input: {error}")
+    return GraphRunResult("error", run.run_id, error=error)
+
+
+async def _continuation_refusal(session: AgentSession, run: Run) -> str | None:
+    """Why a continuation cannot resume its run, or None. The first answer to a suspended run wins; a later one
+    (another client, another tab) is refused without touching the run, and so is one that says nothing or names
+    a run no agent of this session started. A run older than the page this process read is looked for further
+    back in the session's history."""
+    while not _from_agent(session.core.tree.run(run.run_id)) and session.core.has_older:
+        await session.core.load_older()
     node = session.core.tree.run(run.run_id)
-    return node is None or node.status == names.RunStatus.SUSPENDED
+    if not _from_agent(node):
+        return f"no agent started run {run.run_id}"
+    if node.status != names.RunStatus.SUSPENDED:  # type: ignore[union-attr]
+        return f"run {run.run_id} is not suspended"
+    return "the input is no message, tool result or approval" if _says_nothing(run) else None
+
+
+def _from_agent(node: Node | None) -> bool:
+    return node is not None and node.from_agent
 
 
 async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
     """Apply the double-texting policy; False: the new input is rejected."""
     tree = session.core.tree
 
-    def active() -> list[str]:
-        return [n.key for n in tree.nodes.values()
-                if n.kind == "run" and n.key != run.run_id and n.status == names.RunStatus.ACTIVE]
+    def active() -> list[str]:  # runs an agent started (anyone may name a run id in an input)
+        return [n.key for n in tree.nodes.values() if n.kind == "run" and n.from_agent and n.key != run.run_id
+                and n.status == names.RunStatus.ACTIVE]
 
     busy = active()
     if not busy:

@@ -5,6 +5,10 @@ its codec-message-id; a run is a node keyed by its run id that owns every codec-
 `parent` headers name codec-message-ids and resolve to the node that owns them. Siblings (an edit's fork, a
 regenerated reply) share a parent; the newest sibling is shown unless another is selected. Both the agent
 (to build a model's context) and the client (to render) read the same tree.
+
+Any client may publish on a session, so the tree is stricter than JS about inputs: a replay or a forgery of an
+input already on the channel is refused (`_admit`), and a run that only inputs name (no agent published for it)
+is not shown.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Node:
     input_codec_message_id: str | None = None
     client_id: str | None = None
     last_resume_invocation: str | None = None
+    from_agent: bool = False  # an agent message (an output or a run lifecycle event) names this run
 
     def owns(self, codec_message_id: str) -> None:
         if codec_message_id and codec_message_id not in self.codec_message_ids:
@@ -52,6 +57,7 @@ class ConversationTree:
         self._owner: dict[str, str] = {}
         self.selected: dict[str | None, str] = {}
         self.inputs_by_event: dict[str, list[WireMessage]] = {}
+        self._open_send: tuple[str | None, str, str | None] | None = None
 
     # --- folding ---
 
@@ -60,31 +66,35 @@ class ConversationTree:
         events = list(events)
         serial = wire.serial or ""
         transport = wire.transport
-        if wire.name == names.AI_INPUT:
-            self._index_input(wire)
+        # An append may come without its stream's name (§0 of the 0.8.0 fact sheet); only `ai-output` streams
+        # decode to events.
+        name = wire.name if wire.name is not None or not events else names.AI_OUTPUT
+        if name == names.AI_INPUT:
             self._apply_input(wire, events, serial)
-        elif wire.name == names.AI_OUTPUT:
+            return
+        self._open_send = None
+        if name == names.AI_OUTPUT:
             run_id = transport.get(names.HEADER_RUN_ID)
             if run_id:
-                run = self._run(run_id, serial, transport.get(names.HEADER_PARENT))
+                run = self._run(run_id, serial, transport.get(names.HEADER_PARENT), from_agent=True)
                 self._attach(run, transport.get(names.HEADER_CODEC_MESSAGE_ID), events)
-        elif wire.name in names.RUN_LIFECYCLE_NAMES:
+        elif name in names.RUN_LIFECYCLE_NAMES:
             self._apply_lifecycle(wire, serial)
-
-    def _index_input(self, wire: WireMessage) -> None:
-        event_id = wire.transport.get(names.HEADER_EVENT_ID)
-        if event_id:
-            self.inputs_by_event.setdefault(event_id, []).append(wire)
 
     def _apply_input(self, wire: WireMessage, events: list[tuple[str, Any]], serial: str) -> None:
         transport = wire.transport
         codec_message_id = transport.get(names.HEADER_CODEC_MESSAGE_ID, "")
+        if not self._admit(wire, events, codec_message_id):
+            return
+        event_id = transport.get(names.HEADER_EVENT_ID)
+        if event_id:
+            self.inputs_by_event.setdefault(event_id, []).append(wire)
         run_id = transport.get(names.HEADER_RUN_ID)
         if run_id:
             # A continuation or a steer: folded into the run it names.
-            self._attach(self._run(run_id, serial, None), codec_message_id, events)
+            self._attach(self._run(run_id, serial, None, from_agent=False), codec_message_id, events)
             return
-        if not events or not codec_message_id or transport.get(names.HEADER_ROLE) != names.ROLE_USER:
+        if not _is_user_message(events):
             return
         node = self.nodes.get(codec_message_id)
         if node is None:
@@ -94,11 +104,31 @@ class ConversationTree:
             )
         self._attach(node, codec_message_id, events)
 
+    def _admit(self, wire: WireMessage, events: list[tuple[str, Any]], codec_message_id: str) -> bool:
+        """Whether an `ai-input` is new conversation rather than a replay or a forgery of what is already here.
+
+        One send is one atomic publish: its messages arrive one after the other from one connection (an id Ably
+        sets, which no publisher can forge) and share an event id, and the parts of a user message share a
+        codec-message-id too. Any other input reusing an event id is a replay; any other user message reusing a
+        codec-message-id (an input's or an assistant message's) would merge its parts into that message; a user
+        message with no codec-message-id, or not from a user, has no place. All are refused (JS clients fold them).
+        """
+        transport = wire.transport
+        event_id = transport.get(names.HEADER_EVENT_ID)
+        send = (event_id, codec_message_id, wire.connection_id)
+        if send == self._open_send:
+            return True
+        admitted = not (event_id and event_id in self.inputs_by_event) and (not _is_user_message(events) or (
+            bool(codec_message_id) and codec_message_id not in self._owner
+            and transport.get(names.HEADER_ROLE) == names.ROLE_USER))
+        self._open_send = send if admitted else None
+        return admitted
+
     def _apply_lifecycle(self, wire: WireMessage, serial: str) -> None:
         event = parse_run_lifecycle(wire.name, wire.transport, serial=serial)
         if event is None:
             return
-        run = self._run(event.run_id, serial, event.parent if event.type == "start" else None)
+        run = self._run(event.run_id, serial, event.parent if event.type == "start" else None, from_agent=True)
         if event.type == "start":
             run.parent = event.parent or run.parent
             run.fork_of = event.fork_of or run.fork_of
@@ -118,18 +148,20 @@ class ConversationTree:
             run.end_reason = event.reason
             run.error = event.error
 
-    def _run(self, run_id: str, serial: str, parent: str | None) -> Node:
+    def _run(self, run_id: str, serial: str, parent: str | None, *, from_agent: bool) -> Node:
         run = self.nodes.get(run_id)
         if run is None:
             run = self.nodes[run_id] = Node(key=run_id, kind="run", serial=serial, parent=parent)
         elif run.parent is None and parent:
             run.parent = parent
+        run.from_agent = run.from_agent or from_agent
         return run
 
     def _attach(self, node: Node, codec_message_id: str | None, events: list[tuple[str, Any]]) -> None:
-        if codec_message_id:
+        # A codec-message-id belongs to the first node that carried it: a later message naming it under another
+        # run (a forgery, a mistake) does not make it that run's too.
+        if codec_message_id and self._owner.setdefault(codec_message_id, node.key) == node.key:
             node.owns(codec_message_id)
-            self._owner.setdefault(codec_message_id, node.key)
         node.events.extend(events)
 
     # --- reading ---
@@ -182,8 +214,13 @@ class ConversationTree:
         return list(reversed(chain))
 
     def _reachable(self, node: Node) -> bool:
-        """Runs are shown once they have a parent or content; inputs always."""
-        return node.kind == "input" or bool(node.events) or node.parent is not None
+        """Inputs are always shown; runs once an agent has published for them and they have a parent or content
+        (inputs alone do not show a run: anyone may name a run id in a steer)."""
+        return node.kind == "input" or (node.from_agent and (bool(node.events) or node.parent is not None))
+
+
+def _is_user_message(events: list[tuple[str, Any]]) -> bool:
+    return any(direction == "input" and event.get("kind") == "user-message" for direction, event, *_ in events)
 
 
 _TERMINAL = {names.RunStatus.COMPLETE, names.RunStatus.CANCELLED, names.RunStatus.ERROR}

@@ -34,6 +34,7 @@ class WireMessage:
     serial: str | None = None
     version_serial: str | None = None
     client_id: str | None = None
+    connection_id: str | None = None
     timestamp: int | None = None
 
     @property
@@ -75,23 +76,31 @@ class WireMessage:
 
     @classmethod
     def from_ably(cls, message: Any) -> WireMessage | None:
-        """Read a received message (an ably-python `Message` or its JSON dict); None for a foreign one."""
+        """Read a received message (an ably-python `Message` or its JSON dict); None for a foreign one.
+
+        Fields of the wrong type (only a foreign or hostile writer produces them) read as absent.
+        """
         extras = _get(message, "extras")
         ai = extras.get("ai") if isinstance(extras, Mapping) else None
         if not isinstance(ai, Mapping):
             return None
         version = _get(message, "version")
+        mapping = isinstance(message, Mapping)
+        client_id = message.get("clientId") if mapping else _get(message, "client_id")
+        connection_id = message.get("connectionId") if mapping else _get(message, "connection_id")
+        timestamp = _get(message, "timestamp")
         return cls(
-            name=_get(message, "name"),
+            name=_text(_get(message, "name")),
             data=_get(message, "data"),
             transport=_tier(ai.get("transport")),
             codec=_tier(ai.get("codec")),
             ephemeral=extras.get("ephemeral") is True,
             action=_action(_get(message, "action")),
-            serial=_get(message, "serial"),
-            version_serial=_get(version, "serial") if version is not None else None,
-            client_id=_get(message, "client_id") if not isinstance(message, Mapping) else message.get("clientId"),
-            timestamp=_get(message, "timestamp"),
+            serial=_text(_get(message, "serial")),
+            version_serial=_text(_get(version, "serial")) if version is not None else None,
+            client_id=_text(client_id),
+            connection_id=_text(connection_id),
+            timestamp=timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None,
         )
 
 
@@ -127,6 +136,10 @@ def _get(source: Any, key: str) -> Any:
     return getattr(source, key, None)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _tier(value: Any) -> Headers:
     """A header tier; non-string values (only a foreign writer produces them) are left out."""
     if not isinstance(value, Mapping):
@@ -135,16 +148,12 @@ def _tier(value: Any) -> Headers:
 
 
 def _action(value: Any) -> Action | None:
-    if value is None:
-        return None
-    if isinstance(value, Action):
-        return value
+    """The action by ably-js name or protocol number (ably-python's `MessageAction` is an int); else None."""
     if isinstance(value, str):
         try:
             return Action(value)
         except ValueError:
             return None
-    try:
+    if isinstance(value, int) and not isinstance(value, bool):
         return ACTION_BY_NUMBER.get(int(value))
-    except (TypeError, ValueError):
-        return None
+    return None

@@ -545,7 +545,10 @@ def js_number(text: str) -> float:
     if s == "-Infinity":
         return -math.inf
     if _JS_RADIX.fullmatch(s):
-        return float(int(s, 0))
+        try:
+            return float(int(s, 0))
+        except OverflowError:  # JS reads a literal beyond the largest double as Infinity
+            return math.inf
     if _JS_DECIMAL.fullmatch(s):
         return float(s)
     return math.nan

@@ -9,9 +9,10 @@ from langchain_ably_transport.wire.headers import run_end_message, run_start_mes
 
 
 def _input(serial: str, codec_id: str, *, parent: str | None = None, fork_of: str | None = None,
-           run_id: str | None = None, event_id: str = "e") -> WireMessage:
+           run_id: str | None = None, event_id: str | None = None) -> WireMessage:
+    # Each send has an event id of its own: the tree refuses a later input reusing one as a replay.
     transport = {names.HEADER_ROLE: names.ROLE_USER, names.HEADER_CODEC_MESSAGE_ID: codec_id,
-                 names.HEADER_EVENT_ID: event_id}
+                 names.HEADER_EVENT_ID: event_id or f"event-{codec_id}"}
     for key, value in ((names.HEADER_PARENT, parent), (names.HEADER_FORK_OF, fork_of),
                        (names.HEADER_RUN_ID, run_id)):
         if value:

@@ -106,25 +106,29 @@ def usage_to_vercel(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def usage_from_vercel(usage: Any) -> UsageMetadata | None:
-    """The inverse of `usage_to_vercel`; also reads usage a JS agent wrote (AI SDK 5 flat or 6 nested details)."""
+    """The inverse of `usage_to_vercel`; also reads usage a JS agent wrote (AI SDK 5 flat or 6 nested details).
+
+    It comes off the wire, so counts that are not integers, and detail objects that are not objects, are left out.
+    """
     if not isinstance(usage, Mapping):
         return None
     raw = usage.get("raw")
-    if isinstance(raw, Mapping) and all(isinstance(raw.get(key), int) for key in _USAGE_KEYS):
+    if isinstance(raw, Mapping) and all(_count(raw.get(key)) is not None for key in _USAGE_KEYS):
         # Ours (a JS agent's `raw` is its provider's shape, e.g. Anthropic's, which has no `total_tokens`).
-        return UsageMetadata(**{key: raw[key] for key in _USAGE_KEYS + _USAGE_DETAIL_KEYS if key in raw})
-    if not any(isinstance(usage.get(key), int) for key in ("inputTokens", "outputTokens", "totalTokens")):
+        details = {key: raw[key] for key in _USAGE_DETAIL_KEYS if isinstance(raw.get(key), Mapping)}
+        return UsageMetadata(**{key: raw[key] for key in _USAGE_KEYS}, **details)
+    input_tokens, output_tokens, total = (_count(usage.get(k)) for k in ("inputTokens", "outputTokens", "totalTokens"))
+    if input_tokens is None and output_tokens is None and total is None:
         return None
-    input_tokens, output_tokens = usage.get("inputTokens") or 0, usage.get("outputTokens") or 0
     result = UsageMetadata(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=usage.get("totalTokens") or input_tokens + output_tokens,
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        total_tokens=total or (input_tokens or 0) + (output_tokens or 0),
     )
-    inputs, outputs = usage.get("inputTokenDetails") or {}, usage.get("outputTokenDetails") or {}
-    read = inputs.get("cacheReadTokens", usage.get("cachedInputTokens"))
-    write = inputs.get("cacheWriteTokens")
-    reasoning = outputs.get("reasoningTokens", usage.get("reasoningTokens"))
+    inputs, outputs = _object(usage.get("inputTokenDetails")), _object(usage.get("outputTokenDetails"))
+    read = _count(inputs.get("cacheReadTokens", usage.get("cachedInputTokens")))
+    write = _count(inputs.get("cacheWriteTokens"))
+    reasoning = _count(outputs.get("reasoningTokens", usage.get("reasoningTokens")))
     if read is not None or write is not None:
         result["input_token_details"] = {
             key: value for key, value in (("cache_read", read), ("cache_creation", write)) if value is not None
@@ -132,6 +136,14 @@ def usage_from_vercel(usage: Any) -> UsageMetadata | None:
     if reasoning is not None:
         result["output_token_details"] = {"reasoning": reasoning}
     return result
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _response_metadata_fields(response_metadata: Mapping[str, Any]) -> dict[str, str]:
