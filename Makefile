@@ -23,6 +23,8 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/session_streaming.py
 	$(BIN)/python benchmarks/callback_handler.py
 	$(BIN)/python benchmarks/graph_serving.py
+	$(BIN)/python benchmarks/limits.py
+	$(BIN)/python benchmarks/load.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver

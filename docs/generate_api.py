@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
 
 PACKAGES = [
@@ -52,6 +53,7 @@ def describe(name: str, obj: object) -> list[str]:
 
 
 def _compact(signature: str) -> str:
+    signature = re.sub(r" at 0x[0-9a-f]+>", ">", signature)  # a default function's repr: no memory address
     return signature if len(signature) <= 110 else signature[:107] + "...)"
 
 

@@ -1,6 +1,7 @@
 """An Ably channel as the durable session of a LangChain/LangGraph agent."""
 
 from .callbacks import AblyCallbackHandler, RunCancelledError
+from .capabilities import agent_capability, browser_capability
 from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageError
 from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
@@ -20,6 +21,8 @@ __all__ = [
     "Invocation",
     "Run",
     "RunCancelledError",
+    "agent_capability",
+    "browser_capability",
     "client_options",
     "connect",
 ]

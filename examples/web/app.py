@@ -6,7 +6,7 @@ What the server does:
 - serves the page (`page/index.html`) and its script, `page/bundle.js`: `page/main.js` and the JS SDKs
   (`ably`, `@ably/ai-transport` with its Vercel codec) bundled by esbuild, no CDN. The bundle is built here
   (`npm ci` + `npm run build` in examples/web) when it is missing or older than `main.js`;
-- `GET /api/token?clientId=...`: a short-lived JWT for the browser, which never sees the API key;
+- `GET /api/token?clientId=...&session=...`: a short-lived JWT for one conversation (no API key in the page);
 - `GET /api/config`: where the page's ably-js connects (the dev server's host and port, or Ably's defaults);
 - `POST /api/chat`: the body the JS client's `run.toInvocation().toJSON()` gives (`{inputEventId,
   sessionName}`); the graph answers it on the session in a background task, and the request returns 202 at once.
@@ -43,7 +43,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import ScriptedChatModel
 
-from langchain_ably_transport import AblySaver, Invocation, connect
+from langchain_ably_transport import AblySaver, Invocation, browser_capability, connect
 from langchain_ably_transport.devserver.auth import mint_jwt
 from langchain_ably_transport.devserver.config import ApiKey
 from langchain_ably_transport.graph import serve_graph
@@ -64,9 +64,8 @@ REPLIES = [
     "Open this page's URL in a second tab: both follow the same session, and either can cancel my runs.",
 ]
 
-# What a browser may do: its own conversations, nothing of the graph state (`langgraph-state:*`).
-BROWSER_CAPABILITY = {"conversations:*": ["subscribe", "publish", "history", "presence"]}
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+SESSION = re.compile(r"conversations:[A-Za-z0-9_.@-]{1,64}")
 
 
 class PacedChatModel(ScriptedChatModel):
@@ -137,16 +136,19 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def token(request: web.Request) -> web.Response:
-    """A JWT for the browser's `authCallback`: one hour, the browser capability, the asked-for clientId.
+    """A JWT for the browser's `authCallback`: one hour, one conversation (nothing of the graph state), the
+    asked-for clientId.
 
     Ably accepts the same JWT signed with your API key (header `kid` = the key name), so this is also how you
     would do it against Ably; in a real app, decide the clientId from your own login instead of the query, and
-    narrow the capability to the user's own conversations (see docs/ably-setup.md).
+    check that the conversation is the user's (see docs/security.md).
     """
-    client_id = request.query.get("clientId", "")
+    client_id, session = request.query.get("clientId", ""), request.query.get("session", "")
     if not CLIENT_ID.fullmatch(client_id):
         raise web.HTTPBadRequest(text="clientId: 1-64 letters, digits or _.:@-")
-    jwt = mint_jwt(request.app["api_key"], capability=BROWSER_CAPABILITY, client_id=client_id)
+    if not SESSION.fullmatch(session):
+        raise web.HTTPBadRequest(text="session: conversations: and 1-64 letters, digits or _.@-")
+    jwt = mint_jwt(request.app["api_key"], capability=browser_capability(session), client_id=client_id)
     return web.Response(text=jwt, content_type="application/jwt")
 
 

@@ -54,10 +54,10 @@ function clientId() {
  * Client options for ably-js. With the dev server, /api/config says where it listens (endpoint, port, TLS);
  * against Ably, ably-js's defaults apply.
  */
-async function ablyOptions(id) {
+async function ablyOptions(id, session) {
   const config = await (await fetch('/api/config')).json();
   const authCallback = (_params, callback) => {
-    fetch(`/api/token?clientId=${encodeURIComponent(id)}`)
+    fetch(`/api/token?clientId=${encodeURIComponent(id)}&session=${encodeURIComponent(session)}`)
       .then((response) => (response.ok ? response.text() : Promise.reject(new Error(`token: HTTP ${response.status}`))))
       .then((token) => callback(null, token), (error) => callback(String(error), null));
   };
@@ -136,7 +136,7 @@ async function main() {
   ui.session.textContent = name;
   setStatus('connecting…');
 
-  const client = new Ably.Realtime(await ablyOptions(id));
+  const client = new Ably.Realtime(await ablyOptions(id, name));
   // Close the connection when the page goes away: a reload then starts a fresh one and reads history.
   window.addEventListener('pagehide', () => client.close());
   const session = createClientSession({ client, channelName: name });

@@ -1,0 +1,436 @@
+"""One agent process serving fifty sessions with overlapping runs, under Ably's limits: runs, latency, memory.
+
+Set-up: the dev server with Ably's default limits (50 msg/s per connection, 64 KiB messages). One agent process
+serves every session with `serve_graph` and `AblySaver` (the product path): a graph whose model streams
+`--reply-tokens` tokens at `--token-rate` tokens/s, behind an HTTP endpoint that takes the JS client's invocation
+(POST, answered 202 at once, served in the background, as in docs/web.md). A connection publishes at most
+50 msg/s and a run costs about 20 messages plus one per 40 ms of streaming, so the agent spreads its sessions
+over `--agent-connections` connections (a saver on each, keeping `--warm-threads` threads warm), as a real
+server must. `--user-processes` processes hold the users, each in one conversation at a time: think 2-6 s,
+send, POST the invocation, follow the reply live; after `--turns` turns, a new conversation (so the agent
+keeps meeting new sessions and threads, as a server does).
+
+Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed
+tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
+token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
+agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on); the
+agent's CPU (cores busy); what the agent still holds afterwards (sessions, runs, channels, tasks). The agent
+calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
+BASELINE: the same per-session workload with 1 session, measured first in the same run.
+
+Reproduce (about 3.5 minutes: a 1-minute baseline, then the load phase, `--minutes`, default 2):
+
+    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import gc
+import itertools
+import json
+import logging
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from common import BenchmarkError, cpu_seconds, load_average, load_line, percentile, positive, quiet_sdk_logs
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from langchain_ably_transport import AblySaver, AgentSession, ClientSession, Invocation, Run, connect
+from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.ratelimit import pacer_for
+from langchain_ably_transport.session.core import SessionCore
+from langchain_ably_transport.wire import names
+
+TOKEN = re.compile(r"w(\d+)@(\d+\.\d+) ")
+THINK_S = (2.0, 6.0)
+RSS_MARKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+# --- the agent process ---
+
+
+class StampingModel(BaseChatModel):
+    """Streams `tokens` tokens at `rate` a second, each `w<index>@<emit time> `: a user can time every token."""
+
+    tokens: int
+    rate: float
+
+    @property
+    def _llm_type(self) -> str:
+        return "stamping"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        text = "".join(f"w{i}@{time.time():.3f} " for i in range(self.tokens))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                       **kwargs: Any) -> Any:
+        for i in range(self.tokens):
+            await asyncio.sleep(1 / self.rate)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f"w{i}@{time.time():.3f} "))
+
+
+def graph_on(saver: AblySaver, model: StampingModel) -> Any:
+    async def answer(state: MessagesState) -> dict[str, Any]:
+        reply = None
+        async for chunk in model.astream(state["messages"]):
+            reply = chunk if reply is None else reply + chunk
+        return {"messages": [reply]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "answer")
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=saver)
+
+
+class WarningCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass
+class Agent:
+    """The agent's connections (a graph and saver on each) and what serving has done so far."""
+
+    clients: list[Any]
+    graphs: list[Any]
+    warnings: WarningCounter
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+    serving: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    def serve(self, invocation: Invocation) -> None:
+        # A session always goes to the same connection: its saver's cache of the thread stays warm.
+        index = zlib.crc32(invocation.session_name.encode()) % len(self.clients)
+        task = asyncio.ensure_future(serve_graph(self.graphs[index], invocation, client=self.clients[index]))
+        self.serving.add(task)
+        task.add_done_callback(self._served)
+
+    def _served(self, task: asyncio.Future[Any]) -> None:
+        self.serving.discard(task)
+        if task.cancelled():
+            self.outcomes["cancelled task"] += 1
+        elif task.exception() is not None:
+            self.outcomes["raised"] += 1
+            self.failures.append(repr(task.exception()))
+        else:
+            self.outcomes[task.result().outcome] += 1
+
+    def stats(self) -> dict[str, Any]:
+        gc.collect()
+        live = gc.get_objects()
+        return {
+            "outcomes": dict(self.outcomes), "failures": self.failures[:5], "warnings": len(self.warnings.messages),
+            "first_warnings": self.warnings.messages[:5],
+            "paced": sum(pacer_for(client).paced for client in self.clients),
+            "held": {
+                "session cores": len(SessionCore._shared), "runs being served": len(self.serving),
+                "agent sessions": sum(isinstance(o, AgentSession) for o in live),
+                "runs": sum(isinstance(o, Run) for o in live),
+                "channels": sum(len(list(client.channels)) for client in self.clients),
+                "tasks": len(asyncio.all_tasks()),
+            },
+        }
+
+
+async def run_agent(url: str, key: str, connections: int, warm_threads: int, tokens: int, rate: float) -> None:
+    quiet_sdk_logs()
+    counter = WarningCounter()
+    logging.getLogger("langchain_ably_transport").addHandler(counter)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(key, url, client_id="agent")) for _ in range(connections)]
+        model = StampingModel(tokens=tokens, rate=rate)
+        savers = [AblySaver(client, cached_threads=warm_threads) for client in clients]
+        agent = Agent(clients, [graph_on(saver, model) for saver in savers], counter)
+
+        async def invoke(request: web.Request) -> web.Response:
+            agent.serve(Invocation.from_json(await request.json()))
+            return web.Response(status=202)
+
+        async def objects(request: web.Request) -> web.Response:
+            """Python objects alive (those made since start-up: `gc.freeze()` hides the rest)."""
+            gc.collect()
+            return web.json_response({"objects": len(gc.get_objects())})
+
+        async def stats(request: web.Request) -> web.Response:
+            if request.query.get("drain"):
+                await asyncio.gather(*list(agent.serving), return_exceptions=True)
+            return web.json_response(agent.stats())
+
+        app = web.Application()
+        app.add_routes([web.post("/invoke", invoke), web.get("/stats", stats), web.get("/objects", objects)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        gc.freeze()  # everything imported and connected: keep the collector off it (docs/tuning.md)
+        print(json.dumps({"port": site._server.sockets[0].getsockname()[1]}), flush=True)
+        await asyncio.Event().wait()  # until the main process terminates it
+
+
+# --- a user process ---
+
+
+@dataclass
+class UserFigures:
+    runs: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+async def one_turn(view: ClientSession, http: aiohttp.ClientSession, agent_url: str, tokens: int,
+                   figures: UserFigures) -> None:
+    sent = await view.send(f"question {figures.runs}")
+    async with http.post(f"{agent_url}/invoke", json=sent.invocation.to_json()) as response:
+        if response.status != 202:
+            raise BenchmarkError(f"the agent answered {response.status}")
+    await follow(view, await sent.run_id(timeout=120), tokens, figures)
+
+
+async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFigures) -> None:
+    """Time every token of run `run_id` as it arrives; at its end, check the view shows exactly what came."""
+    received: list[str] = []
+    events = view.events()
+    while True:
+        wire, decoded = await asyncio.wait_for(anext(events), 120)
+        now = time.time()
+        for direction, chunk, _, event_run, _ in decoded:
+            if direction == "output" and event_run == run_id and chunk.get("type") == "text-delta":
+                received.append(chunk["delta"])
+                figures.latencies_ms += [(now - float(at)) * 1000 for _, at in TOKEN.findall(chunk["delta"])]
+        if wire.name == names.RUN_END and wire.transport.get(names.HEADER_RUN_ID) == run_id:
+            break
+    shown = view.messages()[-1].content
+    indices = [int(index) for index, _ in TOKEN.findall(shown)]
+    if wire.transport.get(names.HEADER_RUN_REASON, "complete") != "complete":
+        figures.errors.append(f"run ended {wire.transport.get(names.HEADER_RUN_REASON)}")
+    elif shown != "".join(received) or indices != list(range(tokens)):
+        figures.errors.append(f"reply not exactly the streamed tokens: {len(indices)} of {tokens}")
+    else:
+        figures.runs += 1
+
+
+async def user(client: Any, http: aiohttp.ClientSession, agent_url: str, settings: UserSettings,
+               rng: random.Random) -> UserFigures:
+    """Conversations of `turns` turns, one after another, until the phase ends."""
+    figures = UserFigures()
+    deadline = time.monotonic() + settings.seconds
+    while time.monotonic() < deadline:
+        async with ClientSession(client, f"conversations:load-{uuid.uuid4().hex[:10]}") as view:
+            for _ in range(settings.turns):
+                await asyncio.sleep(rng.uniform(*THINK_S))
+                if time.monotonic() >= deadline:
+                    break
+                try:
+                    await one_turn(view, http, agent_url, settings.tokens, figures)
+                except (TimeoutError, BenchmarkError, aiohttp.ClientError) as error:
+                    figures.errors.append(f"{type(error).__name__}: {error}")
+    return figures
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    seconds: float
+    tokens: int
+    turns: int
+
+
+async def run_users(url: str, key: str, agent_url: str, users: int, settings: UserSettings, seed: int,
+                    out: Path) -> None:
+    quiet_sdk_logs()
+    rng = random.Random(seed)
+    async with connect(key, url) as client, aiohttp.ClientSession() as http:
+        results = await asyncio.gather(*(user(client, http, agent_url, settings, rng) for _ in range(users)))
+    out.write_text(json.dumps({"runs": sum(r.runs for r in results), "errors": [e for r in results for e in r.errors],
+                               "latencies_ms": [x for r in results for x in r.latencies_ms]}))
+
+
+# --- the main process ---
+
+
+@dataclass
+class Phase:
+    name: str
+    sessions: int
+    seconds: float
+    runs: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    objects: list[int] = field(default_factory=list)
+    cpu_cores: float | None = None
+    agent: dict[str, Any] = field(default_factory=dict)
+
+
+def child(role: str, *args: Any, stdout: Any = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, role, *map(str, args)], stdout=stdout, text=True)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise BenchmarkError(f"no VmRSS for process {pid}")
+
+
+def run_phase(phase: Phase, url: str, key: str, settings: argparse.Namespace, workdir: str) -> Phase:
+    agent = child("--agent", url, key, settings.agent_connections, settings.warm_threads, settings.reply_tokens,
+                  settings.token_rate, stdout=subprocess.PIPE)
+    try:
+        ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
+        if "port" not in ready:
+            raise BenchmarkError("the agent process did not start")
+        agent_url = f"http://127.0.0.1:{ready['port']}"
+        per_process = [len(chunk) for chunk in _split(phase.sessions, settings.user_processes)]
+        outs = [Path(workdir) / f"users-{seed}.json" for seed in range(len(per_process))]
+        users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
+                       out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
+        cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
+        samples: list[tuple[float, float]] = []
+        marks = list(RSS_MARKS)
+        while any(u.poll() is None for u in users):
+            samples.append((time.monotonic() - started, rss_mb(agent.pid)))
+            if marks and samples[-1][0] >= marks[0] * phase.seconds:
+                phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])
+                marks.pop(0)
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        cpu_after = cpu_seconds(agent.pid)
+        if cpu_before is not None and cpu_after is not None:
+            phase.cpu_cores = (cpu_after - cpu_before) / elapsed
+        for process, path in zip(users, outs, strict=True):
+            if process.returncode != 0 or not path.exists():
+                raise BenchmarkError(f"a user process failed (exit {process.returncode})")
+            out = json.loads(path.read_text())
+            phase.runs += out["runs"]
+            phase.errors += out["errors"]
+            phase.latencies_ms += out["latencies_ms"]
+        phase.objects += [_agent_json(f"{agent_url}/objects")["objects"]] * len(marks)
+        phase.agent = _agent_json(f"{agent_url}/stats?drain=1")
+        phase.rss_mb = [_sample_at(samples, mark * phase.seconds) for mark in RSS_MARKS]
+        return phase
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def _agent_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def _split(total: int, parts: int) -> list[range]:
+    parts = max(1, min(parts, total))
+    return [range(i, total, parts) for i in range(parts)]
+
+
+def _sample_at(samples: list[tuple[float, float]], at: float) -> float:
+    return min(samples, key=lambda sample: abs(sample[0] - at))[1] if samples else float("nan")
+
+
+def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
+    lines = [
+        f"One agent process, {settings.agent_connections} Ably connections, serve_graph + AblySaver; dev server "
+        f"with Ably's limits; replies of {settings.reply_tokens} tokens at {settings.token_rate:g} tokens/s, "
+        f"users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation every {settings.turns} turns; "
+        f"each saver keeps {settings.warm_threads} threads warm",
+        load_line(load_before), "",
+        f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p99 vs base':>12}{'CPU cores':>11}",
+    ]
+    base_p99 = percentile(sorted(phases[0].latencies_ms), 99) if phases[0].latencies_ms else None
+    for phase in phases:
+        ordered = sorted(phase.latencies_ms)
+        p50 = statistics.median(ordered) if ordered else float("nan")
+        p99 = percentile(ordered, 99) if ordered else float("nan")
+        errors = len(phase.errors) + phase.agent.get("warnings", 0) + sum(
+            n for outcome, n in phase.agent.get("outcomes", {}).items() if outcome != "complete")
+        vs = f"{p99 / base_p99:.2f}x" if base_p99 else "-"
+        cores = "-" if phase.cpu_cores is None else f"{phase.cpu_cores:.2f}"
+        lines.append(f"{phase.name:<22}{phase.runs:>6}{phase.runs / phase.seconds:>8.1f}{errors:>8}{len(ordered):>9}"
+                     f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}")
+    lines += ["", "agent memory at 0/25/50/75/100% of the phase, then the growth in each quarter after the first "
+              "(warm-up):", "RSS (MiB)"]
+    for phase in phases:
+        marks = " ".join(f"{mb:8.1f}" for mb in phase.rss_mb)
+        growth = " ".join(f"{b - a:+7.1f}" for a, b in itertools.pairwise(phase.rss_mb[1:]))
+        lines.append(f"  {phase.name:<22}{marks}   {growth}")
+    lines.append("live Python objects made since start-up (after a collection)")
+    for phase in phases:
+        marks = " ".join(f"{n:8d}" for n in phase.objects)
+        growth = " ".join(f"{b - a:+7d}" for a, b in itertools.pairwise(phase.objects[1:]))
+        lines.append(f"  {phase.name:<22}{marks}   {growth}")
+    lines += ["", "held by the agent after the phase (all runs done):"]
+    for phase in phases:
+        lines.append(f"{phase.name:<22}{phase.agent.get('held')}   publishes paced: {phase.agent.get('paced')}")
+    for phase in phases:
+        problems = phase.errors[:5] + phase.agent.get("failures", []) + phase.agent.get("first_warnings", [])
+        if problems:
+            lines.append(f"{phase.name} problems (first few): {problems}")
+    return "\n".join(lines)
+
+
+def parse_settings(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=2.0, help="length of the load phase (default 2)")
+    parser.add_argument("--baseline-seconds", type=float, default=60.0)
+    parser.add_argument("--sessions", type=positive, default=50)
+    parser.add_argument("--agent-connections", type=positive, default=16)
+    parser.add_argument("--warm-threads", type=positive, default=8, help="threads each connection's saver keeps")
+    parser.add_argument("--turns", type=positive, default=5, help="turns of a conversation; then a new one")
+    parser.add_argument("--user-processes", type=positive, default=5)
+    parser.add_argument("--reply-tokens", type=positive, default=100)
+    parser.add_argument("--token-rate", type=float, default=50.0, help="tokens per second per reply")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--agent":
+        url, key, connections, warm, tokens, rate = sys.argv[2:8]
+        asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate)))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--users":
+        url, key, agent_url, users, seconds, tokens, turns, seed, out = sys.argv[2:11]
+        settings = UserSettings(float(seconds), int(tokens), int(turns))
+        asyncio.run(run_users(url, key, agent_url, int(users), settings, int(seed), Path(out)))
+        return
+    settings = parse_settings(argv)
+    load_before = load_average()
+    phases = [Phase("BASELINE 1 session", 1, settings.baseline_seconds),
+              Phase(f"{settings.sessions} sessions", settings.sessions, settings.minutes * 60)]
+    with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
+        for phase in phases:
+            run_phase(phase, server.url, server.key, settings, workdir)
+    print(report(phases, settings, load_before))
+
+
+if __name__ == "__main__":
+    main()
