@@ -25,6 +25,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/graph_serving.py
 	$(BIN)/python benchmarks/limits.py
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/agent_crash.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver

@@ -104,7 +104,7 @@ async def cancel_latency(url: str, key: str, repeats: int) -> list[float]:
 async def suspended_thread(url: str, key: str, turns: int) -> tuple[str, str]:
     """A session whose thread has `turns` turns and then a run suspended on an interrupt; returns it and the run."""
     session = f"bench:resume-{uuid.uuid4().hex[:8]}"
-    async with connect(key, url) as agent, connect(key, url) as user_client, \
+    async with connect(key, url, client_id="bench-agent") as agent, connect(key, url) as user_client, \
             ClientSession(user_client, session) as user:
         graph = resumable_graph(AblySaver(agent))
         for turn in range(turns):
@@ -138,7 +138,7 @@ async def resume_latency(url: str, key: str, session: str, run_id: str, fresh_pr
 
 
 async def _serve(url: str, key: str, invocation: Invocation) -> None:
-    async with connect(key, url) as client:
+    async with connect(key, url, client_id="bench-agent") as client:
         await serve_graph(resumable_graph(AblySaver(client)), invocation, client=client)
 
 

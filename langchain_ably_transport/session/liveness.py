@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,20 +64,20 @@ class AgentPresence:
                     self._entered = False
                 return True
             except AblyException as error:
-                _refused(self._channel.ably, f"presence on {self._channel.name} refused ({error}): runs there "
-                                             "are not tracked for liveness")
+                _refused(error, f"presence on {self._channel.name} refused ({error}): runs there are not "
+                                "tracked for liveness (give the agent a clientId and the presence capability)")
                 return False
 
 
-_warned: weakref.WeakSet[Any] = weakref.WeakSet()
+_warned: set[int] = set()
 
 
-def _refused(client: Any, why: str) -> None:
-    """Warn once per client (an agent without presence rights would otherwise warn on every run)."""
-    if client in _warned:
+def _refused(error: AblyException, why: str) -> None:
+    """Warn once per process and error code (an agent without presence rights would warn on every run)."""
+    if error.code in _warned:
         log.debug(why)
         return
-    _warned.add(client)
+    _warned.add(error.code)
     log.warning(why)
 
 
