@@ -35,6 +35,7 @@ from .connection import connect
 from .errors import AblyTransportError
 from .loop import LoopThread
 from .session import AgentSession, ClientSession, Run
+from .session.trust import configured_agents
 
 log = logging.getLogger(__name__)
 
@@ -363,9 +364,13 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
     async def _open_sessions(self) -> tuple[ClientSession, AgentSession]:
         if self._sessions is None:
             assert self._session_name is not None
-            client_session = await self._stack.enter_async_context(ClientSession(self._client, self._session_name))
+            # Both sides share the client's session core, so they trust the same agents: the configured ones.
+            trusted = configured_agents() or ()
+            client_session = await self._stack.enter_async_context(
+                ClientSession(self._client, self._session_name, trusted_agents=trusted))
             agent_session = await self._stack.enter_async_context(
-                AgentSession(self._client, self._session_name, coalesce_window=self._coalesce_window))
+                AgentSession(self._client, self._session_name, coalesce_window=self._coalesce_window,
+                             trusted_agents=trusted))
             self._sessions = (client_session, agent_session)
         return self._sessions
 

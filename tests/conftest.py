@@ -8,9 +8,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from ably import AblyRealtime
+from ably import AblyRealtime, AblyRest
 
-from langchain_ably_transport import connect
+from langchain_ably_transport import client_options, connect
 from langchain_ably_transport.devserver import RunningServer, spawn
 
 ClientFactory = Callable[..., Awaitable[AblyRealtime]]
@@ -39,3 +39,11 @@ async def clients(server: RunningServer) -> AsyncIterator[ClientFactory]:
             return await stack.enter_async_context(connect(key, target.url, **options))
 
         yield make
+
+
+@pytest.fixture
+async def backend(server: RunningServer) -> AsyncIterator[AblyRest]:
+    """A web backend of `server`: it holds the key and signs the token requests of browsers and agents."""
+    rest = AblyRest(**client_options(server.key, server.url))
+    yield rest
+    await rest.close()

@@ -73,6 +73,12 @@ def _is_batched(value: Any) -> bool:
             and isinstance(value.get("review_configs"), list))
 
 
+def gates_tool_calls(interrupt: Interrupt) -> bool:
+    """Whether `interrupt` is a human-in-the-loop review of tool calls, which only `tool-approval-response`s
+    answer: an answer by id could edit the calls' arguments or stand in for their results."""
+    return _is_per_call(interrupt.value) or _is_batched(interrupt.value)
+
+
 def _gated_calls(interrupt: Interrupt, messages: Sequence[BaseMessage]) -> list[str] | None:
     """The tool call ids a HITL interrupt gates, in its order; None when it is not one or they cannot be found."""
     value = interrupt.value

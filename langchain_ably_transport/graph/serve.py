@@ -14,7 +14,8 @@ interrupts are published before the run suspends: LangChain's human-in-the-loop 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,13 +26,13 @@ from langgraph.types import Command, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..session import AgentSession, Run
-from ..session.agent import Authorize, run_owner_only
+from ..session.agent import Authorize, RunError, run_owner_only
 from ..session.tree import Node
 from ..wire import names
 from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
 from .agents import AgentMessages, AgentScope, Visibility
-from .approvals import approval_decisions, approval_request_chunks, approval_resume
+from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ TASK_PART = "task"
 
 @dataclass
 class GraphRunResult:
-    """How serving ended, the run it served, and the interrupts it is waiting on when suspended."""
+    """How serving ended, the run it served, and the interrupts it is waiting on when suspended.
+
+    `rejected`: the invocation was refused without touching any run (`run_id` is `""` when its input was never
+    found on the session); `error` carries why in `error` in every outcome that failed.
+    """
 
     outcome: Outcome
     run_id: str
@@ -72,21 +77,36 @@ async def serve_graph(
     wait_for_active_s: float = 300.0,
     visibility: Mapping[str, Visibility] | None = None,
     authorize: Authorize = run_owner_only,
+    trusted_agents: Iterable[str] | None = None,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
     `on_active` is what a fresh input does while another run of the session is still active (double
     texting): `queue` (the default) waits for it to end, up to `wait_for_active_s`; `interrupt` cancels it
     and then runs; `reject` ends the new run at once with error 40900 and leaves the active one alone.
-    `authorize` decides who may cancel or steer the run (default: its owner and this agent's clientId).
+    `authorize` decides who may cancel or steer the run (default: its owner and this agent's clientId), and whose
+    input may `interrupt` another's run (one it refuses queues instead). `trusted_agents`: the clientIds whose run
+    lifecycle counts besides this agent's own (default: `$ABLY_TRUSTED_AGENTS`); a run anyone else starts is
+    ignored, never waited for.
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
-                            history_pages=1, authorize=authorize) as session:
-        run = await session.create_run(invocation)
+                            history_pages=1, authorize=authorize, trusted_agents=trusted_agents) as session:
+        try:
+            run = await session.create_run(invocation)
+        except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
+            log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
+            return GraphRunResult("rejected", "", error=error)
+        if run.trigger.refusal:  # `start` ends it `error` (40003) at once
+            await run.start()
+            return GraphRunResult("error", run.run_id, error=ValueError(f"input refused: {run.trigger.refusal}"))
         if run.is_continuation and (refusal := await _continuation_refusal(session, run)):
             log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, refusal)
             return GraphRunResult("rejected", run.run_id, error=RuntimeError(refusal))
+        if not run.is_continuation and _already_answered(session, run):
+            log.warning("run %s: input %s already has a run; a replayed invocation is refused", run.run_id,
+                        run.trigger.codec_message_id)
+            return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
         if not run.is_continuation and _says_nothing(run):
             return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
         if not run.is_continuation and not await _take_turn(session, run, on_active, wait_for_active_s):
@@ -95,7 +115,8 @@ async def serve_graph(
             return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
         run_config = _thread_config(config, invocation.session_name)
         try:
-            graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else to_input(run)
+            graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
+                await _without_reused_ids(graph, run_config, to_input(run))
         except ValueError as error:  # the input cannot be read as what the graph takes
             if run.is_continuation:
                 log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
@@ -127,9 +148,9 @@ async def _end_unreadable(run: Run, error: ValueError) -> GraphRunResult:
 
 async def _continuation_refusal(session: AgentSession, run: Run) -> str | None:
     """Why a continuation cannot resume its run, or None. The first answer to a suspended run wins; a later one
-    (another client, another tab) is refused without touching the run, and so is one that says nothing or names
-    a run no agent of this session started. A run older than the page this process read is looked for further
-    back in the session's history."""
+    (another client, another tab) is refused without touching the run, and so is one that says nothing, names
+    a run no agent of this session started, or comes from a client `authorize` does not let resume the run. A run
+    older than the page this process read is looked for further back in the session's history."""
     while not _from_agent(session.core.tree.run(run.run_id)) and session.core.has_older:
         await session.core.load_older()
     node = session.core.tree.run(run.run_id)
@@ -137,6 +158,8 @@ async def _continuation_refusal(session: AgentSession, run: Run) -> str | None:
         return f"no agent started run {run.run_id}"
     if node.status != names.RunStatus.SUSPENDED:  # type: ignore[union-attr]
         return f"run {run.run_id} is not suspended"
+    if not await session.allows("resume", run.run_id, run.trigger.wire):
+        return f"{run.trigger.wire.client_id!r} may not answer run {run.run_id}"
     return "the input is no message, tool result or approval" if _says_nothing(run) else None
 
 
@@ -144,8 +167,19 @@ def _from_agent(node: Node | None) -> bool:
     return node is not None and node.from_agent
 
 
+def _already_answered(session: AgentSession, run: Run) -> bool:
+    """A user message an agent's run already answers: its invocation is a replay (a second POST of it)."""
+    tree = session.core.tree
+    key = run.trigger.codec_message_id
+    asked = tree.nodes.get(key)
+    return asked is not None and asked.kind == "input" and any(
+        node.kind == "run" and node.from_agent and node.input_codec_message_id == key and node.key != run.run_id
+        for node in tree.nodes.values())
+
+
 async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
-    """Apply the double-texting policy; False: the new input is rejected."""
+    """Apply the double-texting policy; False: the new input is rejected. An `interrupt` cancels only the runs
+    whose cancel `authorize` would take from the new input's sender, and waits for the others."""
     tree = session.core.tree
 
     def active() -> list[str]:  # runs an agent started (anyone may name a run id in an input)
@@ -159,10 +193,23 @@ async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, time
         return False
     if policy == "interrupt":
         for run_id in busy:
-            await session.core.writer.publish(cancel_message(run_id=run_id))
+            if await session.allows("cancel", run_id, run.trigger.wire):
+                await session.core.writer.publish(cancel_message(run_id=run_id))
     if not await session.core.wait_for(lambda: not active(), timeout):
         log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run.run_id)
     return True
+
+
+async def _without_reused_ids(graph: Any, config: RunnableConfig, graph_input: Any) -> Any:
+    """A client names its message's id, and LangGraph's `add_messages` replaces the thread's message of the same id:
+    a new message reusing one (anyone's, read off the channel) gets a fresh id, so no input rewrites history."""
+    messages = graph_input.get("messages") if isinstance(graph_input, dict) else None
+    if not messages:
+        return graph_input
+    taken = {message.id for message in _state_messages((await graph.aget_state(config)).values) if message.id}
+    fresh = [m.model_copy(update={"id": str(uuid.uuid4())}) if isinstance(m, BaseMessage) and m.id in taken else m
+             for m in messages]
+    return {**graph_input, "messages": fresh}
 
 
 def _thread_config(config: RunnableConfig | None, session_name: str) -> RunnableConfig:
@@ -186,14 +233,18 @@ async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Comma
     messages = _state_messages(state.values)
     answers = _answers_by_id(run.trigger_inputs())
     if answers is not None:
-        pending = {interrupt.id for interrupt in state.interrupts}
+        reviews = {interrupt.id for interrupt in state.interrupts if gates_tool_calls(interrupt)}
+        if answered_reviews := reviews & answers.keys():
+            log.warning("run %s: answers by id to tool reviews %s ignored: tool calls are approved or denied",
+                        run.run_id, sorted(answered_reviews))
+        pending = {interrupt.id for interrupt in state.interrupts} - reviews
         resume = {interrupt_id: value for interrupt_id, value in answers.items() if interrupt_id in pending}
         return Command(resume=resume) if resume else None
     on_trigger = approval_decisions(run.trigger_inputs())
     if not on_trigger:
         answer = _continuation_text(run)
         return Command(resume={interrupt.id: answer for interrupt in state.interrupts})
-    decisions = {**approval_decisions(run.inputs()), **on_trigger}
+    decisions = {**approval_decisions(run.inputs()), **on_trigger}  # earlier answers: the owner's (`tree`)
     resume = {i.id: value for i in state.interrupts if (value := approval_resume(i, messages, decisions)) is not None}
     return Command(resume=resume) if resume else None
 

@@ -37,14 +37,20 @@ from ..wire.headers import (
     step_end_message,
     step_start_message,
 )
+from ..wire.ids import MAX_ID_LENGTH, is_valid_id, read_ids
 from ..wire.invocation import Invocation
 from .core import SessionCore, chain_messages
 from .liveness import TrackedRun
 from .tree import Node
+from .trust import agent_trust
 
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED_CANCELS = 200
+MAX_BUFFERED_CANCELS_PER_CLIENT = 20
+MAX_STEERS_PER_PASS = 32
+TRIGGER_IDS = (names.HEADER_CODEC_MESSAGE_ID, names.HEADER_RUN_ID, names.HEADER_PARENT, names.HEADER_FORK_OF,
+               names.HEADER_MSG_REGENERATE)
 DEFAULT_TRIGGER_TIMEOUT_S = 10.0
 AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
                       "the conversation can go on")
@@ -54,15 +60,19 @@ class RunError(AblyTransportError):
     """A run could not be created or used as asked (unknown trigger, publishing after the end, ...)."""
 
 
+ControlAction = Literal["cancel", "steer", "resume"]
+
+
 @dataclass(frozen=True)
 class ControlRequest:
-    """A cancel or a steer as it arrived: what it asks, who sent it, and who owns the run it targets.
+    """A cancel, a steer or a resume (an answer to a suspended run) as it arrived: what it asks, who sent it, and
+    who owns the run it targets.
 
     `client_id` and `owner_client_id` are Ably `message.clientId`s, which Ably verifies against the sender's
     credentials (None for an anonymous client); headers such as `run-client-id` are only claims.
     """
 
-    action: Literal["cancel", "steer"]
+    action: ControlAction
     run_id: str
     client_id: str | None
     owner_client_id: str | None
@@ -93,7 +103,12 @@ def anyone(request: ControlRequest) -> bool:
 
 @dataclass(frozen=True)
 class Trigger:
-    """The input that started this invocation, read from its transport headers."""
+    """The input that started this invocation, read from its transport headers.
+
+    Every id the agent echoes is checked here, where it enters (`wire.ids`): one out of shape reads as absent and
+    `refusal` says why, so that the run it starts ends `error` instead of carrying 60 KiB into every message.
+    The owner the agent stamps (`run-client-id`) is the input's verified Ably clientId, not the header's claim.
+    """
 
     wire: WireMessage
     codec_message_id: str
@@ -102,13 +117,15 @@ class Trigger:
     parent: str | None
     fork_of: str | None
     regenerates: str | None
+    refusal: str | None = None
 
     @classmethod
     def of(cls, wire: WireMessage) -> Trigger:
-        t = wire.transport
-        return cls(wire, t.get(names.HEADER_CODEC_MESSAGE_ID, ""), t.get(names.HEADER_RUN_ID) or None,
-                   t.get(names.HEADER_RUN_CLIENT_ID, ""), t.get(names.HEADER_PARENT),
-                   t.get(names.HEADER_FORK_OF), t.get(names.HEADER_MSG_REGENERATE))
+        ids, problems = read_ids(wire.transport, TRIGGER_IDS)
+        run_id = None if problems else ids[names.HEADER_RUN_ID]  # refused: a fresh run, never the one it names
+        return cls(wire, ids[names.HEADER_CODEC_MESSAGE_ID] or "", run_id, wire.client_id or "",
+                   ids[names.HEADER_PARENT], ids[names.HEADER_FORK_OF], ids[names.HEADER_MSG_REGENERATE],
+                   "; ".join(problems) or None)
 
 
 @dataclass
@@ -130,7 +147,8 @@ class AgentSession:
         elsewhere (a graph's checkpointer) needs only the newest; `create_run` pages back to its trigger.
 
         `authorize` decides cancels and steers (default: the run's owner only). `trusted_agents`: Ably
-        clientIds whose agent messages are believed (None: anyone's); this client's own id is added.
+        clientIds whose agent messages (lifecycle, outputs, presence) are believed besides this client's own
+        (None: `$ABLY_TRUSTED_AGENTS`, else none; see `trust`).
         `end_lost_runs`: end, as `error`, runs whose agent is gone (see `liveness`) when found.
         """
         self._client = client
@@ -143,11 +161,11 @@ class AgentSession:
         self._end_lost_runs = end_lost_runs
         self._runs: dict[str, Run] = {}
         self._runs_by_input: dict[str, Run] = {}
-        self._early_cancels: OrderedDict[str, WireMessage] = OrderedDict()
+        self._early_cancels: OrderedDict[tuple[str | None, str], WireMessage] = OrderedDict()
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> AgentSession:
-        trusted = None if self._trusted is None else {*self._trusted, *_own_id(self._client)}
+        trusted = agent_trust(self._client, self._trusted)
         self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted)
         self.core.listen(self._on_folded, replay=True)
         if self._end_lost_runs:
@@ -177,10 +195,27 @@ class AgentSession:
             raise RunError(f"input event {event_id!r} not found on {self.core.name!r}",
                            code=names.ErrorCode.INPUT_EVENT_NOT_FOUND)
         trigger = Trigger.of(self.core.tree.inputs_by_event[event_id][-1])
+        if trigger.refusal:
+            log.warning("input %s on %s refused: %s", event_id, self._name, trigger.refusal)
         run = Run(self, trigger, run_id=trigger.run_id or run_id or str(uuid.uuid4()))
         self._runs[run.run_id] = run
-        self._runs_by_input[trigger.codec_message_id] = run
+        if trigger.codec_message_id:
+            self._runs_by_input[trigger.codec_message_id] = run
         return run
+
+    def owner_of(self, run_id: str) -> str | None:
+        """The Ably clientId of the client whose input started `run_id` (None: anonymous, or not known here)."""
+        run = self._runs.get(run_id)
+        return run.owner_client_id if run is not None else self.core.tree.run_owner(run_id)
+
+    async def allows(self, action: ControlAction, run_id: str, wire: WireMessage) -> bool:
+        """Whether `authorize` lets the publisher of `wire` `action` the run `run_id` (a refusal is logged)."""
+        request = self._request(action, run_id, wire)
+        verdict = self._verdict(request)
+        allowed = await _awaited(verdict, request) if inspect.isawaitable(verdict) else verdict
+        if not allowed:
+            _log_refusal(request)
+        return allowed
 
     # --- what arrives on the channel ---
 
@@ -204,43 +239,39 @@ class AgentSession:
         else:
             self._buffer_cancel(wire)
 
-    def _control(self, run: Run, action: Literal["cancel", "steer"], wire: WireMessage,
+    def _control(self, run: Run, action: ControlAction, wire: WireMessage,
                  apply: Callable[[WireMessage], None]) -> None:
         """Apply a cancel or steer once `authorize` allows it (at once when it answers synchronously); a policy
         that raises refuses."""
-        agent = self._client.auth.client_id
-        request = ControlRequest(action, run.run_id, wire.client_id, run.owner_client_id,
-                                 agent if agent != "*" else None, wire)
-        try:
-            verdict = self._authorize(request)
-        except Exception:
-            verdict = _policy_failed(request)
+        request = self._request(action, run.run_id, wire)
+        verdict = self._verdict(request)
         if not inspect.isawaitable(verdict):
-            self._settle(run, action, wire, apply, bool(verdict))
+            _settle(request, apply, verdict)
             return
 
         async def settle_later(pending: Awaitable[bool]) -> None:
-            try:
-                allowed = bool(await pending)
-            except Exception:
-                allowed = _policy_failed(request)
-            self._settle(run, action, wire, apply, allowed)
+            _settle(request, apply, await _awaited(pending, request))
 
         self._spawn(settle_later(verdict))
 
-    @staticmethod
-    def _settle(run: Run, action: str, wire: WireMessage, apply: Callable[[WireMessage], None],
-                allowed: bool) -> None:
-        if allowed:
-            apply(wire)
-            return
-        log.warning("%s of run %s from %r refused: the run belongs to %r", action, run.run_id, wire.client_id,
-                    run.owner_client_id)
+    def _request(self, action: ControlAction, run_id: str, wire: WireMessage) -> ControlRequest:
+        agent = self._client.auth.client_id
+        return ControlRequest(action, run_id, wire.client_id, self.owner_of(run_id),
+                              agent if agent != "*" else None, wire)
+
+    def _verdict(self, request: ControlRequest) -> bool | Awaitable[bool]:
+        try:
+            verdict = self._authorize(request)
+        except Exception:
+            return _policy_failed(request)
+        return verdict if inspect.isawaitable(verdict) else bool(verdict)
 
     def _superseded(self, run: Run, wire: WireMessage) -> bool:
         """Another process of this agent ended the run (it found it lost): this invocation must stop."""
         other_invocation = wire.transport.get(names.HEADER_INVOCATION_ID) != run.invocation_id
-        return run.started and not run.ended and other_invocation and wire.client_id in _own_id(self._client)
+        client_id = self._client.auth.client_id  # an anonymous agent cannot tell its processes from other clients
+        return run.started and not run.ended and other_invocation and client_id not in (None, "*") \
+            and wire.client_id == client_id
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -272,21 +303,29 @@ class AgentSession:
         return ended
 
     def _buffer_cancel(self, wire: WireMessage) -> None:
-        """Keep a cancel of an input whose run is not known yet (at most 200, the newest per input).
+        """Keep a cancel of an input whose run is not known yet: the newest per input and sender, at most 20 per
+        sender and 200 in all, so that one client's cancels cannot push out another's.
 
         Cancels found in history count too (unlike JS agents, which only route live ones): a user who pressed
-        stop before a fresh process picked the input up meant it. `Run.start` honours one newer than its trigger.
+        stop before a fresh process picked the input up meant it. `Run.start` honours one newer than its trigger
+        that the policy allows, as it would have allowed it live.
         """
         target = read_cancel_target(wire.transport)
-        if not target.input_codec_message_id or target.run_id:
+        if not is_valid_id(target.input_codec_message_id) or target.run_id:
             return
-        self._early_cancels.pop(target.input_codec_message_id, None)
-        self._early_cancels[target.input_codec_message_id] = wire
+        key = (wire.client_id, target.input_codec_message_id or "")
+        self._early_cancels.pop(key, None)
+        self._early_cancels[key] = wire
+        senders = [k for k in self._early_cancels if k[0] == wire.client_id]
+        for stale in senders[:-MAX_BUFFERED_CANCELS_PER_CLIENT]:
+            del self._early_cancels[stale]
         while len(self._early_cancels) > MAX_BUFFERED_CANCELS:
             self._early_cancels.popitem(last=False)
 
-    def _take_early_cancel(self, run: Run) -> WireMessage | None:
-        return self._early_cancels.pop(run.trigger.codec_message_id, None)
+    def _take_early_cancels(self, run: Run) -> list[WireMessage]:
+        """The buffered cancels of `run`'s trigger input, oldest first, taken out of the buffer."""
+        keys = [k for k in self._early_cancels if k[1] == run.trigger.codec_message_id]
+        return [self._early_cancels.pop(k) for k in keys]
 
 
 @dataclass
@@ -328,21 +367,22 @@ class Run:
     @property
     def owner_client_id(self) -> str | None:
         """The Ably clientId of the input that started the run (a continuation keeps its run's owner)."""
-        node = self._core.tree.run(self.run_id)
-        first = self._core.tree.nodes.get(node.input_codec_message_id or "") if node is not None else None
-        return first.client_id if first is not None else self.trigger.wire.client_id
+        if self._core.tree.run(self.run_id) is None:
+            return self.trigger.wire.client_id
+        return self._core.tree.run_owner(self.run_id)
 
     def _lifecycle(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_client_id": self.trigger.run_client_id,
                 "invocation_id": self.invocation_id, "input_client_id": self.trigger.wire.client_id,
-                "input_codec_message_id": self.trigger.codec_message_id}
+                "input_codec_message_id": self.trigger.codec_message_id or None}
 
     async def start(self) -> None:
-        """Publish `ai-run-start` (or `ai-run-resume`); a cancel that arrived first cancels at once."""
+        """Publish `ai-run-start` (or `ai-run-resume`); a cancel that arrived first, and that `authorize` allows,
+        cancels at once. A trigger with an id out of shape (`trigger.refusal`) ends the run `error` (40003) at
+        once: check `ended` before piping."""
         if self.started:
             raise RunError(f"run {self.run_id} already started")
-        early = self._session._take_early_cancel(self)
-        if early is not None and (early.serial or "") > (self.trigger.wire.serial or ""):
+        if await self._early_cancel_allowed():
             self.cancelled.set()
         if self.is_continuation:
             message = run_resume_message(**self._lifecycle())
@@ -353,6 +393,16 @@ class Run:
             message.transport[names.HEADER_LIVENESS] = names.LIVENESS_PRESENCE
         await self._core.writer.publish(message)
         self.started = True
+        if self.trigger.refusal:
+            await self.end("error", error_code=names.ErrorCode.INVALID_ARGUMENT,
+                           error_message=f"input refused: {self.trigger.refusal}")
+
+    async def _early_cancel_allowed(self) -> bool:
+        trigger_serial = self.trigger.wire.serial or ""
+        for cancel in self._session._take_early_cancels(self):
+            if (cancel.serial or "") > trigger_serial and await self._session.allows("cancel", self.run_id, cancel):
+                return True
+        return False
 
     async def pipe(self, chunks: AsyncIterable[dict[str, Any]]) -> PipeResult:
         """Publish one assistant message's chunks as a step; stops early (streams closed `cancelled`) on cancel.
@@ -404,13 +454,14 @@ class Run:
         return step_id, serial or ""
 
     def _encoder(self, step: tuple[str, str]) -> MessageEncoder:
-        steers, self._steers.pending = self._steers.pending, []
+        steers = self._steers.pending[:MAX_STEERS_PER_PASS]
+        self._steers.pending = self._steers.pending[MAX_STEERS_PER_PASS:]
         self._steers.answered.update(steers)
         transport = build_transport_headers(
             role=names.ROLE_ASSISTANT, codec_message_id=str(uuid.uuid4()), run_id=self.run_id,
             run_client_id=self.trigger.run_client_id, parent=self._output_parent, fork_of=self.trigger.fork_of,
             regenerates=self.trigger.regenerates, invocation_id=self.invocation_id,
-            input_client_id=self.trigger.wire.client_id, input_codec_message_id=self.trigger.codec_message_id,
+            input_client_id=self.trigger.wire.client_id, input_codec_message_id=self.trigger.codec_message_id or None,
             step_id=step[0], step_start_serial=step[1], step_client_id=self.trigger.wire.client_id or "",
             steer_codec_message_ids=steers,
         )
@@ -451,9 +502,15 @@ class Run:
     # --- steering ---
 
     def _on_steer(self, wire: WireMessage) -> None:
+        """A user message sent into the run: its codec-message-id is echoed on the next pass's outputs, so it must
+        be an id (`wire.ids`) and a pass answers at most `MAX_STEERS_PER_PASS` (the rest wait for the next)."""
         codec_message_id = wire.transport.get(names.HEADER_CODEC_MESSAGE_ID, "")
         is_user = wire.transport.get(names.HEADER_ROLE) == names.ROLE_USER
         if not is_user or codec_message_id == self.trigger.codec_message_id:
+            return
+        if not is_valid_id(codec_message_id):
+            log.warning("steer into run %s refused: its codec-message-id is not an id (%d characters, at most %d)",
+                        self.run_id, len(codec_message_id), MAX_ID_LENGTH)
             return
         if codec_message_id not in self._steers.pending and codec_message_id not in self._steers.answered:
             self._steers.pending.append(codec_message_id)
@@ -474,7 +531,7 @@ class Run:
         return [event for wire in wires for event in decode_input(wire.codec, wire.transport, wire.data)]
 
     def inputs(self) -> list[Input]:
-        """The decoded inputs sent into this run (continuations and steers), in serial order."""
+        """The decoded inputs its owner sent into this run (continuations and steers), in serial order."""
         node = self._core.tree.run(self.run_id)
         return [event for direction, event, *_ in (node.events if node else []) if direction == "input"]
 
@@ -527,6 +584,20 @@ def _policy_failed(request: ControlRequest) -> bool:
     return False
 
 
-def _own_id(client: AblyRealtime) -> set[str]:
-    client_id = client.auth.client_id
-    return {client_id} if client_id and client_id != "*" else set()
+async def _awaited(verdict: Awaitable[bool], request: ControlRequest) -> bool:
+    try:
+        return bool(await verdict)
+    except Exception:
+        return _policy_failed(request)
+
+
+def _settle(request: ControlRequest, apply: Callable[[WireMessage], None], allowed: bool) -> None:
+    if allowed:
+        apply(request.wire)
+    else:
+        _log_refusal(request)
+
+
+def _log_refusal(request: ControlRequest) -> None:
+    log.warning("%s of run %s from %r refused: the run belongs to %r", request.action, request.run_id,
+                request.client_id, request.owner_client_id)

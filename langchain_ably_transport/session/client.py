@@ -25,6 +25,7 @@ from ..wire.headers import build_transport_headers, cancel_message, parse_run_li
 from ..wire.invocation import Invocation
 from .core import SessionCore, chain_messages
 from .tree import Node
+from .trust import client_trust
 
 
 @dataclass
@@ -46,17 +47,19 @@ class ClientSession:
                  trusted_agents: Iterable[str] | None = None) -> None:
         """`history_pages`: pages of 100 messages to hydrate from before following live (None: all).
         `trusted_agents`: Ably clientIds whose agent messages (run lifecycle, outputs) are rendered; others'
-        are ignored, so a client that may publish on the channel cannot forge the agent's replies."""
+        are ignored, so a client that may publish on the channel cannot forge the agent's replies. None:
+        `$ABLY_TRUSTED_AGENTS`, and where that is unset every publisher's (see `trust`)."""
         self._client = client
         self._name = session_name
         self._history_pages = history_pages
-        self._trusted = None if trusted_agents is None else set(trusted_agents)
+        self._trusted = trusted_agents
         self.core: SessionCore
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._events: asyncio.Queue[tuple[WireMessage, list[DecodedEvent]]] = asyncio.Queue()
 
     async def __aenter__(self) -> ClientSession:
-        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, self._trusted)
+        trusted = client_trust(self._client, self._trusted)
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted)
         self.core.listen(self._on_folded)
         return self
 

@@ -26,6 +26,7 @@ from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach
 from .liveness import AgentPresence, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
+from .trust import Trusted
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class SessionCore:
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
-                      trusted_agents: set[str] | None = None) -> SessionCore:
+                      trusted_agents: Trusted | None = None) -> SessionCore:
         """The client's core for `session_name`, opened on first use with `history_pages` pages of history
         (None: all of it; the first session to open the channel decides) and `trusted_agents` (None: any
         publisher's agent messages are folded; sessions sharing the core must agree)."""
@@ -85,7 +86,7 @@ class SessionCore:
             detached.set_result(None)
 
     def __init__(self, client: AblyRealtime, session_name: str, history_pages: int | None = None,
-                 trusted_agents: set[str] | None = None) -> None:
+                 trusted_agents: Trusted | None = None) -> None:
         self.client = client
         self.trusted_agents = None if trusted_agents is None else frozenset(trusted_agents)
         self.rejected: deque[WireMessage] = deque(maxlen=REJECTED_KEPT)

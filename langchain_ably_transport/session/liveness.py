@@ -95,7 +95,7 @@ class TrackedRun:
 class RunLiveness:
     """Folds presence events and run lifecycle messages into the set of lost runs. Pure, no I/O."""
 
-    def __init__(self, trusted_agents: frozenset[str] | None = None) -> None:
+    def __init__(self, trusted_agents: frozenset[str | None] | None = None) -> None:
         self._trusted = trusted_agents
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
         self._expected: set[str] = set()

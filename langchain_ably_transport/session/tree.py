@@ -7,8 +7,9 @@ regenerated reply) share a parent; the newest sibling is shown unless another is
 (to build a model's context) and the client (to render) read the same tree.
 
 Any client may publish on a session, so the tree is stricter than JS about inputs: a replay or a forgery of an
-input already on the channel is refused (`_admit`), and a run that only inputs name (no agent published for it)
-is not shown.
+input already on the channel is refused (`_admit`), an input into a run counts only from the run's owner, a user
+message whose id is out of shape (`wire.ids`) is no node, and a run that only inputs name (no agent published for
+it) is not shown.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import RunEndError, parse_run_lifecycle
+from ..wire.ids import is_valid_id, read_ids
 
 NodeKind = Literal["input", "run"]
 
@@ -40,7 +42,7 @@ class Node:
     error: RunEndError | None = None
     end_reason: str | None = None
     input_codec_message_id: str | None = None
-    client_id: str | None = None
+    client_id: str | None = None  # an input's publisher; a run's owner, as its start names it
     last_resume_invocation: str | None = None
     from_agent: bool = False  # an agent message (an output or a run lifecycle event) names this run
 
@@ -91,16 +93,21 @@ class ConversationTree:
             self.inputs_by_event.setdefault(event_id, []).append(wire)
         run_id = transport.get(names.HEADER_RUN_ID)
         if run_id:
-            # A continuation or a steer: folded into the run it names.
-            self._attach(self._run(run_id, serial, None, from_agent=False), codec_message_id, events)
+            # A continuation or a steer: folded into the run it names, when its owner sent it. Anyone else's would
+            # show in every view as part of that run (a denial flipping the owner's tool call, a fork seed adding
+            # messages); the agent still finds it by event id, and its policy decides what it does with it.
+            if wire.client_id == self.run_owner(run_id):
+                self._attach(self._run(run_id, serial, None, from_agent=False), codec_message_id, events)
             return
-        if not _is_user_message(events):
-            return
+        if not _is_user_message(events) or not is_valid_id(codec_message_id):
+            return  # an id out of shape is no node: a later message would name it as its parent (the agent ends
+            # the run of such an input `error` from `inputs_by_event`)
         node = self.nodes.get(codec_message_id)
         if node is None:
+            anchors, _ = read_ids(transport, (names.HEADER_PARENT, names.HEADER_FORK_OF))
             node = self.nodes[codec_message_id] = Node(
-                key=codec_message_id, kind="input", serial=serial, parent=transport.get(names.HEADER_PARENT),
-                fork_of=transport.get(names.HEADER_FORK_OF), client_id=wire.client_id,
+                key=codec_message_id, kind="input", serial=serial, parent=anchors[names.HEADER_PARENT],
+                fork_of=anchors[names.HEADER_FORK_OF], client_id=wire.client_id,
             )
         self._attach(node, codec_message_id, events)
 
@@ -111,16 +118,20 @@ class ConversationTree:
         sets, which no publisher can forge) and share an event id, and the parts of a user message share a
         codec-message-id too. Any other input reusing an event id is a replay; any other user message reusing a
         codec-message-id (an input's or an assistant message's) would merge its parts into that message; a user
-        message with no codec-message-id, or not from a user, has no place. All are refused (JS clients fold them).
+        message with no codec-message-id, or any of whose parts is not from a user (a `system` role would reach
+        the model as a system prompt), has no place, and neither has an input claiming to stream. All are refused
+        (JS clients fold them).
         """
         transport = wire.transport
+        if transport.get(names.HEADER_STREAM) == names.TRUE:
+            return False  # an input never streams; one that says so decodes to nothing here and to a message later
+        from_user = not _is_user_message(events) or transport.get(names.HEADER_ROLE) == names.ROLE_USER
         event_id = transport.get(names.HEADER_EVENT_ID)
         send = (event_id, codec_message_id, wire.connection_id)
         if send == self._open_send:
-            return True
-        admitted = not (event_id and event_id in self.inputs_by_event) and (not _is_user_message(events) or (
-            bool(codec_message_id) and codec_message_id not in self._owner
-            and transport.get(names.HEADER_ROLE) == names.ROLE_USER))
+            return from_user
+        admitted = from_user and not (event_id and event_id in self.inputs_by_event) and (
+            not _is_user_message(events) or (bool(codec_message_id) and codec_message_id not in self._owner))
         self._open_send = send if admitted else None
         return admitted
 
@@ -130,6 +141,7 @@ class ConversationTree:
             return
         run = self._run(event.run_id, serial, event.parent if event.type == "start" else None, from_agent=True)
         if event.type == "start":
+            run.client_id = run.client_id or wire.transport.get(names.HEADER_INPUT_CLIENT_ID) or None
             run.parent = event.parent or run.parent
             run.fork_of = event.fork_of or run.fork_of
             run.regenerates = event.regenerates or run.regenerates
@@ -173,6 +185,15 @@ class ConversationTree:
     def run(self, run_id: str) -> Node | None:
         node = self.nodes.get(run_id)
         return node if node is not None and node.kind == "run" else None
+
+    def run_owner(self, run_id: str) -> str | None:
+        """The Ably clientId of the input that started a run: its input node's, else the `input-client-id` its
+        agent stamped on the run's start (the input may be older than the history folded)."""
+        node = self.run(run_id)
+        if node is None:
+            return None
+        first = self.nodes.get(node.input_codec_message_id or "")
+        return first.client_id if first is not None else node.client_id
 
     def _parent_key(self, node: Node) -> str | None:
         owner = self.owner(node.parent)

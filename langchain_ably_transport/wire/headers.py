@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from .envelope import Headers, WireMessage
 from .errors import InvalidArgumentError
+from .ids import bounded_text
 from .names import (
     CANCEL,
     FALSE,
@@ -240,7 +241,11 @@ def build_lifecycle_headers(
     error_code: int | None = None,
     error_message: str | None = None,
 ) -> Headers:
-    """The transport tier of a run lifecycle message; every optional key is written when given."""
+    """The transport tier of a run lifecycle message; every optional key is written when given.
+
+    An error message is cut to `MAX_ECHOED_TEXT_LENGTH` characters: it may quote a client's input (an exception's
+    text), and the end of a run must always fit in a message.
+    """
     h: Headers = {HEADER_RUN_ID: run_id, HEADER_RUN_CLIENT_ID: run_client_id}
     _put(h, HEADER_RUN_REASON, None if reason is None else str(reason))
     _put(h, HEADER_PARENT, parent)
@@ -250,7 +255,7 @@ def build_lifecycle_headers(
     _put(h, HEADER_INPUT_CLIENT_ID, input_client_id)
     _put(h, HEADER_INPUT_CODEC_MESSAGE_ID, input_codec_message_id)
     _put(h, HEADER_ERROR_CODE, None if error_code is None else str(error_code))
-    _put(h, HEADER_ERROR_MESSAGE, error_message)
+    _put(h, HEADER_ERROR_MESSAGE, None if error_message is None else bounded_text(error_message))
     return h
 
 

@@ -6,56 +6,27 @@ The browser's tokens come from token requests a web backend signs with the key (
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from ably import AblyRest
 from ably.types.message import Message
 from ably.util.exceptions import AblyException
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_ably_transport import AblySaver, ClientSession, agent_capability, browser_capability, client_options
+from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.wire import names
 
 from ..graph.graphs import chat_graph
+from .browsers import agent_worker, browser_user, new_conversation
 
 INSUFFICIENT_CAPABILITY = 40160
 INVALID_CLIENT_ID = 40012
 
 
-@pytest.fixture
-async def backend(server):
-    """The web backend: holds the key, signs a token request per user and conversation."""
-    rest = AblyRest(**client_options(server.key, server.url))
-    yield rest
-    await rest.close()
-
-
-async def _user(clients, backend: AblyRest, client_id: str, conversation: str):
-    async def token_request(_params):
-        return await backend.auth.create_token_request(
-            {"client_id": client_id, "capability": browser_capability(conversation), "ttl": 600_000})
-
-    return await clients(key=None, auth_callback=token_request)
-
-
-async def _agent(clients, backend: AblyRest):
-    async def token_request(_params):
-        return await backend.auth.create_token_request({"client_id": "agent", "capability": agent_capability()})
-
-    return await clients(key=None, auth_callback=token_request)
-
-
-def _conversation() -> str:
-    return f"conversations:{uuid.uuid4().hex[:10]}"
-
-
 async def test_a_browser_token_reads_and_publishes_its_conversation_and_an_agent_token_answers_it(
         clients, backend):
-    conversation = _conversation()
-    browser = await _user(clients, backend, "alice", conversation)
-    agent = await _agent(clients, backend)
+    conversation = new_conversation()
+    browser = await browser_user(clients, backend, "alice", conversation)
+    agent = await agent_worker(clients, backend)
     async with ClientSession(browser, conversation) as alice:
         sent = await alice.send("hello")
         result = await serve_graph(chat_graph(AblySaver(agent), "Hello, Alice."), sent.invocation, client=agent)
@@ -64,19 +35,19 @@ async def test_a_browser_token_reads_and_publishes_its_conversation_and_an_agent
         channel = browser.channels.get(conversation)
         await channel.presence.enter({"typing": False})
         assert [m.client_id for m in await channel.presence.get()] == ["alice"]
-    async with ClientSession(await _user(clients, backend, "alice", conversation), conversation) as reloaded:
+    async with ClientSession(await browser_user(clients, backend, "alice", conversation), conversation) as reloaded:
         assert [type(m) for m in reloaded.messages()] == [HumanMessage, AIMessage], "history, after a reload"
 
 
 async def test_a_browser_token_cannot_read_graph_state_nor_touch_another_conversation(clients, backend):
-    conversation = _conversation()
-    browser = await _user(clients, backend, "alice", conversation)
-    agent = await _agent(clients, backend)
+    conversation = new_conversation()
+    browser = await browser_user(clients, backend, "alice", conversation)
+    agent = await agent_worker(clients, backend)
     async with ClientSession(browser, conversation) as alice:
         sent = await alice.send("my plan is secret")
         await serve_graph(chat_graph(AblySaver(agent), "Noted."), sent.invocation, client=agent)
     state = browser.channels.get(f"langgraph-state:{conversation}")
-    other, another = browser.channels.get(_conversation()), browser.channels.get(_conversation())
+    other, another = browser.channels.get(new_conversation()), browser.channels.get(new_conversation())
     # A failed attach leaves its channel FAILED (the SDK then refuses locally), so publishing gets its own.
     for operation in (state.history, state.attach, other.history, other.attach,
                       lambda: another.publish("ai-input", "hi")):
@@ -89,8 +60,8 @@ async def test_a_browser_token_cannot_read_graph_state_nor_touch_another_convers
 async def test_the_server_refuses_a_message_published_under_another_client_id(clients, backend):
     """ably-python refuses this itself; a hostile client sends the frame anyway, and Ably (here the dev server)
     refuses it, with nothing stored."""
-    conversation = _conversation()
-    browser = await _user(clients, backend, "alice", conversation)
+    conversation = new_conversation()
+    browser = await browser_user(clients, backend, "alice", conversation)
     channel = browser.channels.get(conversation)
     await channel.attach()
     with pytest.raises(AblyException) as refused_by_the_sdk:
@@ -108,9 +79,9 @@ async def test_capabilities_cannot_stop_a_user_from_publishing_agent_message_nam
     """What `docs/security.md` says capabilities leave to the library: a user may publish any name on its
     conversation, agent lifecycle included; Ably stamps it with the user's clientId, which the library's
     trusted-agent and run-owner checks rely on."""
-    conversation = _conversation()
-    browser = await _user(clients, backend, "alice", conversation)
-    agent = await _agent(clients, backend)
+    conversation = new_conversation()
+    browser = await browser_user(clients, backend, "alice", conversation)
+    agent = await agent_worker(clients, backend)
     async with ClientSession(browser, conversation) as alice:
         sent = await alice.send("hello")
         await serve_graph(chat_graph(AblySaver(agent), "Hi."), sent.invocation, client=agent)
