@@ -170,7 +170,11 @@ class AgentSession:
         self.core.listen(self._on_folded, replay=True)
         if self._end_lost_runs:
             self.core.on_lost(self._on_lost)
-            await self.end_lost_runs()
+            try:
+                await self.end_lost_runs()
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

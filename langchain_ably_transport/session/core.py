@@ -154,7 +154,9 @@ class SessionCore:
         """Fold up to `pages` more pages of history (None: all of it) beneath what is held; returns messages added.
 
         Older messages change what newer ones decode to (a stream's create comes before its appends), so the
-        tree and the decoder are rebuilt from the whole log, in serial order; listeners are not told again.
+        tree and the decoder are rebuilt from the whole log, in serial order. Listeners are told of the older
+        messages (as not live, without their events), not again of the rest: an agent paging back to its trigger
+        must still see the cancels sent after it.
         """
         older: list[WireMessage] = []
         while self._history is not None and (pages is None or pages > 0):
@@ -167,6 +169,8 @@ class SessionCore:
             pages = None if pages is None else pages - 1
         if older and self._log:
             self._refold(older + self._log)
+            for wire in older:
+                self._tell(wire, [], live=False)
         else:
             for wire in older:
                 self._fold(wire, live=False)
@@ -234,12 +238,15 @@ class SessionCore:
         events = self._decode(wire)
         self._log.append(wire)
         self._apply(wire, events)
+        self._tell(wire, events, live)
+        self._changed.set()
+
+    def _tell(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
         for listener in list(self._listeners):
             try:
                 listener(wire, events, live)
             except Exception:  # one session's failure must not starve the others sharing the channel
                 log.exception("a listener of %s failed on %s %s", self.name, wire.name, wire.serial)
-        self._changed.set()
 
     def _apply(self, wire: WireMessage, events: list[DecodedEvent]) -> None:
         try:

@@ -106,3 +106,56 @@ def test_foreign_and_incomplete_messages_change_nothing():
     tree.apply(WireMessage(name=names.RUN_END, transport={}, serial="02"), [])
     tree.apply(_input("03", "u1"), [])
     assert tree.nodes == {} and tree.visible() == []
+
+
+def _from(message: WireMessage, client_id: str | None, connection_id: str = "c1") -> WireMessage:
+    message.client_id, message.connection_id = client_id, connection_id
+    return message
+
+
+def _owned_conversation() -> ConversationTree:
+    """u1 (alice) -> r1, whose start names alice as its input's publisher."""
+    tree = ConversationTree()
+    tree.apply(_from(_input("01", "u1"), "alice"), USER)
+    start = run_start_message(run_id="r1", parent="u1", input_codec_message_id="u1", input_client_id="alice")
+    tree.apply(_from(_at(start, "02"), "agent"), [])
+    tree.apply(_from(_output("03", "r1", "a1", "u1"), "agent"), CHUNK)
+    return tree
+
+
+def test_an_input_into_a_run_is_folded_only_from_the_runs_owner_but_kept_for_the_agent_to_find():
+    tree = _owned_conversation()
+    tree.apply(_from(_input("04", "s1", run_id="r1"), "mallory", "c2"), USER)
+    assert tree.run("r1").codec_message_ids == ["a1"] and "event-s1" in tree.inputs_by_event
+    assert tree.run_owner("r1") == "alice"
+    tree.apply(_from(_input("05", "s2", run_id="r1"), "alice"), USER)
+    assert tree.run("r1").codec_message_ids == ["a1", "s2"]
+
+
+def test_a_run_whose_input_is_not_folded_is_owned_by_the_publisher_its_start_names():
+    tree = ConversationTree()
+    start = run_start_message(run_id="r9", input_codec_message_id="u-old", input_client_id="alice")
+    tree.apply(_from(_at(start, "10"), "agent"), [])
+    assert tree.run_owner("r9") == "alice" and tree.run_owner("nope") is None
+
+
+def test_a_user_message_whose_ids_are_out_of_shape_is_no_node_and_bad_anchors_read_as_absent():
+    tree = _owned_conversation()
+    tree.apply(_from(_input("04", "x" * 300), "mallory", "c2"), USER)
+    tree.apply(_from(_input("05", "u2", parent="has space", fork_of="y" * 300), "mallory", "c2"), USER)
+    assert "x" * 300 not in tree.nodes and f"event-{'x' * 300}" in tree.inputs_by_event
+    assert (tree.nodes["u2"].parent, tree.nodes["u2"].fork_of) == (None, None)
+
+
+def test_a_part_not_from_a_user_and_an_input_claiming_to_stream_are_refused():
+    tree = ConversationTree()
+    first = _from(_input("01", "u1", event_id="e1"), "mallory")
+    system = _from(_input("02", "u1", event_id="e1"), "mallory")
+    system.transport[names.HEADER_ROLE] = "system"
+    tree.apply(first, USER)
+    tree.apply(system, USER)
+    assert [w.serial for w in tree.inputs_by_event["e1"]] == ["01"]
+    streaming = _from(_input("03", "u3"), "mallory")
+    streaming.transport[names.HEADER_STREAM] = names.TRUE
+    tree.apply(streaming, [])
+    assert "event-u3" not in tree.inputs_by_event
