@@ -65,6 +65,7 @@ REPLIES = [
 ]
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+AGENT_CLIENT_ID = "agent"  # trusted by the graph's sessions, so never a browser's
 SESSION = re.compile(r"conversations:[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -144,8 +145,8 @@ async def token(request: web.Request) -> web.Response:
     check that the conversation is the user's (see docs/security.md).
     """
     client_id, session = request.query.get("clientId", ""), request.query.get("session", "")
-    if not CLIENT_ID.fullmatch(client_id):
-        raise web.HTTPBadRequest(text="clientId: 1-64 letters, digits or _.:@-")
+    if not CLIENT_ID.fullmatch(client_id) or client_id == AGENT_CLIENT_ID:
+        raise web.HTTPBadRequest(text="clientId: 1-64 letters, digits or _.:@-, not the agent's")
     if not SESSION.fullmatch(session):
         raise web.HTTPBadRequest(text="session: conversations: and 1-64 letters, digits or _.@-")
     jwt = mint_jwt(request.app["api_key"], capability=browser_capability(session), client_id=client_id)
@@ -185,7 +186,7 @@ def make_app(key: str, endpoint: str | None) -> web.Application:
 
     async def agent(app: web.Application) -> AsyncIterator[None]:
         # One Ably connection for every run this process serves; the graph's checkpoints go through it too.
-        async with connect(key, endpoint, client_id="agent") as client:
+        async with connect(key, endpoint, client_id=AGENT_CLIENT_ID) as client:
             app["agent_client"] = client
             app["graph"] = builder().compile(checkpointer=AblySaver(client))
             yield

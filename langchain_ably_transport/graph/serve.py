@@ -151,8 +151,7 @@ async def _continuation_refusal(session: AgentSession, run: Run) -> str | None:
     (another client, another tab) is refused without touching the run, and so is one that says nothing, names
     a run no agent of this session started, or comes from a client `authorize` does not let resume the run. A run
     older than the page this process read is looked for further back in the session's history."""
-    while not _from_agent(session.core.tree.run(run.run_id)) and session.core.has_older:
-        await session.core.load_older()
+    await session.core.load_older_until(lambda: _from_agent(session.core.tree.run(run.run_id)))
     node = session.core.tree.run(run.run_id)
     if not _from_agent(node):
         return f"no agent started run {run.run_id}"

@@ -3,6 +3,7 @@
 from .agent import AgentSession, ControlRequest, PipeResult, Run, RunError, anyone, owner_or, run_owner_only
 from .client import ClientSession, SentInput
 from .tree import ConversationTree, Node
+from .trust import agent_trust, client_trust
 
 __all__ = [
     "AgentSession",
@@ -14,7 +15,9 @@ __all__ = [
     "Run",
     "RunError",
     "SentInput",
+    "agent_trust",
     "anyone",
+    "client_trust",
     "owner_or",
     "run_owner_only",
 ]

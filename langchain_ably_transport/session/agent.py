@@ -192,8 +192,7 @@ class AgentSession:
                          timeout: float = DEFAULT_TRIGGER_TIMEOUT_S) -> Run:
         """A run for `invocation`, once its trigger input is found (104010 if it never shows up)."""
         event_id = invocation.input_event_id
-        while event_id not in self.core.tree.inputs_by_event and self.core.has_older:
-            await self.core.load_older()
+        await self.core.load_older_until(lambda: event_id in self.core.tree.inputs_by_event)
         found = await self.core.wait_for(lambda: event_id in self.core.tree.inputs_by_event, timeout)
         if not found:
             raise RunError(f"input event {event_id!r} not found on {self.core.name!r}",

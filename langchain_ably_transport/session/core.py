@@ -176,6 +176,16 @@ class SessionCore:
                 self._fold(wire, live=False)
         return len(older)
 
+    async def load_older_until(self, found: Callable[[], bool]) -> bool:
+        """Fold older history until `found()` holds or none is left; whether it holds. Pages come 1, 2, 4, ... at a
+        time, so a search through a long session (for an id that may be nowhere: anyone can ask for one) refolds
+        it a logarithmic number of times, not once per page."""
+        pages = 1
+        while not found() and self.has_older:
+            await self.load_older(pages)
+            pages *= 2
+        return found()
+
     def _refold(self, log: list[WireMessage]) -> None:
         selected = self.tree.selected
         self.tree, self._decoder, self._log = ConversationTree(), Decoder(), []

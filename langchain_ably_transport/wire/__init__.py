@@ -34,6 +34,7 @@ from .headers import (
     to_header_json,
     write_fields,
 )
+from .ids import is_valid_id, read_ids
 from .invocation import Invocation
 from .names import Action, ErrorCode, RunEndReason, RunStatus, StepEndReason, StreamStatus
 
@@ -67,6 +68,7 @@ __all__ = [
     "data_size",
     "extras_size",
     "from_ably",
+    "is_valid_id",
     "names",
     "parse_bool",
     "parse_header_json",
@@ -75,6 +77,7 @@ __all__ = [
     "parse_step_lifecycle",
     "read_cancel_target",
     "read_fields",
+    "read_ids",
     "run_end_message",
     "run_resume_message",
     "run_start_message",

@@ -256,3 +256,33 @@ async def test_a_failing_model_ends_the_pass_with_an_error_and_closes_its_stream
         assert run_node.error.message == "provider timed out" and run_node.error.code == names.ErrorCode.STREAM_ERROR
         closed = [w for w in client.core._log if w.transport.get(names.HEADER_STATUS) == "cancelled"]
         assert closed, "the open text stream was closed, not left streaming"
+
+
+async def test_looking_for_an_input_nowhere_in_a_long_session_refolds_it_a_logarithmic_number_of_times(
+        clients, channel_name, monkeypatch):
+    from ably.types.message import Message
+
+    from langchain_ably_transport.session.agent import RunError
+    from langchain_ably_transport.session.core import SessionCore
+    from langchain_ably_transport.wire.invocation import Invocation
+
+    publisher = (await clients()).channels.get(channel_name)
+    for batch in range(16):  # 1,600 messages: 16 pages of history
+        await publisher.publish([Message(name=names.CANCEL, extras={"ai": {"transport": {
+            names.HEADER_RUN_ID: f"r{batch}-{i}"}}}) for i in range(100)])
+    loads: list[int | None] = []
+    original = SessionCore.load_older
+
+    async def counted(self, pages=1):
+        loads.append(pages)
+        return await original(self, pages)
+
+    monkeypatch.setattr(SessionCore, "load_older", counted)
+    async with AgentSession(await clients(), channel_name, history_pages=1) as session:
+        try:
+            await session.create_run(Invocation(str(uuid.uuid4()), channel_name), timeout=0.1)
+            raise AssertionError("a run for an input that is not there")
+        except RunError as error:
+            assert error.code == names.ErrorCode.INPUT_EVENT_NOT_FOUND
+        assert len(session.core._log) == 1_600 and not session.core.has_older
+    assert loads[0] == 1 and loads[1:] == [1, 2, 4, 8, 16], "the opening page, then 1, 2, 4 ... pages at a time"
