@@ -5,6 +5,7 @@ from .capabilities import agent_capability, browser_capability
 from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageError
 from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
+from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
 from .session import AgentSession, ClientSession, Run
 from .wire.invocation import Invocation
 
@@ -19,10 +20,15 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "Invocation",
+    "MessageCounts",
+    "MessageKind",
+    "MessageLedger",
     "Run",
     "RunCancelledError",
     "agent_capability",
+    "attributed_to",
     "browser_capability",
     "client_options",
     "connect",
+    "ledger",
 ]

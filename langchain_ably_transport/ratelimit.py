@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from ably.util.exceptions import AblyException
 
+from .ledger import Publication, current_run, ledger
+
 T = TypeVar("T")
 RATE_LIMITED = 42911
 DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
@@ -45,10 +47,11 @@ async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for
 class PublishPacer:
     """One connection's publishes, started in call order and no faster than `rate()` messages a second.
 
-    `start(operation, count)` calls `operation()` (which sends `count` messages) when the rate allows and
-    everything started before it has started, as a task: tasks take their first step in creation order, and
+    `start(operation, count, publication)` calls `operation()` (which sends `count` messages) when the rate allows
+    and everything started before it has started, as a task: tasks take their first step in creation order, and
     ably-python numbers a message (`msgSerial`) in its first step, so the wire order is the call order. A
-    rate of 0 means no limit. `paced` counts the operations that had to wait.
+    rate of 0 means no limit. `paced` counts the operations that had to wait. Once the server has accepted
+    them, the messages are recorded in the `ledger` as `publication` says.
     """
 
     def __init__(self, rate: Callable[[], float]) -> None:
@@ -59,8 +62,11 @@ class PublishPacer:
         self._wake: asyncio.TimerHandle | None = None
         self.paced = 0
 
-    def start(self, operation: Callable[[], Awaitable[T]], count: int = 1) -> asyncio.Future[T]:
+    def start(self, operation: Callable[[], Awaitable[T]], count: int = 1,
+              publication: Publication | None = None) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if publication is not None:
+            _record_when_accepted(future, count, publication)
         self._queue.append((count, operation, future))
         if self._wake is None:
             self._drain()
@@ -94,6 +100,16 @@ class PublishPacer:
             return 0.0
         self._tokens = tokens
         return (count - tokens) / rate
+
+
+def _record_when_accepted(future: asyncio.Future[Any], count: int, publication: Publication) -> None:
+    run_id = publication.run_id or current_run()
+
+    def record(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            ledger.record(publication.kind, count, channel=publication.channel, run_id=run_id)
+
+    future.add_done_callback(record)
 
 
 def _settle_with(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:

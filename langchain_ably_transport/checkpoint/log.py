@@ -15,6 +15,7 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from ..errors import AblyTransportError
+from ..ledger import MessageKind, Publication
 from ..ratelimit import pacer_for, retry_rate_limited
 from .records import CHUNK
 
@@ -64,9 +65,12 @@ class ChannelLog:
         """Publish one record and return its serial, paced to the connection's publish rate (42911 waited out)."""
         if len(data) > self.payload_limit:
             raise CheckpointStorageError(f"record of {len(data)} bytes exceeds {self.payload_limit} on {self.name}")
+        kind = MessageKind.CHECKPOINT_BLOB if name == CHUNK else MessageKind.CHECKPOINT_RECORD
+        publication = Publication(kind, self.name)
         try:
             result = await retry_rate_limited(
-                lambda: self._pacer.start(lambda: self.channel.publish(Message(name=name, data=data))),
+                lambda: self._pacer.start(lambda: self.channel.publish(Message(name=name, data=data)),
+                                          publication=publication),
                 retry_for_s=self._retry_for_s)
         except AblyException as error:
             raise CheckpointStorageError(

@@ -25,6 +25,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
+from ..ledger import MessageCounts, attributed_to, ledger
 from ..session import AgentSession, Run
 from ..session.agent import Authorize, RunError, run_owner_only
 from ..session.tree import Node
@@ -50,13 +51,15 @@ class GraphRunResult:
     """How serving ended, the run it served, and the interrupts it is waiting on when suspended.
 
     `rejected`: the invocation was refused without touching any run (`run_id` is `""` when its input was never
-    found on the session); `error` carries why in `error` in every outcome that failed.
+    found on the session); `error` carries why in `error` in every outcome that failed. `messages`: what the run
+    has published from this process so far, by kind (`ledger`), its checkpoints included.
     """
 
     outcome: Outcome
     run_id: str
     interrupts: list[Interrupt] = field(default_factory=list)
     error: BaseException | None = None
+    messages: MessageCounts = field(default_factory=MessageCounts)
 
 
 def messages_input(run: Run) -> dict[str, Any]:
@@ -97,39 +100,56 @@ async def serve_graph(
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)
-        if run.trigger.refusal:  # `start` ends it `error` (40003) at once
-            await run.start()
-            return GraphRunResult("error", run.run_id, error=ValueError(f"input refused: {run.trigger.refusal}"))
-        if run.is_continuation and (refusal := await _continuation_refusal(session, run)):
-            log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, refusal)
-            return GraphRunResult("rejected", run.run_id, error=RuntimeError(refusal))
-        if not run.is_continuation and _already_answered(session, run):
-            log.warning("run %s: input %s already has a run; a replayed invocation is refused", run.run_id,
-                        run.trigger.codec_message_id)
-            return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
-        if not run.is_continuation and _says_nothing(run):
-            return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
-        if not run.is_continuation and not await _take_turn(session, run, on_active, wait_for_active_s):
-            await run.start()
-            await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
-            return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
-        run_config = _thread_config(config, invocation.session_name)
-        try:
-            graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
-                await _without_reused_ids(graph, run_config, to_input(run))
-        except ValueError as error:  # the input cannot be read as what the graph takes
-            if run.is_continuation:
-                log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
-                return GraphRunResult("rejected", run.run_id, error=error)
-            return await _end_unreadable(run, error)
-        stream = _GraphStream(graph, graph_input, run_config, run, visibility)  # checks `visibility` first
+        with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
+            result = await _answer(session, run, graph, _thread_config(config, invocation.session_name), to_input,
+                                   _Turn(on_active, wait_for_active_s), visibility)
+        result.messages = ledger.run(run.run_id)
+        return result
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """The double-texting policy: what a fresh input does while another run is active, and for how long."""
+
+    on_active: ActivePolicy
+    wait_s: float
+
+
+async def _answer(session: AgentSession, run: Run, graph: Any, run_config: RunnableConfig, to_input: InputMapper,
+                  turn: _Turn, visibility: Mapping[str, Visibility] | None) -> GraphRunResult:
+    """Everything `serve_graph` does once the trigger is found: refuse, start, stream, suspend or end."""
+    if run.trigger.refusal:  # `start` ends it `error` (40003) at once
         await run.start()
-        if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
-            await run.suspend()
-            return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
-        result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
-        await stream.settle()  # sub-agent messages a cancel cut short end before the run does
-        return await _finish(graph, run, run_config, result, stream)
+        return GraphRunResult("error", run.run_id, error=ValueError(f"input refused: {run.trigger.refusal}"))
+    if run.is_continuation and (refusal := await _continuation_refusal(session, run)):
+        log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, refusal)
+        return GraphRunResult("rejected", run.run_id, error=RuntimeError(refusal))
+    if not run.is_continuation and _already_answered(session, run):
+        log.warning("run %s: input %s already has a run; a replayed invocation is refused", run.run_id,
+                    run.trigger.codec_message_id)
+        return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
+    if not run.is_continuation and _says_nothing(run):
+        return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
+    if not run.is_continuation and not await _take_turn(session, run, turn.on_active, turn.wait_s):
+        await run.start()
+        await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
+        return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
+    try:
+        graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
+            await _without_reused_ids(graph, run_config, to_input(run))
+    except ValueError as error:  # the input cannot be read as what the graph takes
+        if run.is_continuation:
+            log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
+            return GraphRunResult("rejected", run.run_id, error=error)
+        return await _end_unreadable(run, error)
+    stream = _GraphStream(graph, graph_input, run_config, run, visibility)  # checks `visibility` first
+    await run.start()
+    if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
+        await run.suspend()
+        return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
+    result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
+    await stream.settle()  # sub-agent messages a cancel cut short end before the run does
+    return await _finish(graph, run, run_config, result, stream)
 
 
 def _says_nothing(run: Run) -> bool:

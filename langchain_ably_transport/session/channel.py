@@ -14,7 +14,9 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from ..connection import attach_serial
+from ..ledger import MessageKind, Publication
 from ..ratelimit import pacer_for, retry_rate_limited
+from ..wire import names
 from ..wire.envelope import WireMessage
 
 log = logging.getLogger(__name__)
@@ -37,15 +39,21 @@ class ChannelWriter:
         self._waiting_appends: dict[str, _WaitingAppend] = {}
 
     async def publish(self, message: WireMessage) -> str | None:
-        result = await retry_rate_limited(
-            lambda: self._pacer.start(lambda: self.channel.publish(Message(**message.to_publish()))))
+        publication = self._publication(_KINDS.get(message.name or "", MessageKind.OUTPUT_CREATE), message)
+        result = await retry_rate_limited(lambda: self._pacer.start(
+            lambda: self.channel.publish(Message(**message.to_publish())), publication=publication))
         return result.serials[0] if result.serials else None
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""
+        publication = self._publication(MessageKind.INPUT, messages[0])
         result = await retry_rate_limited(lambda: self._pacer.start(
-            lambda: self.channel.publish([Message(**m.to_publish()) for m in messages]), count=len(messages)))
+            lambda: self.channel.publish([Message(**m.to_publish()) for m in messages]), count=len(messages),
+            publication=publication))
         return list(result.serials)
+
+    def _publication(self, kind: MessageKind, message: WireMessage) -> Publication:
+        return Publication(kind, self.channel.name, message.transport.get(names.HEADER_RUN_ID) or None)
 
     def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
         # Paced, so the server accepts it. One refused anyway (42911, for traffic of the caller's own on the
@@ -57,7 +65,8 @@ class ChannelWriter:
             return waiting.sent
         waiting = _WaitingAppend([message])
         self._waiting_appends[serial] = waiting
-        waiting.sent = self._pacer.start(lambda: self._send_append(serial, waiting))
+        waiting.sent = self._pacer.start(lambda: self._send_append(serial, waiting),
+                                         publication=self._publication(MessageKind.OUTPUT_APPEND, message))
         return waiting.sent
 
     def _send_append(self, serial: str, waiting: _WaitingAppend) -> Awaitable[Any]:
@@ -66,8 +75,13 @@ class ChannelWriter:
         return self.channel.append_message(Message(serial=serial, **_mutation(waiting.merged())))
 
     async def update(self, serial: str, message: WireMessage) -> Any:
+        publication = self._publication(MessageKind.OUTPUT_UPDATE, message)
         return await retry_rate_limited(lambda: self._pacer.start(
-            lambda: self.channel.update_message(Message(serial=serial, **_mutation(message)))))
+            lambda: self.channel.update_message(Message(serial=serial, **_mutation(message))), publication=publication))
+
+
+_KINDS = {name: MessageKind.LIFECYCLE for name in names.RUN_LIFECYCLE_NAMES | names.STEP_LIFECYCLE_NAMES} | {
+    names.AI_INPUT: MessageKind.INPUT, names.CANCEL: MessageKind.INPUT, names.AI_OUTPUT: MessageKind.OUTPUT_CREATE}
 
 
 @dataclass

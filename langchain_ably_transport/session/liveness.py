@@ -19,6 +19,7 @@ from typing import Any
 from ably.types.presence import PresenceAction
 from ably.util.exceptions import AblyException
 
+from ..ledger import MessageKind, Publication
 from ..ratelimit import pacer_for
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -44,23 +45,25 @@ class AgentPresence:
     async def announce(self, run_id: str) -> bool:
         """List `run_id`; False when presence is refused (no capability, no clientId): the run goes untracked."""
         self._runs.add(run_id)
-        return await self._publish()
+        return await self._publish(run_id)
 
     async def withdraw(self, run_id: str) -> None:
         if run_id in self._runs:
             self._runs.discard(run_id)
-            await self._publish()
+            await self._publish(run_id)
 
-    async def _publish(self) -> bool:
+    async def _publish(self, run_id: str) -> bool:
+        publication = Publication(MessageKind.PRESENCE, self._channel.name, run_id)
         async with self._lock:
             presence = self._channel.presence
             try:
                 if self._runs:
                     data = {"agent": AGENT_TAG, "runs": sorted(self._runs)}
-                    await self._pacer.start(lambda: presence.update_client(self._member, data))
+                    await self._pacer.start(lambda: presence.update_client(self._member, data),
+                                            publication=publication)
                     self._entered = True
                 elif self._entered:
-                    await self._pacer.start(lambda: presence.leave_client(self._member))
+                    await self._pacer.start(lambda: presence.leave_client(self._member), publication=publication)
                     self._entered = False
                 return True
             except AblyException as error:
