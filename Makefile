@@ -26,6 +26,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/limits.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/agent_crash.py
+	$(BIN)/python benchmarks/messages_per_turn.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver

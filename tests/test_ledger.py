@@ -102,3 +102,18 @@ async def _eventually(check, timeout: float = 5.0) -> bool:
     while not check() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.02)
     return check()
+
+
+async def test_durability_exit_checkpoints_once_per_run_and_the_thread_goes_on(clients, channel_name):
+    agent = await clients(client_id="agent")
+    async with ClientSession(await clients(client_id="alice"), channel_name) as user:
+        counts = []
+        for question, answer in (("one", "First."), ("two", "Second.")):
+            sent = await user.send(question)
+            result = await serve_graph(chat_graph(AblySaver(agent), answer), sent.invocation, client=agent,
+                                       durability="exit")
+            assert result.outcome == "complete"
+            counts.append(result.messages[K.CHECKPOINT_RECORD])
+        state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
+    assert [m.content for m in state.values["messages"]] == ["one", "First.", "two", "Second."]
+    assert counts == [1, 1]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from ably import AblyRealtime
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command, Interrupt
+from langgraph.types import Command, Durability, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..ledger import MessageCounts, attributed_to, ledger
@@ -81,6 +81,7 @@ async def serve_graph(
     visibility: Mapping[str, Visibility] | None = None,
     authorize: Authorize = run_owner_only,
     trusted_agents: Iterable[str] | None = None,
+    durability: Durability | None = None,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -90,7 +91,8 @@ async def serve_graph(
     `authorize` decides who may cancel or steer the run (default: its owner and this agent's clientId), and whose
     input may `interrupt` another's run (one it refuses queues instead). `trusted_agents`: the clientIds whose run
     lifecycle counts besides this agent's own (default: `$ABLY_TRUSTED_AGENTS`); a run anyone else starts is
-    ignored, never waited for.
+    ignored, never waited for. `durability`: LangGraph's, passed to the graph's stream (None: the graph's default,
+    `async`); `exit` checkpoints once per run instead of once per super-step, the cheapest in messages.
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
@@ -100,23 +102,26 @@ async def serve_graph(
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)
+        options = _Options(to_input, on_active, wait_for_active_s, visibility, durability)
         with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
-            result = await _answer(session, run, graph, _thread_config(config, invocation.session_name), to_input,
-                                   _Turn(on_active, wait_for_active_s), visibility)
+            result = await _answer(session, run, graph, _thread_config(config, invocation.session_name), options)
         result.messages = ledger.run(run.run_id)
         return result
 
 
 @dataclass(frozen=True)
-class _Turn:
-    """The double-texting policy: what a fresh input does while another run is active, and for how long."""
+class _Options:
+    """How `serve_graph` was asked to serve: the input mapping, double texting, sub-agents, durability."""
 
+    to_input: InputMapper
     on_active: ActivePolicy
-    wait_s: float
+    wait_for_active_s: float
+    visibility: Mapping[str, Visibility] | None
+    durability: Durability | None
 
 
-async def _answer(session: AgentSession, run: Run, graph: Any, run_config: RunnableConfig, to_input: InputMapper,
-                  turn: _Turn, visibility: Mapping[str, Visibility] | None) -> GraphRunResult:
+async def _answer(session: AgentSession, run: Run, graph: Any, run_config: RunnableConfig,
+                  options: _Options) -> GraphRunResult:
     """Everything `serve_graph` does once the trigger is found: refuse, start, stream, suspend or end."""
     if run.trigger.refusal:  # `start` ends it `error` (40003) at once
         await run.start()
@@ -130,19 +135,19 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
     if not run.is_continuation and _says_nothing(run):
         return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
-    if not run.is_continuation and not await _take_turn(session, run, turn.on_active, turn.wait_s):
+    if not run.is_continuation and not await _take_turn(session, run, options.on_active, options.wait_for_active_s):
         await run.start()
         await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
         return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
     try:
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
-            await _without_reused_ids(graph, run_config, to_input(run))
+            await _without_reused_ids(graph, run_config, options.to_input(run))
     except ValueError as error:  # the input cannot be read as what the graph takes
         if run.is_continuation:
             log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
             return GraphRunResult("rejected", run.run_id, error=error)
         return await _end_unreadable(run, error)
-    stream = _GraphStream(graph, graph_input, run_config, run, visibility)  # checks `visibility` first
+    stream = _GraphStream(graph, graph_input, run_config, run, options)  # checks `visibility` first
     await run.start()
     if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
         await run.suspend()
@@ -365,13 +370,13 @@ class _GraphStream:
     main message finishes. `visibility` shows, hides or summarises (task parts only) each sub-agent.
     """
 
-    def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig, run: Run,
-                 visibility: Mapping[str, Visibility] | None = None) -> None:
+    def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig, run: Run, options: _Options) -> None:
         self._graph = graph
         self._input = graph_input
         self._config = config
+        self._durability = options.durability
         self._passes: dict[str, ChunkTranslator] = {}
-        self._scope = AgentScope(graph, visibility)
+        self._scope = AgentScope(graph, options.visibility)
         self._agents = AgentMessages(run)
         self.interrupts: list[Interrupt] = []
 
@@ -384,7 +389,7 @@ class _GraphStream:
         modes = ["messages", "updates", "tasks"]
         try:
             async for namespace, mode, data in self._graph.astream(self._input, self._config, stream_mode=modes,
-                                                                   subgraphs=True):
+                                                                   subgraphs=True, durability=self._durability):
                 for chunk in await self._event(namespace, mode, data):
                     yield chunk
         except Exception as error:
