@@ -143,7 +143,8 @@ class ChunkTranslator:
             out += self._tool_fragment(fragment)
         if message.usage_metadata:
             self._usage = add_usage(self._usage, message.usage_metadata)
-        self._fields.update(_response_metadata_fields(message.response_metadata))
+        if message.response_metadata:  # most chunks of a stream carry none: only read it when there is some
+            self._fields.update(_response_metadata_fields(message.response_metadata))
         return out
 
     def finish(self, finish_reason: str | None = None, *, close_message: bool = True) -> list[Chunk]:
