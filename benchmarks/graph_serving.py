@@ -7,6 +7,8 @@
    client answers; a NEW Python process serves the continuation. Measured from the child's `main()` (after its
    imports, i.e. beyond interpreter start-up) to the client seeing the first token of the resumed reply.
    Target: < 300 ms. The named baseline is the same resume served in this (warm) process.
+3. Import cost: in fresh interpreters, the time to import langchain-core, langgraph and ably (the baseline),
+   then what importing this package adds on top of them. Target: <= 150 ms added.
 
 Reproduce (about 1 minute; `--quick` fewer repeats):
 
@@ -25,7 +27,7 @@ import time
 import uuid
 from typing import Any
 
-from common import percentile
+from common import load_average, load_line, percentile
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -38,6 +40,26 @@ from langchain_ably_transport.wire.invocation import Invocation
 
 CANCEL_TARGET_MS = 100.0
 RESUME_TARGET_MS = 300.0
+IMPORT_TARGET_MS = 150.0
+IMPORT_PROBE = """
+import time
+started = time.perf_counter()
+import ably, langchain_core.messages, langgraph.graph, langgraph.types
+baseline = time.perf_counter()
+import langchain_ably_transport, langchain_ably_transport.graph
+print((baseline - started) * 1000, (time.perf_counter() - baseline) * 1000)
+"""
+
+
+def import_costs(repeats: int) -> tuple[list[float], list[float]]:
+    """Per fresh interpreter: the baseline's import time and the package's on top of it, in ms."""
+    baseline, package = [], []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, timeout=60,
+                             check=True).stdout.split()
+        baseline.append(float(out[0]))
+        package.append(float(out[1]))
+    return baseline, package
 
 
 def streaming_graph(saver: AblySaver, cancelled_at: list[float]) -> Any:
@@ -157,12 +179,14 @@ async def measure(url: str, key: str, repeats: int) -> dict[str, Any]:
             session, run_id = await suspended_thread(url, key, turns)
             warm.append(await resume_latency(url, key, session, run_id, fresh_process=False))
         figures[turns] = (fresh, warm)
+    figures["imports"] = import_costs(max(5, repeats // 2))
     return figures
 
 
-def report(figures: dict[str, Any], repeats: int) -> None:
+def report(figures: dict[str, Any], repeats: int, load_before: str) -> None:
     cancel = sorted(figures["cancel"])
-    print(f"Graph serving on the dev server; {repeats} cancels, medians over repeats\n")
+    print(f"Graph serving on the dev server; {repeats} cancels, medians over repeats")
+    print(load_line(load_before) + "\n")
     p50, p99 = statistics.median(cancel), percentile(cancel, 99)
     print(f"cancel: client cancel() -> graph task cancelled   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
           f"target < {CANCEL_TARGET_MS:g} ms: {'PASS' if p99 < CANCEL_TARGET_MS else 'FAIL'}")
@@ -173,6 +197,10 @@ def report(figures: dict[str, Any], repeats: int) -> None:
         verdict = "PASS" if fresh < RESUME_TARGET_MS else "FAIL"
         print(f"{label:<28}{fresh:>12.1f} ms{warm:>12.1f} ms{fresh / warm:>7.2f}x   target < "
               f"{RESUME_TARGET_MS:g} ms: {verdict}")
+    baseline, package = (statistics.median(values) for values in figures["imports"])
+    print(f"\nimports, fresh interpreters ({len(figures['imports'][0])}): BASELINE langchain-core + langgraph + ably "
+          f"{baseline:.0f} ms; the package adds {package:.0f} ms ({(baseline + package) / baseline:.2f}x in all)   "
+          f"target <= {IMPORT_TARGET_MS:g} ms added: {'PASS' if package <= IMPORT_TARGET_MS else 'FAIL'}")
 
 
 def main() -> None:
@@ -182,9 +210,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     repeats = 8 if parser.parse_args().quick else 20
+    before = load_average()
     with spawn(args=["--inbound-rate", "0", "--protocol-rate", "0"]) as server:
         figures = asyncio.run(measure(server.url, server.key, repeats))
-    report(figures, repeats)
+    report(figures, repeats, before)
 
 
 if __name__ == "__main__":
