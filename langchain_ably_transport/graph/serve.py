@@ -27,7 +27,8 @@ from langgraph.types import Command, Durability, Interrupt
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..session import AgentSession, Run
-from ..session.agent import Authorize, RunError, run_owner_only
+from ..session.agent import RunError
+from ..session.control import Authorize, run_owner_only
 from ..session.tree import Node
 from ..wire import names
 from ..wire.headers import cancel_message

@@ -1,7 +1,8 @@
 """Sessions: the agent's runs and the client's view of one Ably channel, wire-compatible with @ably/ai-transport."""
 
-from .agent import AgentSession, ControlRequest, PipeResult, Run, RunError, anyone, owner_or, run_owner_only
+from .agent import AgentSession, PipeResult, Run, RunError
 from .client import ClientSession, SentInput
+from .control import ControlRequest, anyone, owner_or, run_owner_only
 from .tree import ConversationTree, Node
 from .trust import agent_trust, client_trust
 

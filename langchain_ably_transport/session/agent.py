@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ably import AblyRealtime
 from langchain_core.messages import BaseMessage
@@ -39,6 +39,7 @@ from ..wire.headers import (
 )
 from ..wire.ids import MAX_ID_LENGTH, is_valid_id, read_ids
 from ..wire.invocation import Invocation
+from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
 from .core import SessionCore, chain_messages
 from .liveness import TrackedRun
 from .tree import Node
@@ -58,47 +59,6 @@ AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its pre
 
 class RunError(AblyTransportError):
     """A run could not be created or used as asked (unknown trigger, publishing after the end, ...)."""
-
-
-ControlAction = Literal["cancel", "steer", "resume"]
-
-
-@dataclass(frozen=True)
-class ControlRequest:
-    """A cancel, a steer or a resume (an answer to a suspended run) as it arrived: what it asks, who sent it, and
-    who owns the run it targets.
-
-    `client_id` and `owner_client_id` are Ably `message.clientId`s, which Ably verifies against the sender's
-    credentials (None for an anonymous client); headers such as `run-client-id` are only claims.
-    """
-
-    action: ControlAction
-    run_id: str
-    client_id: str | None
-    owner_client_id: str | None
-    agent_client_id: str | None
-    wire: WireMessage
-
-
-Authorize = Callable[[ControlRequest], bool | Awaitable[bool]]
-
-
-def run_owner_only(request: ControlRequest) -> bool:
-    """The default policy: only the client whose input started the run may cancel or steer it, besides the
-    agent's own clientId (another of its processes cancelling for a double-texting `interrupt`)."""
-    from_agent = request.client_id is not None and request.client_id == request.agent_client_id
-    return from_agent or request.client_id == request.owner_client_id
-
-
-def owner_or(*client_ids: str) -> Authorize:
-    """The run's owner, or any of `client_ids` (an operator console, a supervising agent)."""
-    allowed = frozenset(client_ids)
-    return lambda request: run_owner_only(request) or request.client_id in allowed
-
-
-def anyone(request: ControlRequest) -> bool:
-    """Every client that can publish on the channel may cancel and steer every run (the JS SDK's behaviour)."""
-    return True
 
 
 @dataclass(frozen=True)
@@ -214,10 +174,10 @@ class AgentSession:
     async def allows(self, action: ControlAction, run_id: str, wire: WireMessage) -> bool:
         """Whether `authorize` lets the publisher of `wire` `action` the run `run_id` (a refusal is logged)."""
         request = self._request(action, run_id, wire)
-        verdict = self._verdict(request)
-        allowed = await _awaited(verdict, request) if inspect.isawaitable(verdict) else verdict
+        answer = verdict(self._authorize, request)
+        allowed = await awaited(answer, request) if inspect.isawaitable(answer) else answer
         if not allowed:
-            _log_refusal(request)
+            log_refusal(request)
         return allowed
 
     # --- what arrives on the channel ---
@@ -247,27 +207,21 @@ class AgentSession:
         """Apply a cancel or steer once `authorize` allows it (at once when it answers synchronously); a policy
         that raises refuses."""
         request = self._request(action, run.run_id, wire)
-        verdict = self._verdict(request)
-        if not inspect.isawaitable(verdict):
-            _settle(request, apply, verdict)
+        answer = verdict(self._authorize, request)
+        if not inspect.isawaitable(answer):
+            settle(request, apply, answer)
             return
 
         async def settle_later(pending: Awaitable[bool]) -> None:
-            _settle(request, apply, await _awaited(pending, request))
+            settle(request, apply, await awaited(pending, request))
 
-        self._spawn(settle_later(verdict))
+        self._spawn(settle_later(answer))
 
     def _request(self, action: ControlAction, run_id: str, wire: WireMessage) -> ControlRequest:
         agent = self._client.auth.client_id
         return ControlRequest(action, run_id, wire.client_id, self.owner_of(run_id),
                               agent if agent != "*" else None, wire)
 
-    def _verdict(self, request: ControlRequest) -> bool | Awaitable[bool]:
-        try:
-            verdict = self._authorize(request)
-        except Exception:
-            return _policy_failed(request)
-        return verdict if inspect.isawaitable(verdict) else bool(verdict)
 
     def _superseded(self, run: Run, wire: WireMessage) -> bool:
         """Another process of this agent ended the run (it found it lost): this invocation must stop."""
@@ -606,27 +560,3 @@ _END = object()
 _CANCELLED = object()
 _STEP_REASONS = {"complete": names.StepEndReason.COMPLETE, "cancelled": names.StepEndReason.CANCELLED,
                  "error": names.StepEndReason.FAILED}
-
-
-def _policy_failed(request: ControlRequest) -> bool:
-    log.exception("the authorisation policy failed on a %s of run %s; refused", request.action, request.run_id)
-    return False
-
-
-async def _awaited(verdict: Awaitable[bool], request: ControlRequest) -> bool:
-    try:
-        return bool(await verdict)
-    except Exception:
-        return _policy_failed(request)
-
-
-def _settle(request: ControlRequest, apply: Callable[[WireMessage], None], allowed: bool) -> None:
-    if allowed:
-        apply(request.wire)
-    else:
-        _log_refusal(request)
-
-
-def _log_refusal(request: ControlRequest) -> None:
-    log.warning("%s of run %s from %r refused: the run belongs to %r", request.action, request.run_id,
-                request.client_id, request.owner_client_id)
