@@ -14,7 +14,8 @@ Reported per phase: runs completed; errors (runs not `complete`, replies that ar
 tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
 token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
 agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on); the
-agent's CPU (cores busy); what the agent still holds afterwards (sessions, runs, channels, tasks). The agent
+agent's CPU (cores busy); the messages it published per run, by kind (the message ledger); what the agent still
+holds afterwards (sessions, runs, channels, tasks). The agent
 calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
@@ -55,7 +56,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from langchain_ably_transport import AblySaver, AgentSession, ClientSession, Invocation, Run, connect
+from langchain_ably_transport import AblySaver, AgentSession, ClientSession, Invocation, Run, connect, ledger
 from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.ratelimit import pacer_for
@@ -150,6 +151,7 @@ class Agent:
             "outcomes": dict(self.outcomes), "failures": self.failures[:5], "warnings": len(self.warnings.messages),
             "first_warnings": self.warnings.messages[:5],
             "paced": sum(pacer_for(client).paced for client in self.clients),
+            "messages": ledger.process().as_dict(),
             "held": {
                 "session cores": len(SessionCore._shared), "runs being served": len(self.serving),
                 "agent sessions": sum(isinstance(o, AgentSession) for o in live),
@@ -388,6 +390,12 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         marks = " ".join(f"{n:8d}" for n in phase.objects)
         growth = " ".join(f"{b - a:+7d}" for a, b in itertools.pairwise(phase.objects[1:]))
         lines.append(f"  {phase.name:<22}{marks}   {growth}")
+    lines += ["", "messages the agent published per completed run, by kind (the message ledger):"]
+    for phase in phases:
+        served = sum(phase.agent.get("outcomes", {}).values()) or 1
+        counts = phase.agent.get("messages", {})
+        by_kind = ", ".join(f"{kind} {n / served:.1f}" for kind, n in counts.items())
+        lines.append(f"  {phase.name:<22}{sum(counts.values()) / served:6.1f} in all: {by_kind}")
     lines += ["", "held by the agent after the phase (all runs done):"]
     for phase in phases:
         lines.append(f"{phase.name:<22}{phase.agent.get('held')}   publishes paced: {phase.agent.get('paced')}")
