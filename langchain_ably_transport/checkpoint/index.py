@@ -3,7 +3,8 @@
 Records may be folded in any order (a cold reader pages history newest first, a writer adds its own as
 they are ACKed), so every rule here is order-independent: a checkpoint put twice keeps its newest record,
 a regular write keeps its first record and a special write (error, interrupt, resume...) its last, as
-other savers' insert-if-absent and upsert do. Serials of one channel sort in publish order.
+other savers' insert-if-absent and upsert do. Serials of one channel sort in publish order, and the records
+of one message sort by their place in it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class StoredWrite:
     value: Typed
     task_path: str
     idx: int
+    place: int = 0
+
+    @property
+    def position(self) -> tuple[str, int]:
+        """Where the write was made: its message, then its record's place in that message."""
+        return self.serial, self.place
 
 
 def version_key(version: Any) -> str:
@@ -49,16 +56,18 @@ class ThreadIndex:
         if self.oldest is None or serial < self.oldest:
             self.oldest = serial
 
-    def apply(self, serial: str, record: Record) -> None:
-        """Fold one record in; `saw` is separate, as a writer's own records do not widen the read window."""
+    def apply(self, serial: str, records: list[Record]) -> None:
+        """Fold in one message's records; `saw` is separate, as a writer's own records do not widen the read
+        window."""
         if self.erased_at is not None and serial < self.erased_at:
             return
-        if isinstance(record, EraseRecord):
-            self._erase(serial, record)
-        elif isinstance(record, CheckpointRecord):
-            self._add_checkpoint(serial, record)
-        else:
-            self._add_writes(serial, record)
+        for place, record in enumerate(records):
+            if isinstance(record, EraseRecord):
+                self._erase(serial, record)
+            elif isinstance(record, CheckpointRecord):
+                self._add_checkpoint(serial, record)
+            else:
+                self._add_writes(serial, place, record)
 
     def _erase(self, serial: str, record: EraseRecord) -> None:
         if not record.thread:
@@ -80,11 +89,12 @@ class ThreadIndex:
             return
         record.values = {ch: [version, rebase(ref, serial, {})] for ch, (version, ref) in record.values.items()}
         record.blobs = {}
+        record.writes = []
         self.checkpoints[key] = (serial, record)
         for channel, (version, ref) in record.values.items():
             self.refs[(record.ns, channel, version_key(version))] = ref
 
-    def _add_writes(self, serial: str, record: WritesRecord) -> None:
+    def _add_writes(self, serial: str, place: int, record: WritesRecord) -> None:
         """Keep, per write key, the earliest insert and the latest upsert; an upsert, if any, wins.
 
         That is what applying the records in publish order gives (a record of only special writes
@@ -95,8 +105,8 @@ class ThreadIndex:
         for idx, channel, value in record.writes:
             candidates = stored.setdefault((record.task_id, idx), {})
             existing = candidates.get(slot)
-            if existing is None or (existing.serial < serial) == (slot == "upsert"):
-                candidates[slot] = StoredWrite(serial, record.task_id, channel, value, record.task_path, idx)
+            if existing is None or (existing.position < (serial, place)) == (slot == "upsert"):
+                candidates[slot] = StoredWrite(serial, record.task_id, channel, value, record.task_path, idx, place)
 
     # --- queries ---
 

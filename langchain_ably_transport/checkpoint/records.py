@@ -1,8 +1,11 @@
 """The saver's records on a channel: names, (de)serialisation and compression. Pure, no I/O.
 
-Every record is one Ably message whose name starts with `lg.` and whose data is zlib-compressed msgpack,
-so records coexist with any other traffic on the channel (foreign messages are ignored). Serialised
-values travel as serde's `(type, bytes)` pairs, untouched, which keeps `EncryptedSerializer` working.
+Every message the saver publishes has a name starting with `lg.` and zlib-compressed msgpack data, so
+records coexist with any other traffic on the channel (foreign messages are ignored). Serialised values
+travel as serde's `(type, bytes)` pairs, untouched, which keeps `EncryptedSerializer` working.
+
+One message carries one super-step: a checkpoint record holds the writes that waited for it (its parent's,
+as a rule), since Ably bills per message. Writes that cannot wait travel as a batch of their own.
 """
 
 from __future__ import annotations
@@ -60,12 +63,13 @@ class CheckpointRecord:
     run_id: str | None = None
     early: list[str] = field(default_factory=list)
     children: dict[str, str] = field(default_factory=dict)
+    writes: list[WritesRecord] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
         return {
             "ns": self.ns, "id": self.id, "parent": self.parent, "checkpoint": list(self.checkpoint),
             "metadata": list(self.metadata), "values": self.values, "blobs": self.blobs, "run_id": self.run_id,
-            "early": self.early, "children": self.children,
+            "early": self.early, "children": self.children, "writes": [w.to_record() for w in self.writes],
         }
 
     @classmethod
@@ -75,6 +79,7 @@ class CheckpointRecord:
             checkpoint=typed(record["checkpoint"]), metadata=typed(record["metadata"]),
             values=record.get("values") or {}, blobs=record.get("blobs") or {}, run_id=record.get("run_id"),
             early=record.get("early") or [], children=record.get("children") or {},
+            writes=[WritesRecord.from_record(w) for w in record.get("writes") or []],
         )
 
 
@@ -118,6 +123,27 @@ class EraseRecord:
         return cls(thread=bool(record.get("thread")), checkpoints=[(ns, cid) for ns, cid in record["checkpoints"]])
 
 
+def pack_writes(batch: list[WritesRecord]) -> bytes:
+    """Writes published on their own: every `put_writes` that waited, in the order they were made."""
+    return pack({"batch": [w.to_record() for w in batch]})
+
+
+def _writes_of(record: dict[str, Any]) -> list[WritesRecord]:
+    """A batch, or one `put_writes` as earlier versions stored it."""
+    return [WritesRecord.from_record(w) for w in record["batch"]] if "batch" in record \
+        else [WritesRecord.from_record(record)]
+
+
+def _checkpoint_of(record: dict[str, Any]) -> list[Record]:
+    """The writes a checkpoint record carries, then the checkpoint (the order they were made in)."""
+    checkpoint = CheckpointRecord.from_record(record)
+    return [*checkpoint.writes, checkpoint]
+
+
+def _erase_of(record: dict[str, Any]) -> list[Record]:
+    return [EraseRecord.from_record(record)]
+
+
 def _write_value(value: list[Any]) -> Any:
     """A serde pair, or `["chunks", type, serials]` for a value too large to sit in the record."""
     if len(value) == 3 and value[0] == "chunks":
@@ -127,16 +153,17 @@ def _write_value(value: list[Any]) -> Any:
 
 Record = CheckpointRecord | WritesRecord | EraseRecord
 
-_DECODERS = {CHECKPOINT: CheckpointRecord, WRITES: WritesRecord, ERASE: EraseRecord}
+_DECODERS = {CHECKPOINT: _checkpoint_of, WRITES: _writes_of, ERASE: _erase_of}
 
 
-def decode(name: str | None, data: Any) -> Record | None:
-    """The record an Ably message holds, or None for chunks and foreign or unreadable messages."""
+def decode(name: str | None, data: Any) -> list[Record]:
+    """The records an Ably message holds, in the order they apply; none for chunks and foreign or unreadable
+    messages."""
     decoder = _DECODERS.get(name or "")
     if decoder is None or not isinstance(data, bytes | bytearray):
-        return None
+        return []
     try:
-        return decoder.from_record(unpack(bytes(data)))
+        return list(decoder(unpack(bytes(data))))
     except (zlib.error, ValueError, KeyError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
         log.warning("ignoring an unreadable %s record (%d bytes): %s", name, len(data), exc)
-        return None
+        return []

@@ -8,6 +8,7 @@ the client's own loop would deadlock, so it raises instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
@@ -30,11 +31,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..connection import connect, release_channel
 from ..loop import LoopThread
-from .log import ChannelLog
+from .log import ChannelLog, CheckpointStorageError
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
 from .thread import BlobCache, ThreadStore
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 STATE_NAMESPACE = "langgraph-state"
 DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
 ANNOUNCED_KEPT = 1024
@@ -65,6 +67,10 @@ class AblySaver(BaseCheckpointSaver[str]):
         directory_channel: where each run id is recorded against its thread, for `delete_for_runs`.
         max_message_size: Ably's per-message limit for the app (64 KiB unless your plan raises it).
         cached_threads: threads whose index this process keeps warm.
+        blob_cache_bytes: decoded values kept in memory, across threads.
+        writes_wait_s: how long a task's writes may wait for the next checkpoint, to travel in its message
+            (one message per super-step) rather than in one of their own. Writes that may end a run (errors,
+            interrupts, resumes) and writes a read needs never wait; `aflush()` publishes the rest now.
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         max_message_size: int = 65536,
         cached_threads: int = 256,
         blob_cache_bytes: int = 64 * 1024 * 1024,
+        writes_wait_s: float = 0.5,
     ) -> None:
         super().__init__(serde=serde)
         self.client = client
@@ -87,6 +94,8 @@ class AblySaver(BaseCheckpointSaver[str]):
         self._threads: OrderedDict[str, ThreadStore] = OrderedDict()
         self._cached_threads = cached_threads
         self._blobs = BlobCache(blob_cache_bytes)
+        self._writes_wait_s = writes_wait_s
+        self._retiring: set[asyncio.Task[None]] = set()
         # The runs recently announced in the directory: a run puts several checkpoints, announced once. Only
         # the newest are remembered (a long-lived saver serves runs without end); announcing again is harmless.
         self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -108,12 +117,18 @@ class AblySaver(BaseCheckpointSaver[str]):
         async def open_client() -> AblyRealtime:
             return await stack.enter_async_context(connect(key, endpoint, **options))
 
+        saver: AblySaver | None = None
         try:
             client = runner.run(open_client())
-            yield cls(client, **saver_options)
+            saver = cls(client, **saver_options)
+            yield saver
         finally:
-            runner.run(stack.aclose())
-            runner.stop()
+            try:
+                if saver is not None:
+                    saver.flush()
+            finally:
+                runner.run(stack.aclose())
+                runner.stop()
 
     # --- plumbing ---
 
@@ -122,16 +137,30 @@ class AblySaver(BaseCheckpointSaver[str]):
         if store is None:
             channel = self.client.channels.get(self._channel_for(thread_id))
             store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
-                                                           self.serde, self._blobs)
+                                                           self.serde, self._blobs, self._writes_wait_s)
             while len(self._threads) > self._cached_threads:
                 self._forget(self._threads.popitem(last=False)[1])
         self._threads.move_to_end(thread_id)
         return store
 
     def _forget(self, store: ThreadStore) -> None:
-        """A thread no longer cached: its blobs and its channel go too (memory follows the warm threads)."""
+        """A thread no longer cached: its blobs and its channel go too (memory follows the warm threads), once
+        the writes waiting there are published."""
         self._blobs.drop(store.log.name)
-        release_channel(self.client, store.log.channel)
+        if not store.waiting:
+            release_channel(self.client, store.log.channel)
+            return
+        task = asyncio.ensure_future(self._retire(store))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, store: ThreadStore) -> None:
+        try:
+            await store.flush()
+        except CheckpointStorageError as error:
+            log.warning("writes waiting on %s, a thread no longer cached, were not stored: %s", store.log.name, error)
+        finally:
+            release_channel(self.client, store.log.channel)
 
     async def _on_client_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         if asyncio.get_running_loop() is self._loop:
@@ -150,6 +179,21 @@ class AblySaver(BaseCheckpointSaver[str]):
                 "use ainvoke/astream there, or AblySaver.connect(), which runs its own loop."
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def aflush(self, thread_id: str | None = None) -> None:
+        """Publish now the writes waiting for a checkpoint (at most `writes_wait_s` old): on `thread_id`'s
+        channel, or on every thread's."""
+        await self._on_client_loop(self._flush(thread_id))
+
+    def flush(self, thread_id: str | None = None) -> None:
+        self._blocking(self._flush(thread_id))
+
+    async def _flush(self, thread_id: str | None) -> None:
+        if thread_id is not None:
+            if (store := self._threads.get(str(thread_id))) is not None:
+                await store.flush()
+            return
+        await asyncio.gather(*(store.flush() for store in list(self._threads.values())), *list(self._retiring))
 
     # --- reads ---
 
@@ -306,6 +350,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         target = self._thread(str(target_thread_id))
         for _, record in sorted(source.index.newest_first(), key=lambda entry: entry[0]):
             await self._replay(source, record, target)
+        await target.flush()
 
     async def _replay(self, source: ThreadStore, record: CheckpointRecord, target: ThreadStore) -> None:
         """Put `record` (values and pending writes) again into `target`, as a new writer would."""
@@ -346,6 +391,7 @@ class AblySaver(BaseCheckpointSaver[str]):
                 for write, value in writes[id(record)]:
                     await store.put_writes(record.ns, record.id, write.task_id, write.task_path,
                                            [(write.idx, write.channel, self.serde.dumps_typed(value))])
+            await store.flush()
 
     # --- the run directory ---
 
@@ -373,7 +419,7 @@ class AblySaver(BaseCheckpointSaver[str]):
 
 
 _SAVER_OPTIONS = frozenset({"serde", "channel_for", "directory_channel", "max_message_size", "cached_threads",
-                            "blob_cache_bytes"})
+                            "blob_cache_bytes", "writes_wait_s"})
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -4,11 +4,17 @@ Reads are strongly consistent: each latest-checkpoint read first folds in whatev
 this process last looked (one history request, however long the thread). A cold process pages back only
 until it holds the newest checkpoint (see `ThreadIndex.covers_latest`), then fetches the values that
 checkpoint names by serial, in parallel: the cost follows the state's size, not the thread's length.
+
+Writes cost no message of their own as a rule: a task's writes wait (at most `writes_wait_s`) for the next
+checkpoint of their namespace and travel in its record, so a super-step is one message. Writes that may end
+the run (an error, an interrupt, a resume) are published at once with everything waiting, and a read first
+publishes what waits for the namespace it reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -17,12 +23,26 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .index import ThreadIndex, version_key
-from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, Entry
-from .records import CHECKPOINT, ERASE, WRITES, CheckpointRecord, EraseRecord, Record, Typed, WritesRecord, decode, pack
+from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, CheckpointStorageError, Entry
+from .records import (
+    CHECKPOINT,
+    ERASE,
+    WRITES,
+    CheckpointRecord,
+    EraseRecord,
+    Record,
+    Typed,
+    WritesRecord,
+    decode,
+    pack,
+    pack_writes,
+)
 from .records import unpack as unpack_record
 from .values import BlobRef, Layout, Ref, Written, blob_key, blob_refs, lay_out, materialise, rebase
 
 CARRIED_VALUE_BYTES = 256
+log = logging.getLogger(__name__)
+InFlight = tuple[str, str, str]  # (record kind, namespace, checkpoint id) of a publish under way
 
 
 class BlobCache:
@@ -63,7 +83,8 @@ class BlobCache:
 
 
 class ThreadStore:
-    def __init__(self, log: ChannelLog, serde: SerializerProtocol, blobs: BlobCache) -> None:
+    def __init__(self, log: ChannelLog, serde: SerializerProtocol, blobs: BlobCache,
+                 writes_wait_s: float = 0.5) -> None:
         self.log = log
         self.index = ThreadIndex()
         self._serde = serde
@@ -72,17 +93,23 @@ class ThreadStore:
         self._children: dict[str, tuple[str, str]] = {}
         self._older: AsyncIterator[list[Entry]] | None = None
         self._lock = asyncio.Lock()
-        self._in_flight: dict[asyncio.Future[None], tuple[str, str, str]] = {}
+        self._in_flight: dict[asyncio.Future[None], list[InFlight]] = {}
+        self._waiting: dict[str, list[WritesRecord]] = {}
+        self._writes_wait_s = writes_wait_s
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     # --- loading ---
 
     async def latest(self, ns: str) -> tuple[str, CheckpointRecord] | None:
+        await self.flush(ns)
         async with self._lock:
             await self._refresh()
             await self._scan_older(lambda: self.index.covers_latest(ns))
         return await self._with_early_writes(self.index.latest(ns))
 
     async def by_id(self, ns: str, checkpoint_id: str) -> tuple[str, CheckpointRecord] | None:
+        await self.flush(ns)
         if self.index.get(ns, checkpoint_id) is None:
             async with self._lock:
                 await self._refresh()
@@ -91,6 +118,7 @@ class ThreadStore:
 
     async def load_all(self) -> None:
         """Everything the channel holds for this thread, in the largest pages (folding is idempotent)."""
+        await self.flush()
         async with self._lock:
             if self.index.complete:
                 await self._refresh()
@@ -133,15 +161,14 @@ class ThreadStore:
     def _fold(self, entries: list[Entry]) -> None:
         for entry in entries:
             self.index.saw(entry.serial)
-            record = decode(entry.name, entry.data)
-            if record is not None:
-                self._apply(entry.serial, record)
+            self._apply(entry.serial, decode(entry.name, entry.data))
 
-    def _apply(self, serial: str, record: Record) -> None:
-        if isinstance(record, CheckpointRecord):
-            for key, payload in record.blobs.items():
-                self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
-        self.index.apply(serial, record)
+    def _apply(self, serial: str, records: list[Record]) -> None:
+        for record in records:
+            if isinstance(record, CheckpointRecord):
+                for key, payload in record.blobs.items():
+                    self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
+        self.index.apply(serial, records)
 
     async def _with_early_writes(self, entry: tuple[str, CheckpointRecord] | None):
         """Fetch writes for this checkpoint published before it, if they lie outside the loaded window."""
@@ -150,9 +177,7 @@ class ThreadStore:
         oldest = self.index.oldest
         missing = [s for s in entry[1].early if oldest is None or s < oldest]
         for fetched in await asyncio.gather(*(self.log.fetch(serial) for serial in missing)):
-            record = decode(fetched.name, fetched.data)
-            if record is not None:
-                self.index.apply(fetched.serial, record)
+            self.index.apply(fetched.serial, decode(fetched.name, fetched.data))
         return entry
 
     # --- values ---
@@ -233,7 +258,7 @@ class ThreadStore:
             ns=ns, id=checkpoint["id"], parent=parent, checkpoint=self._serde.dumps_typed(stripped),
             metadata=metadata, values=refs, run_id=run_id,
         )
-        with self._publishing(CHECKPOINT, ns, checkpoint["id"]):
+        with self._publishing([(CHECKPOINT, ns, checkpoint["id"])]):
             serial = await self._publish_checkpoint(record, layout)
             self._after_put(serial, record, values, new_versions)
 
@@ -248,7 +273,8 @@ class ThreadStore:
         return ["value", ref[1], layout.add_blob(channel, payload)]
 
     async def _publish_checkpoint(self, record: CheckpointRecord, layout: Layout) -> str:
-        """Blobs too large for the record go to chunk messages first; the record names their serials."""
+        """The record, with the writes waiting in its namespace. What does not fit goes first: the writes as a
+        batch of their own, then blobs, largest first, to chunk messages that the record names by serial."""
         placed: dict[str, BlobRef] = {}
         inline = dict(layout.blobs)
         for key in [k for k, payload in inline.items() if len(payload) > self.log.payload_limit // 2]:
@@ -259,18 +285,72 @@ class ThreadStore:
             record.children = self._children_of(record.id) if record.ns == "" else {}
             record.blobs = inline
             record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
+            record.writes = self._waiting.get(record.ns, [])
             data = pack(record.to_record())
-            if len(data) <= self.log.payload_limit or not inline:
+            if len(data) <= self.log.payload_limit:
+                break
+            if record.writes:
+                await self.flush(record.ns)
+                continue
+            if not inline:
                 break
             largest = max(inline, key=lambda k: len(inline[k]))
             placed[largest] = ["chunks", await self.log.publish_chunks(inline.pop(largest))]
-        return await self.log.publish(CHECKPOINT, data)
+        return await self._publish_with(CHECKPOINT, data, self._take(record.ns))
+
+    async def _publish_with(self, name: str, data: bytes, writes: list[WritesRecord]) -> str:
+        """Publish a message that carries `writes`, which wait again for the next message if it fails."""
+        try:
+            with self._publishing([(WRITES, w.ns, w.checkpoint_id) for w in writes]):
+                return await self.log.publish(name, data)
+        except BaseException:
+            for write in reversed(writes):
+                self._waiting.setdefault(write.ns, []).insert(0, write)
+            raise
+
+    def _take(self, ns: str | None = None) -> list[WritesRecord]:
+        """The writes waiting in `ns` (all namespaces for None), in the order they were made."""
+        taken = [w for key in ([ns] if ns is not None else list(self._waiting)) for w in self._waiting.pop(key, [])]
+        if not self._waiting and self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        return taken
+
+    async def flush(self, ns: str | None = None) -> None:
+        """Publish the writes waiting in `ns` (every namespace for None) now, in as few messages as fit."""
+        for batch in self._batches(self._take(ns)):
+            serial = await self._publish_with(WRITES, pack_writes(batch), batch)
+            self._apply(serial, list(batch))
+
+    def _batches(self, writes: list[WritesRecord]) -> list[list[WritesRecord]]:
+        """`writes` split, in order, into batches that each fit in a message."""
+        if len(writes) <= 1 or len(pack_writes(writes)) <= self.log.payload_limit:
+            return [writes] if writes else []
+        half = len(writes) // 2
+        return self._batches(writes[:half]) + self._batches(writes[half:])
+
+    def _flush_later(self) -> None:
+        """Publish what waits after `writes_wait_s`, if no checkpoint has taken it by then."""
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self._writes_wait_s, self._flush_waited)
+
+    def _flush_waited(self) -> None:
+        self._flush_timer = None
+        task = asyncio.ensure_future(self._flush_logged())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except CheckpointStorageError as error:
+            log.warning("writes on %s wait for the next checkpoint: %s", self.log.name, error)
 
     @contextmanager
-    def _publishing(self, kind: str, ns: str, checkpoint_id: str) -> Iterator[None]:
+    def _publishing(self, keys: list[InFlight]) -> Iterator[None]:
         """Mark a publish under way until it is ACKed and indexed: a checkpoint, or writes against one."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._in_flight[done] = (kind, ns, checkpoint_id)
+        self._in_flight[done] = keys
         try:
             yield
         finally:
@@ -301,11 +381,11 @@ class ThreadStore:
                 return (other_ns, other_id) == (ns, checkpoint_id)
             return ns == "" and other_ns != "" and other_id > checkpoint_id
 
-        while pending := [done for done, key in self._in_flight.items() if named(*key)]:
+        while pending := [done for done, keys in self._in_flight.items() if any(named(*key) for key in keys)]:
             await asyncio.wait(pending)
 
     def _after_put(self, serial: str, record: CheckpointRecord, values: dict[str, Any], new: dict[str, Any]) -> None:
-        self._apply(serial, record)
+        self._apply(serial, [*record.writes, record])
         if record.ns == "":
             self._children = {ns: child for ns, child in self._children.items() if child[1] > record.id}
         elif record.ns not in self._children or self._children[record.ns][0] < serial:
@@ -318,20 +398,30 @@ class ThreadStore:
 
     async def put_writes(self, ns: str, checkpoint_id: str, task_id: str, task_path: str,
                          writes: list[tuple[int, str, Typed]]) -> None:
-        with self._publishing(WRITES, ns, checkpoint_id):
+        """Queue a task's writes for the next checkpoint record; a special write (idx < 0: an error, an
+        interrupt, a resume) may end the run, so it and everything waiting are published before this returns."""
+        with self._publishing([(WRITES, ns, checkpoint_id)]):
             stored: list[tuple[int, str, Any]] = []
             for idx, channel, (kind, payload) in writes:
                 if len(payload) > self.log.payload_limit // 2:
                     stored.append((idx, channel, ["chunks", kind, await self.log.publish_chunks(payload)]))
                 else:
                     stored.append((idx, channel, (kind, payload)))
-            record = WritesRecord(ns, checkpoint_id, task_id, task_path, stored)
-            serial = await self.log.publish(WRITES, pack(record.to_record()))
-            self._apply(serial, record)
+        self._waiting.setdefault(ns, []).append(WritesRecord(ns, checkpoint_id, task_id, task_path, stored))
+        if any(idx < 0 for idx, _, _ in writes):
+            await self.flush()
+        else:
+            self._flush_later()
+
+    @property
+    def waiting(self) -> bool:
+        """Whether writes wait to be published."""
+        return bool(self._waiting)
 
     async def erase(self, record: EraseRecord) -> None:
+        await self.flush()
         serial = await self.log.publish(ERASE, pack(record.to_record()))
-        self._apply(serial, record)
+        self._apply(serial, [record])
         if record.thread:
             self._written.clear()
             self._children.clear()

@@ -24,6 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Interrupt
 
+from ..checkpoint import AblySaver, CheckpointStorageError
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..session import AgentSession, Run
@@ -327,6 +328,7 @@ def _continuation_text(run: Run) -> str:
 
 
 async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, stream: _GraphStream) -> GraphRunResult:
+    await _store_waiting_writes(graph, run, config)
     if result.reason == "cancelled":
         await run.end("cancelled")
         return GraphRunResult("cancelled", run.run_id)
@@ -338,6 +340,17 @@ async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, str
         return GraphRunResult("suspended", run.run_id, interrupts=stream.interrupts)
     await run.end("complete")
     return GraphRunResult("complete", run.run_id)
+
+
+async def _store_waiting_writes(graph: Any, run: Run, config: RunnableConfig) -> None:
+    """Writes of finished tasks waiting for a checkpoint that will not come (a cancelled or failed step) are
+    stored before the run ends, so another process resuming it finds them."""
+    if not isinstance(graph.checkpointer, AblySaver):
+        return
+    try:
+        await graph.checkpointer.aflush(config["configurable"]["thread_id"])
+    except CheckpointStorageError as error:
+        log.warning("run %s: its finished tasks' writes were not stored: %s", run.run_id, error)
 
 
 def task_chunk(namespace: tuple[str, ...], task: dict[str, Any], agent: str | None = None) -> dict[str, Any]:

@@ -55,11 +55,54 @@ async def test_a_5_mb_state_round_trips_through_chunks(clients):
     config = await saver.aput(_config(thread_id), _checkpoint({"blob": big, "text": text}, {"blob": 1, "text": 1}),
                               {"source": "loop", "step": 1}, {"blob": 1, "text": 1})
     await saver.aput_writes(config, [("big_write", big[: 300_000])], task_id="t1")
+    await saver.aflush()
     cold = AblySaver(await clients())
     loaded = await cold.aget_tuple(_config(thread_id))
     assert loaded.checkpoint["channel_values"]["blob"] == big
     assert loaded.checkpoint["channel_values"]["text"] == text
     assert loaded.pending_writes == [("t1", "big_write", big[:300_000])]
+
+
+async def test_a_tasks_writes_travel_in_the_next_checkpoints_message(clients):
+    from langchain_ably_transport import MessageKind, ledger
+
+    saver = AblySaver(await clients(), writes_wait_s=30)
+    thread_id = uuid.uuid4().hex
+    first = await saver.aput(_config(thread_id), _checkpoint({"x": 1}, {"x": 1}), {"source": "loop", "step": 0},
+                             {"x": 1})
+    before = ledger.process()[MessageKind.CHECKPOINT_RECORD]
+    await saver.aput_writes(first, [("x", 2)], task_id="t1")
+    await saver.aput_writes(first, [("y", 3)], task_id="t2")
+    assert ledger.process()[MessageKind.CHECKPOINT_RECORD] == before, "writes wait for the next checkpoint"
+    second = await saver.aput(first, _checkpoint({"x": 2}, {"x": 2}), {"source": "loop", "step": 1}, {"x": 2})
+    assert ledger.process()[MessageKind.CHECKPOINT_RECORD] == before + 1, "one message for the whole super-step"
+    cold = AblySaver(await clients())
+    assert (await cold.aget_tuple(second)).checkpoint["channel_values"] == {"x": 2}
+    assert sorted((await cold.aget_tuple(first)).pending_writes) == [("t1", "x", 2), ("t2", "y", 3)]
+
+
+async def test_a_special_write_is_published_before_put_writes_returns_with_everything_waiting(clients):
+    saver = AblySaver(await clients(), writes_wait_s=30)
+    thread_id = uuid.uuid4().hex
+    config = await saver.aput(_config(thread_id), _checkpoint({"x": 1}, {"x": 1}), {"source": "loop", "step": 0},
+                              {"x": 1})
+    await saver.aput_writes(config, [("x", 2)], task_id="done-sibling")
+    await saver.aput_writes(config, [("__interrupt__", ["ask the user"])], task_id="interrupted")
+    cold = AblySaver(await clients())
+    assert sorted((await cold.aget_tuple(config)).pending_writes) == [
+        ("done-sibling", "x", 2), ("interrupted", "__interrupt__", ["ask the user"])]
+
+
+async def test_writes_no_checkpoint_takes_reach_other_processes_within_writes_wait_s(clients):
+    saver, early, late = AblySaver(await clients(), writes_wait_s=1.0), await clients(), await clients()
+    thread_id = uuid.uuid4().hex
+    config = await saver.aput(_config(thread_id), _checkpoint({"x": 1}, {"x": 1}), {"source": "loop", "step": 0},
+                              {"x": 1})
+    await saver.aput_writes(config, [("x", 2)], task_id="t1")
+    assert (await AblySaver(early).aget_tuple(config)).pending_writes == [], "still waiting for a checkpoint"
+    await asyncio.sleep(1.5)
+    assert (await AblySaver(late).aget_tuple(config)).pending_writes == [("t1", "x", 2)]
+    assert (await saver.aget_tuple(config)).pending_writes == [("t1", "x", 2)], "and the writer reads its own"
 
 
 async def test_a_thousand_checkpoints_and_the_latest_from_a_cold_saver(clients):

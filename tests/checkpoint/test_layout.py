@@ -5,7 +5,14 @@ from __future__ import annotations
 import msgpack
 
 from langchain_ably_transport.checkpoint.index import ThreadIndex
-from langchain_ably_transport.checkpoint.records import CheckpointRecord, EraseRecord, WritesRecord, decode, pack
+from langchain_ably_transport.checkpoint.records import (
+    CheckpointRecord,
+    EraseRecord,
+    WritesRecord,
+    decode,
+    pack,
+    pack_writes,
+)
 from langchain_ably_transport.checkpoint.values import (
     MAX_TAIL,
     SEAL_SIZE,
@@ -90,9 +97,9 @@ def test_index_folds_records_in_any_order_to_the_same_state():
     ]
     forwards, backwards = ThreadIndex(), ThreadIndex()
     for serial, record in records:
-        forwards.apply(serial, record)
+        forwards.apply(serial, [record])
     for serial, record in reversed(records):
-        backwards.apply(serial, record)
+        backwards.apply(serial, [record])
     for index in (forwards, backwards):
         writes = {(w.channel, w.value[1]) for w in index.pending_writes("", "c1")}
         assert writes == {("a", b"first"), ("__interrupt__", b"i2")}, "regular: first wins; special: last wins"
@@ -101,18 +108,36 @@ def test_index_folds_records_in_any_order_to_the_same_state():
 
 def test_erasing_a_thread_hides_everything_before_it():
     index = ThreadIndex()
-    index.apply("s1", _checkpoint("c1"))
-    index.apply("s2", EraseRecord(thread=True))
-    index.apply("s3", _checkpoint("c3"))
+    index.apply("s1", [_checkpoint("c1")])
+    index.apply("s2", [EraseRecord(thread=True)])
+    index.apply("s3", [_checkpoint("c3")])
     assert index.latest("")[1].id == "c3" and index.get("", "c1") is None
     late = ThreadIndex()
-    late.apply("s2", EraseRecord(thread=True))
-    late.apply("s1", _checkpoint("c1"))
+    late.apply("s2", [EraseRecord(thread=True)])
+    late.apply("s1", [_checkpoint("c1")])
     assert late.latest("") is None and late.complete
 
 
 def test_records_round_trip_and_garbage_decodes_to_nothing():
     record = _checkpoint("c1", ns="child:1")
-    assert decode("lg.checkpoint", pack(record.to_record())).id == "c1"
-    assert decode("lg.checkpoint", b"garbage") is None
-    assert decode("ai-output", pack(record.to_record())) is None
+    [decoded] = decode("lg.checkpoint", pack(record.to_record()))
+    assert decoded.id == "c1"
+    assert decode("lg.checkpoint", b"garbage") == []
+    assert decode("ai-output", pack(record.to_record())) == []
+
+
+def test_a_checkpoint_record_carries_the_writes_that_waited_for_it_and_a_batch_keeps_their_order():
+    first = WritesRecord("", "c1", "t", "", [(0, "a", ("json", b"first"))])
+    second = WritesRecord("", "c1", "t", "", [(0, "a", ("json", b"second"))])
+    upserts = [WritesRecord("", "c1", "t", "", [(-3, "__interrupt__", ("json", v))]) for v in (b"i1", b"i2")]
+    record = _checkpoint("c2")
+    record.writes = [first, second]
+    carried = decode("lg.checkpoint", pack(record.to_record()))
+    assert [type(r).__name__ for r in carried] == ["WritesRecord", "WritesRecord", "CheckpointRecord"]
+    batch = decode("lg.writes", pack_writes(upserts))
+    index = ThreadIndex()
+    index.apply("s2", batch)
+    index.apply("s1", carried)
+    writes = {(w.channel, w.value[1]) for w in index.pending_writes("", "c1")}
+    assert writes == {("a", b"first"), ("__interrupt__", b"i2")}, "within a message too: regular first, special last"
+    assert index.latest("")[1].id == "c2" and index.latest("")[1].writes == []
