@@ -7,9 +7,11 @@ from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
 from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
 from .session import AgentSession, ClientSession, Run
+from .session.liveness import LIVENESS_CHANNEL
 from .wire.invocation import Invocation
 
 __all__ = [
+    "LIVENESS_CHANNEL",
     "AblyCallbackHandler",
     "AblySaver",
     "AblyTransportError",

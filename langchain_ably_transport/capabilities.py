@@ -8,6 +8,7 @@ or a JWT, with a fixed `clientId` for users); `docs/security.md` says what they 
 from __future__ import annotations
 
 from .checkpoint import STATE_NAMESPACE
+from .session.liveness import LIVENESS_CHANNEL
 
 Capability = dict[str, list[str]]
 
@@ -16,15 +17,18 @@ def browser_capability(session_name: str) -> Capability:
     """A user's token for one conversation: read it live and from history, be present on it, publish to it.
 
     Nothing else: not other conversations (publish and attach refused with 40160), not the graph state
-    channels, which hold what the user never sees. Appends and updates are the agent's; a user needs none.
+    channels, which hold what the user never sees. Appends and updates are the agent's; a user needs none. The
+    agents' liveness channel it may only watch, to see a crashed agent's run as lost.
     """
-    return {session_name: ["subscribe", "history", "presence", "publish"]}
+    return {session_name: ["subscribe", "history", "presence", "publish"], LIVENESS_CHANNEL: ["subscribe"]}
 
 
 def agent_capability(session_namespace: str = "conversations", state_namespace: str = STATE_NAMESPACE) -> Capability:
     """An agent worker's token: every session of `session_namespace` (its replies are appended to, which
-    takes `message-update-own`) and the `AblySaver` state channels (publish and history)."""
+    takes `message-update-own`), the `AblySaver` state channels (publish and history), and the liveness channel,
+    where it is present while it lives."""
     return {
         f"{session_namespace}:*": ["subscribe", "history", "presence", "publish", "message-update-own"],
         f"{state_namespace}:*": ["publish", "history"],
+        LIVENESS_CHANNEL: ["presence", "subscribe"],
     }

@@ -33,7 +33,7 @@ class MessageKind(StrEnum):
     OUTPUT_UPDATE = "output-update"  # a stream repaired with its whole text
     LIFECYCLE = "lifecycle"  # `ai-run-*` and `ai-step-*`
     INPUT = "input"  # `ai-input` and `ai-cancel` (a client's, or `AblyCallbackHandler`'s own)
-    PRESENCE = "presence"  # an agent's presence update or leave, listing the runs it serves
+    PRESENCE = "presence"  # an agent instance entering presence on the liveness channel, once per connection
     CHECKPOINT_RECORD = "checkpoint-record"  # `AblySaver`: a checkpoint or a task's writes
     CHECKPOINT_BLOB = "checkpoint-blob"  # `AblySaver`: one chunk of a large value
 

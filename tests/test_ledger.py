@@ -14,6 +14,7 @@ from langchain_ably_transport.checkpoint import state_channel
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.ledger import Publication, attributed_to, current_run
+from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
 
 from .graph.graphs import chat_graph
 
@@ -67,28 +68,34 @@ def unrolled() -> Iterator[RunningServer]:
 
 
 async def test_a_served_turn_counts_exactly_what_its_channels_carried(clients, unrolled, channel_name):
-    """Every message the agent published on the session (creates and appends, seen live by a subscriber) and on
-    the state channel (its history), by kind, against the ledger's count for the run."""
+    """Every message the agent published on the session (creates and appends, seen live by a subscriber), on the
+    liveness channel (its presence) and on the state channel (its history), by kind, against the ledger's count
+    for each of two runs: the agent's connection enters presence for its first run, and never again."""
     agent, watcher = await clients(unrolled, client_id="agent"), await clients(unrolled, client_id="watcher")
     carried: Counter[str] = Counter()
     session_channel = watcher.channels.get(channel_name)
     await session_channel.subscribe(lambda m: carried.update([_kind(m)]) if m.client_id == "agent" else None)
-    await session_channel.presence.subscribe(lambda m: carried.update(["presence"]) if m.client_id == "agent" else None)
+    await watcher.channels.get(LIVENESS_CHANNEL).presence.subscribe(
+        lambda m: carried.update(["presence"]) if m.client_id == "agent" else None)
+    reply = " ".join(f"word{i}" for i in range(50))
+    graph = chat_graph(AblySaver(agent), reply, reply, delay=0.002)
+    runs = []
     async with ClientSession(await clients(unrolled, client_id="alice"), channel_name) as user:
-        sent = await user.send("hello")
-        reply = " ".join(f"word{i}" for i in range(50))
-        result = await serve_graph(chat_graph(AblySaver(agent), reply, delay=0.002), sent.invocation, client=agent,
-                                   coalesce_window=0.02)
-        assert result.outcome == "complete"
-        assert await user.wait_for(lambda: user.messages()[-1].content == reply)
-    counts = result.messages
+        for question in ("hello", "again"):
+            sent = await user.send(question)
+            result = await serve_graph(graph, sent.invocation, client=agent, coalesce_window=0.02)
+            assert result.outcome == "complete"
+            assert await user.wait_for(lambda: user.messages()[-1].content == reply)
+            runs.append(result)
+    counts = runs[0].messages + runs[1].messages
     session_kinds = {K.LIFECYCLE, K.OUTPUT_CREATE, K.OUTPUT_APPEND, K.PRESENCE}
     expected = {kind.value: counts[kind] for kind in session_kinds if counts[kind]}
     assert await _eventually(lambda: dict(carried) == expected), (dict(carried), expected)
     state = (await agent.channels.get(state_channel(channel_name)).history()).items
     assert counts[K.CHECKPOINT_RECORD] + counts[K.CHECKPOINT_BLOB] == len(state) > 0
-    assert counts[K.LIFECYCLE] == 4 and counts[K.PRESENCE] == 2, "start, step start and end, end; enter, leave"
-    assert ledger.run(result.run_id) == counts and ledger.process().total >= counts.total
+    assert [r.messages[K.LIFECYCLE] for r in runs] == [4, 4], "start, step start and end, end"
+    assert [r.messages[K.PRESENCE] for r in runs] == [1, 0], "one enter per agent connection"
+    assert ledger.run(runs[1].run_id) == runs[1].messages and ledger.process().total >= counts.total
 
 
 def _kind(message) -> str:

@@ -41,7 +41,7 @@ from ..wire.ids import MAX_ID_LENGTH, is_valid_id, read_ids
 from ..wire.invocation import Invocation
 from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
 from .core import SessionCore, chain_messages
-from .liveness import TrackedRun
+from .liveness import TrackedRun, agent_instance
 from .tree import Node
 from .trust import agent_trust
 
@@ -346,8 +346,8 @@ class Run:
         else:
             message = run_start_message(**self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
                                         regenerates=self.trigger.regenerates)
-        if await self._core.agent_presence.announce(self.run_id):
-            message.transport[names.HEADER_LIVENESS] = names.LIVENESS_PRESENCE
+        if instance := await agent_instance(self._core.client).enter():
+            message.transport[names.HEADER_LIVENESS] = instance
         await self._core.writer.publish(message)
         self.started = True
         if self.trigger.refusal:
@@ -430,7 +430,6 @@ class Run:
         self._require_open()
         await self._core.writer.publish(run_suspend_message(**self._lifecycle()))
         self.ended = True
-        await self._core.agent_presence.withdraw(self.run_id)
 
     async def end(self, reason: str = "complete", *, error_code: int | None = None,
                   error_message: str | None = None) -> None:
@@ -442,13 +441,11 @@ class Run:
         await self._core.writer.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
                                                         error_message=error_message))
         self.ended = True
-        await self._core.agent_presence.withdraw(self.run_id)
 
     def _on_superseded(self) -> None:
         log.warning("run %s was ended by another process of this agent; this invocation stops", self.run_id)
         self.ended = True
         self.cancelled.set()
-        self._session._spawn(self._core.agent_presence.withdraw(self.run_id))
 
     def _require_open(self) -> None:
         if not self.started:

@@ -24,7 +24,7 @@ from ..connection import release_channel
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach
-from .liveness import AgentPresence, RunLiveness, TrackedRun
+from .liveness import LIVENESS_CHANNEL, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
 from .trust import Trusted
 
@@ -76,7 +76,7 @@ class SessionCore:
         detached = self._detaching[key] = asyncio.get_running_loop().create_future()
         try:
             self.channel.unsubscribe(self._on_message)
-            self.channel.presence.unsubscribe(self._on_presence)
+            self._presence.unsubscribe(self._on_presence)
             await self.channel.detach()
             release_channel(self.client, self.channel)
         except AblyException as error:  # the sessions are done with the channel; its state is no one's concern
@@ -105,14 +105,7 @@ class SessionCore:
         self._log: list[WireMessage] = []
         self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
-        self._agent_presence: AgentPresence | None = None
-
-    @property
-    def agent_presence(self) -> AgentPresence:
-        """This client's presence member on the channel, listing the runs it serves (made on first use)."""
-        if self._agent_presence is None:
-            self._agent_presence = AgentPresence(self.channel, self.client.auth.client_id)
-        return self._agent_presence
+        self._presence = client.channels.get(LIVENESS_CHANNEL).presence
 
     def listen(self, listener: Listener, *, replay: bool = False) -> None:
         """`listener(wire, events, live)` for every message folded from now on; with `replay`, first for every
@@ -196,12 +189,13 @@ class SessionCore:
         self._changed.set()
 
     async def _watch_presence(self) -> bool:
-        """Follow the channel's presence from its attach point; False (liveness unknown) where it is refused."""
+        """Follow the agents' presence (see `liveness`) from now on; False (liveness unknown) where it is refused."""
         try:
-            await self.channel.presence.subscribe(self._on_presence)
-            members = await asyncio.wait_for(self.channel.presence.get(), PRESENCE_SYNC_TIMEOUT_S)
+            await self._presence.subscribe(self._on_presence)
+            members = await asyncio.wait_for(self._presence.get(), PRESENCE_SYNC_TIMEOUT_S)
         except (AblyException, TimeoutError) as error:
-            log.info("no presence on %s (%s): lost runs will not be detected here", self.name, error)
+            log.info("no presence on %s (%s): lost runs will not be detected on %s", LIVENESS_CHANNEL, error,
+                     self.name)
             return False
         for member in members:
             self.liveness.on_presence(member)

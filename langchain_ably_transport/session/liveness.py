@@ -1,18 +1,21 @@
-"""Is the agent serving a run still there? Presence answers it, so a crashed agent's run does not stream forever.
+"""Is the agent serving a run still there? Presence answers it, at no cost per run, so a crashed agent's run does
+not stream forever.
 
-An agent announces the runs it serves in its presence data on the session channel (`AgentPresence`), before
-it publishes their `ai-run-start` (stamped `lcat-liveness: presence`), and withdraws them when they end or
-suspend. Ably removes the member of a connection that dropped for good (15 s after an abrupt disconnect), so
-`RunLiveness` can call a run *lost* when it is marked, still active, and listed by no present member, provided
-it was listed once (live) or predates the presence snapshot taken at attach (history). A run that never
-announced itself (a JS agent's) is never called lost: being wrong that way leaves a run open; the other way
-would end a healthy one.
+Each agent client enters presence once, on one channel of the app (`LIVENESS_CHANNEL`), as an *instance* with an id
+of its own (`AgentInstance`), before it publishes its first run start; every `ai-run-start` it publishes names that
+instance (`lcat-liveness: <instance id>`). It never updates or leaves the member while it lives: a run costs no
+presence message. Ably removes the member of a connection that dropped for good (15 s after an abrupt disconnect),
+so `RunLiveness` calls a run *lost* when it is active and its instance, once seen present (live, or at the snapshot
+taken when a session opened), is no longer. A run that names no instance (a JS agent's, or an agent refused
+presence) is never called lost: being wrong that way leaves a run open; the other way would end a healthy one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,47 +32,49 @@ log = logging.getLogger(__name__)
 
 AGENT_TAG = "langchain-ably-transport"
 ANONYMOUS_AGENT_MEMBER = "langchain-ably-transport-agent"
+LIVENESS_CHANNEL = "langchain-ably-transport:agents"
+"""Where agent instances are present: agents need `presence` and `subscribe` on it, clients `subscribe`."""
 
 
-class AgentPresence:
-    """The runs one client serves on one channel, kept in its presence data (one member per client)."""
+class AgentInstance:
+    """One agent client's presence member on `LIVENESS_CHANNEL`, entered once, before the first run it announces."""
 
-    def __init__(self, channel: Any, client_id: str | None) -> None:
-        self._channel = channel
-        self._pacer = pacer_for(channel.ably)
-        self._member = client_id if client_id and client_id != "*" else ANONYMOUS_AGENT_MEMBER
-        self._runs: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._entered = False
+    def __init__(self, client: Any) -> None:
+        self.id = uuid.uuid4().hex
+        self._client = client
+        self._member = client.auth.client_id if client.auth.client_id not in (None, "*") else ANONYMOUS_AGENT_MEMBER
+        self._entered: asyncio.Future[bool] | None = None
 
-    async def announce(self, run_id: str) -> bool:
-        """List `run_id`; False when presence is refused (no capability, no clientId): the run goes untracked."""
-        self._runs.add(run_id)
-        return await self._publish(run_id)
+    async def enter(self) -> str | None:
+        """The instance id, present on the channel; None when presence is refused (no capability, no clientId):
+        the runs go untracked. A refusal is tried again on the next run, the connection may have been down."""
+        if self._entered is None or (self._entered.done() and not self._entered.result()):
+            self._entered = asyncio.ensure_future(self._enter())
+        return self.id if await asyncio.shield(self._entered) else None
 
-    async def withdraw(self, run_id: str) -> None:
-        if run_id in self._runs:
-            self._runs.discard(run_id)
-            await self._publish(run_id)
+    async def _enter(self) -> bool:
+        channel = self._client.channels.get(LIVENESS_CHANNEL)
+        publication = Publication(MessageKind.PRESENCE, LIVENESS_CHANNEL)
+        data = {"agent": AGENT_TAG, "instance": self.id}
+        try:
+            await pacer_for(self._client).start(lambda: channel.presence.update_client(self._member, data),
+                                                publication=publication)
+            return True
+        except AblyException as error:
+            _refused(error, f"presence on {LIVENESS_CHANNEL} refused ({error}): runs are not tracked for liveness "
+                            "(give the agent a clientId, and presence and subscribe on that channel)")
+            return False
 
-    async def _publish(self, run_id: str) -> bool:
-        publication = Publication(MessageKind.PRESENCE, self._channel.name, run_id)
-        async with self._lock:
-            presence = self._channel.presence
-            try:
-                if self._runs:
-                    data = {"agent": AGENT_TAG, "runs": sorted(self._runs)}
-                    await self._pacer.start(lambda: presence.update_client(self._member, data),
-                                            publication=publication)
-                    self._entered = True
-                elif self._entered:
-                    await self._pacer.start(lambda: presence.leave_client(self._member), publication=publication)
-                    self._entered = False
-                return True
-            except AblyException as error:
-                _refused(error, f"presence on {self._channel.name} refused ({error}): runs there are not "
-                                "tracked for liveness (give the agent a clientId and the presence capability)")
-                return False
+
+_instances: weakref.WeakKeyDictionary[Any, AgentInstance] = weakref.WeakKeyDictionary()
+
+
+def agent_instance(client: Any) -> AgentInstance:
+    """The instance every agent session of `client` announces its runs under (one member per connection)."""
+    instance = _instances.get(client)
+    if instance is None:
+        instance = _instances[client] = AgentInstance(client)
+    return instance
 
 
 _warned: set[int] = set()
@@ -93,6 +98,7 @@ class TrackedRun:
     invocation_id: str
     input_client_id: str | None
     input_codec_message_id: str | None
+    instance: str = ""
 
 
 class RunLiveness:
@@ -100,7 +106,7 @@ class RunLiveness:
 
     def __init__(self, trusted_agents: frozenset[str | None] | None = None) -> None:
         self._trusted = trusted_agents
-        self._listed: dict[tuple[str, str], frozenset[str]] = {}
+        self._present: dict[tuple[str, str], str] = {}
         self._expected: set[str] = set()
         self.tracked: dict[str, TrackedRun] = {}
 
@@ -109,42 +115,53 @@ class RunLiveness:
         run_id = transport.get(names.HEADER_RUN_ID)
         if not run_id or wire.name not in (names.RUN_START, names.RUN_RESUME):
             return
-        if transport.get(names.HEADER_LIVENESS) != names.LIVENESS_PRESENCE:
+        instance = transport.get(names.HEADER_LIVENESS) or ""
+        if not _is_instance(instance):
             self.tracked.pop(run_id, None)
             return
         self.tracked[run_id] = TrackedRun(
             run_id, transport.get(names.HEADER_RUN_CLIENT_ID, ""), transport.get(names.HEADER_INVOCATION_ID, ""),
             transport.get(names.HEADER_INPUT_CLIENT_ID),
-            transport.get(names.HEADER_INPUT_CODEC_MESSAGE_ID))
+            transport.get(names.HEADER_INPUT_CODEC_MESSAGE_ID), instance)
 
     def on_presence(self, member: Any) -> None:
-        """One presence event or member, as an ably-python `PresenceMessage`."""
+        """One presence event or member of `LIVENESS_CHANNEL`, as an ably-python `PresenceMessage`."""
         key = (member.connection_id or "", member.client_id or "")
-        runs = _runs_of(member.data) if self._trusted is None or member.client_id in self._trusted else frozenset()
-        if member.action in (PresenceAction.LEAVE, PresenceAction.ABSENT) or not runs:
-            self._listed.pop(key, None)
+        trusted = self._trusted is None or member.client_id in self._trusted
+        instance = _instance_of(member.data) if trusted else None
+        if member.action in (PresenceAction.LEAVE, PresenceAction.ABSENT) or instance is None:
+            self._present.pop(key, None)
             return
-        self._listed[key] = runs
-        self._expected |= runs
+        self._present[key] = instance
+        self._expected.add(instance)
 
     def snapshot_taken(self, tree: ConversationTree) -> None:
-        """Presence as of the attach point is known: runs folded so far (history) must be listed from now on."""
-        self._expected |= {run_id for run_id in self.tracked if _active(tree, run_id)}
+        """Presence as of the session's opening is known: the instances of runs folded so far (history) must be
+        present from now on."""
+        self._expected |= {run.instance for run_id, run in self.tracked.items() if _active(tree, run_id)}
 
     def lost(self, tree: ConversationTree) -> list[TrackedRun]:
-        listed = frozenset().union(*self._listed.values())
+        present = set(self._present.values())
         return [run for run_id, run in self.tracked.items()
-                if run_id in self._expected and run_id not in listed and _active(tree, run_id)]
+                if run.instance in self._expected and run.instance not in present and _active(tree, run_id)]
 
-    def is_listed(self, run_id: str) -> bool:
-        return any(run_id in runs for runs in self._listed.values())
+    def is_present(self, run_id: str) -> bool:
+        """Whether the instance serving `run_id` is present now."""
+        run = self.tracked.get(run_id)
+        return run is not None and run.instance in self._present.values()
 
 
-def _runs_of(data: Any) -> frozenset[str]:
-    """The run ids in an agent member's data; anything else on the channel's presence lists none."""
-    if not isinstance(data, dict) or data.get("agent") != AGENT_TAG or not isinstance(data.get("runs"), list):
-        return frozenset()
-    return frozenset(run for run in data["runs"] if isinstance(run, str))
+def _instance_of(data: Any) -> str | None:
+    """The instance an agent member stands for; anything else on the channel's presence stands for none."""
+    if not isinstance(data, dict) or data.get("agent") != AGENT_TAG:
+        return None
+    instance = data.get("instance")
+    return instance if isinstance(instance, str) and _is_instance(instance) else None
+
+
+def _is_instance(value: str) -> bool:
+    """An instance id: 32 hexadecimal digits (anything else, like an older agent's "presence", names none)."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 def _active(tree: ConversationTree, run_id: str) -> bool:

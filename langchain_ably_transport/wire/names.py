@@ -61,11 +61,10 @@ TRANSPORT_HEADERS = frozenset({
     HEADER_INPUT_CODEC_MESSAGE_ID, HEADER_STEER_CODEC_MESSAGE_IDS,
 })
 
-# This library's extension: on `ai-run-start`/`ai-run-resume`, "presence" says the agent announces the run in
-# its presence data while it serves it, so a run still active once no member lists it is lost. JS SDKs do not
-# read the key (nothing in 0.8.0 reads a transport key it does not know).
+# This library's extension: on `ai-run-start`/`ai-run-resume`, the agent instance serving the run, present on the
+# liveness channel while it lives (`session/liveness.py`), so a run still active once its instance left is lost. JS
+# SDKs do not read the key (nothing in 0.8.0 reads a transport key it does not know).
 HEADER_LIVENESS = "lcat-liveness"
-LIVENESS_PRESENCE = "presence"
 
 # --- Codec-tier reserved keys (§1.3): a codec may not bind these as fields ---------------------------------
 

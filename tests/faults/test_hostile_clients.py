@@ -31,7 +31,7 @@ from langchain_ably_transport.codec import encode_input
 from langchain_ably_transport.codec.chunks import tool_approval_response, tool_result, user_message
 from langchain_ably_transport.codec.langchain import langchain_to_ui_message, ui_messages_to_langchain
 from langchain_ably_transport.graph import GraphRunResult, serve_graph
-from langchain_ably_transport.session.liveness import AGENT_TAG
+from langchain_ably_transport.session.liveness import AGENT_TAG, LIVENESS_CHANNEL
 from langchain_ably_transport.wire import Invocation, WireMessage, names
 from langchain_ably_transport.wire.headers import build_transport_headers, cancel_message
 
@@ -474,15 +474,21 @@ async def test_an_error_quoting_a_huge_input_still_ends_its_run(scene):
 
 
 async def test_agent_like_presence_from_a_user_keeps_no_run_alive(scene):
-    """Presence data listing runs is how an agent says it still serves them; a user's must not keep a crashed
-    agent's run from being called lost."""
+    """An agent instance present on the liveness channel is how a run is known to be served; a user can neither
+    enter there (a browser token may only watch it) nor vouch for a run from the conversation's own presence."""
     before = await scene.run_states()
     [run_id] = before["alice"]
-    await scene.channel.presence.enter({"agent": AGENT_TAG, "runs": [run_id, "forged", HUGE[:30_000]]})
+    tracked = scene.alice.core.liveness.tracked.get(run_id)
+    data = {"agent": AGENT_TAG, "instance": tracked.instance if tracked else "c" * 32}
+    await scene.channel.presence.enter(data)
+    with pytest.raises(AblyException) as refused:
+        await scene.channel.ably.channels.get(LIVENESS_CHANNEL).presence.enter(data)
+    assert refused.value.code == 40160
     for session in (scene.alice, scene.bob):
         members = await session.core.channel.presence.get()
         assert [m.client_id for m in members] == ["mallory"]
-        assert not any(session.core.liveness.is_listed(run) for run in (run_id, "forged"))
+        liveness_members = await session.core.client.channels.get(LIVENESS_CHANNEL).presence.get()
+        assert "mallory" not in {m.client_id for m in liveness_members}
     await scene.assert_unharmed(before)
 
 
