@@ -85,7 +85,7 @@ async def test_fifty_sessions_with_overlapping_runs_complete_exactly_and_the_age
             assert view == [text for t in range(TURNS) for text in (_question(session, t), _reply(session, t))]
         held.append(_held_by_the_agent(agent))
     assert held[0] == held[1], "fifty more sessions leave the agent holding no more than the first fifty did"
-    assert held[1]["channels"] == SESSIONS + 1, "the warm threads' state channels and the run directory"
+    assert held[1]["channels"] == SESSIONS + 2, "the warm threads' state channels, the run directory, the liveness one"
     assert {k: v for k, v in held[1].items() if k not in ("channels", "tasks")} == dict.fromkeys(
         held[1].keys() - {"channels", "tasks"}, 0)
     warnings = [r.getMessage() for r in caplog.records
