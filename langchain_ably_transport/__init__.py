@@ -6,6 +6,7 @@ from .checkpoint import AblySaver, CheckpointRetentionError, CheckpointStorageEr
 from .connection import client_options, connect
 from .errors import AblyTransportError, ConfigurationError, ConnectionFailedError
 from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
+from .sdk import ConnectionPool
 from .session import AgentSession, ClientSession, Run
 from .session.liveness import LIVENESS_CHANNEL
 from .wire.invocation import Invocation
@@ -21,6 +22,7 @@ __all__ = [
     "ClientSession",
     "ConfigurationError",
     "ConnectionFailedError",
+    "ConnectionPool",
     "Invocation",
     "MessageCounts",
     "MessageKind",

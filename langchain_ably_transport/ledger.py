@@ -15,6 +15,7 @@ dropped.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+log = logging.getLogger(__name__)
 SCOPES_KEPT = 4096
 
 
@@ -95,9 +97,11 @@ def current_run() -> str | None:
 
 
 class MessageLedger:
-    """Counts of published messages: the process's, and per run id and per channel name (the newest ones)."""
+    """Counts of published messages: the process's, and per run id and per channel name (the newest ones); and of
+    publishes Ably refused for rate, by error code (each one waited out and sent again, never dropped)."""
 
     def __init__(self, scopes_kept: int = SCOPES_KEPT) -> None:
+        self._refusals: Counter[int] = Counter()
         self._process: Counter[MessageKind] = Counter()
         self._runs: OrderedDict[str, Counter[MessageKind]] = OrderedDict()
         self._channels: OrderedDict[str, Counter[MessageKind]] = OrderedDict()
@@ -109,6 +113,17 @@ class MessageLedger:
         for scopes, key in ((self._runs, run_id), (self._channels, channel)):
             if key:
                 _scope(scopes, key, self._kept)[kind] += count
+
+    def refused(self, code: int) -> None:
+        if not self._refusals:
+            log.warning("Ably refused a publish for rate (%d): publishes back off and retry; see ledger.refusals()",
+                        code)
+        self._refusals[code] += 1
+
+    def refusals(self) -> dict[int, int]:
+        """Publishes refused for rate since the process started (or since `reset`): 42911 over a connection's
+        rate, 42910 over the account's."""
+        return dict(self._refusals)
 
     def process(self) -> MessageCounts:
         """Everything published since the process started (or since `reset`)."""
@@ -123,6 +138,7 @@ class MessageLedger:
         return MessageCounts(dict(self._channels.get(name, {})))
 
     def reset(self) -> None:
+        self._refusals.clear()
         self._process.clear()
         self._runs.clear()
         self._channels.clear()

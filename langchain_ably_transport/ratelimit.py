@@ -4,8 +4,9 @@ Two layers. `PublishPacer` keeps one connection's publishes under the rate its s
 `maxInboundRate` of CONNECTED), starting them in call order: a refused append cannot be retried without
 reordering the stream, and a live reader that missed it keeps the gap (a repairing update comes after the
 stream's end, which readers have already applied), so the only safe append is one the server will accept.
-`retry_rate_limited` waits out 42911 for whatever is refused anyway (other traffic on the connection): the
-message was refused, not lost, and publishing it again once the rate allows keeps everything.
+`retry_rate_limited` waits out a refusal for rate (42911 for the connection, 42910 for the account) for whatever is
+refused anyway (other traffic on the connection, or the account's other connections): the message was refused, not
+lost, and publishing it again once the rate allows keeps everything. Each refusal is counted in the ledger.
 """
 
 from __future__ import annotations
@@ -22,23 +23,26 @@ from .ledger import Publication, current_run, ledger
 
 T = TypeVar("T")
 RATE_LIMITED = 42911
+ACCOUNT_RATE_LIMITED = 42910
+RATE_REFUSALS = frozenset({RATE_LIMITED, ACCOUNT_RATE_LIMITED})
 DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
 # The pacer stays below the server's token bucket (one second's worth, refilled at the rate): 90% of the rate,
 # bursts of half a second, so network jitter bunching a paced burst cannot empty the server's bucket.
 RATE_SHARE = 0.9
 BURST_S = 0.5
+MIN_BACKOFF_S, MAX_BACKOFF_S = 0.05, 1.0
 
 
 async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for_s: float = 60.0) -> T:
-    """`await operation()`, again with back-off (50 ms doubling to 1 s) while Ably answers 42911, for up to
-    `retry_for_s`; any other error, or the limit outlasting that, is raised."""
+    """`await operation()`, again with back-off (50 ms doubling to 1 s) while Ably refuses it for rate (42910,
+    42911), for up to `retry_for_s`; any other error, or the limit outlasting that, is raised."""
     delay = 0.05
     deadline = asyncio.get_running_loop().time() + retry_for_s
     while True:
         try:
             return await operation()
         except AblyException as error:
-            if error.code != RATE_LIMITED or asyncio.get_running_loop().time() + delay > deadline:
+            if error.code not in RATE_REFUSALS or asyncio.get_running_loop().time() + delay > deadline:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
@@ -51,7 +55,9 @@ class PublishPacer:
     and everything started before it has started, as a task: tasks take their first step in creation order, and
     ably-python numbers a message (`msgSerial`) in its first step, so the wire order is the call order. A
     rate of 0 means no limit. `paced` counts the operations that had to wait. Once the server has accepted
-    them, the messages are recorded in the `ledger` as `publication` says.
+    them, the messages are recorded in the `ledger` as `publication` says. A refusal for rate (the account's
+    other connections can cause one) is counted in the ledger and pauses the pacer, 50 ms doubling to 1 s while
+    refusals go on: appends waiting meanwhile go out merged, so a limited account gets fewer, larger messages.
     """
 
     def __init__(self, rate: Callable[[], float]) -> None:
@@ -60,6 +66,8 @@ class PublishPacer:
         self._tokens: float | None = None
         self._refilled_at = 0.0
         self._wake: asyncio.TimerHandle | None = None
+        self._paused_until = 0.0
+        self._backoff = MIN_BACKOFF_S
         self.paced = 0
 
     def start(self, operation: Callable[[], Awaitable[T]], count: int = 1,
@@ -84,14 +92,28 @@ class PublishPacer:
                 return
             self._queue.popleft()
             if not future.cancelled():
-                _settle_with(asyncio.ensure_future(operation()), future)
+                task = asyncio.ensure_future(operation())
+                task.add_done_callback(self._learn)
+                _settle_with(task, future)
+
+    def _learn(self, done: asyncio.Future[Any]) -> None:
+        """Back off after a refusal for rate; a publish accepted ends the back-off."""
+        error = None if done.cancelled() else done.exception()
+        if isinstance(error, AblyException) and error.code in RATE_REFUSALS:
+            ledger.refused(error.code)
+            self._paused_until = asyncio.get_running_loop().time() + self._backoff
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        elif error is None and not done.cancelled():
+            self._backoff = MIN_BACKOFF_S
 
     def _take(self, count: int) -> float:
         """Spend `count` tokens and return 0, or return how long until there are enough."""
+        now = asyncio.get_running_loop().time()
+        if now < self._paused_until:
+            return self._paused_until - now
         rate = self._rate() * RATE_SHARE
         if rate <= 0:
             return 0.0
-        now = asyncio.get_running_loop().time()
         capacity = max(rate * BURST_S, count)
         tokens = capacity if self._tokens is None else min(capacity, self._tokens + (now - self._refilled_at) * rate)
         self._refilled_at = now

@@ -31,6 +31,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..connection import connect, release_channel
 from ..loop import LoopThread
+from ..sdk import ConnectionPool
 from .log import ChannelLog, CheckpointStorageError
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
 from .thread import BlobCache, ThreadStore
@@ -60,7 +61,8 @@ class AblySaver(BaseCheckpointSaver[str]):
     """Checkpoints on Ably: `builder.compile(checkpointer=AblySaver(client))`.
 
     Args:
-        client: a connected `AblyRealtime` (see `connect()`); the saver never closes it.
+        client: a connected `AblyRealtime` (see `connect()`), or a `ConnectionPool`, which puts each thread's
+            channel on its session's connection; the saver never closes either.
         serde: serializer for checkpoints, metadata and values (`EncryptedSerializer` works).
         channel_for: thread id -> channel name (default `state_channel`; `same_channel` shares the
             conversation channel).
@@ -75,7 +77,7 @@ class AblySaver(BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        client: AblyRealtime,
+        client: AblyRealtime | ConnectionPool,
         *,
         serde: SerializerProtocol | None = None,
         channel_for: Callable[[str], str] = state_channel,
@@ -86,10 +88,11 @@ class AblySaver(BaseCheckpointSaver[str]):
         writes_wait_s: float = 0.5,
     ) -> None:
         super().__init__(serde=serde)
-        self.client = client
-        self._loop: asyncio.AbstractEventLoop = client.options.loop
+        self._pool = client if isinstance(client, ConnectionPool) else None
+        self.client: AblyRealtime = client.home if isinstance(client, ConnectionPool) else client
+        self._loop: asyncio.AbstractEventLoop = self.client.options.loop
         self._channel_for = channel_for
-        self._directory = ChannelLog(client.channels.get(directory_channel), max_message_size)
+        self._directory = ChannelLog(self.client.channels.get(directory_channel), max_message_size)
         self._max_message_size = max_message_size
         self._threads: OrderedDict[str, ThreadStore] = OrderedDict()
         self._cached_threads = cached_threads
@@ -133,9 +136,13 @@ class AblySaver(BaseCheckpointSaver[str]):
     # --- plumbing ---
 
     def _thread(self, thread_id: str) -> ThreadStore:
+        client = self._pool.client_for(thread_id) if self._pool is not None else self.client
         store = self._threads.get(thread_id)
+        if store is not None and store.log.channel.ably is not client:  # its connection closed: it moves
+            self._forget(self._threads.pop(thread_id))
+            store = None
         if store is None:
-            channel = self.client.channels.get(self._channel_for(thread_id))
+            channel = client.channels.get(self._channel_for(thread_id))
             store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
                                                            self.serde, self._blobs, self._writes_wait_s)
             while len(self._threads) > self._cached_threads:
@@ -148,7 +155,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         the writes waiting there are published."""
         self._blobs.drop(store.log.name)
         if not store.waiting:
-            release_channel(self.client, store.log.channel)
+            release_channel(store.log.channel.ably, store.log.channel)
             return
         task = asyncio.ensure_future(self._retire(store))
         self._retiring.add(task)
@@ -160,7 +167,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         except CheckpointStorageError as error:
             log.warning("writes waiting on %s, a thread no longer cached, were not stored: %s", store.log.name, error)
         finally:
-            release_channel(self.client, store.log.channel)
+            release_channel(store.log.channel.ably, store.log.channel)
 
     async def _on_client_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         if asyncio.get_running_loop() is self._loop:

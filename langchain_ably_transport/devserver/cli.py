@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-message-size", type=int, default=defaults.max_message_size)
     parser.add_argument("--inbound-rate", type=float, default=defaults.inbound_rate,
                         help="messages/s a connection may publish; 0 disables the limit")
+    parser.add_argument("--account-rate", type=float, default=defaults.account_rate,
+                        help="messages/s all connections may publish together (42910 beyond); 0 (default) disables")
     parser.add_argument("--protocol-rate", type=float, default=defaults.protocol_rate,
                         help="protocol messages/s a connection may send before it is closed (42924); 0 disables")
     parser.add_argument("--connection-state-ttl", type=float, default=defaults.connection_state_ttl_s,
@@ -46,6 +48,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     limits = Limits(
         max_message_size=args.max_message_size,
         inbound_rate=args.inbound_rate,
+        account_rate=args.account_rate,
         protocol_rate=args.protocol_rate,
         connection_state_ttl_s=args.connection_state_ttl,
         presence_leave_delay_s=args.presence_leave_delay,

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 class Limits:
     """Service limits, defaulting to Ably's Free/Standard values.
 
-    A rate of 0 disables that limit; `retention_s=None` keeps history forever (Ably's persistence rules
+    A rate of 0 disables that limit (`account_rate`, what the app's connections publish together, is off by default:
+    Ably's is 500 to 10,000 msg/s by plan); `retention_s=None` keeps history forever (Ably's persistence rules
     keep it 24 h to 365 days; without one, Ably keeps 120 s). A connection that drops without closing keeps
     its presence members for `presence_leave_delay_s` (Ably: 15 s), so a quick resume is not seen as leaving.
     """
@@ -17,6 +18,7 @@ class Limits:
     max_message_size: int = 65536
     max_frame_size: int = 524288
     inbound_rate: float = 50.0
+    account_rate: float = 0.0
     protocol_rate: float = 2000.0
     connection_state_ttl_s: float = 120.0
     presence_leave_delay_s: float = 15.0

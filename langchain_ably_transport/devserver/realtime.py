@@ -162,6 +162,7 @@ class RealtimeServer:
         self.limits = config.limits
         self.channels = channels
         self.auth = auth
+        self.account_inbound = RateLimiter(config.limits.account_rate)
         self._connections: dict[str, Connection] = {}
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -418,6 +419,12 @@ class _Session:
                 42911, 429,
                 f"Rate limit exceeded; request rejected (nonfatal); metric = connection.inboundRate; "
                 f"permitted rate = {self._limits.inbound_rate:g}/s",
+            )
+        if not self._server.account_inbound.allow(count):
+            raise AblyError(
+                42910, 429,
+                f"Rate limit exceeded; request rejected; metric = account.messages; "
+                f"permitted rate = {self._limits.account_rate:g}/s",
             )
 
     def _ack(self, msg_serial: int, result: PublishResult) -> None:

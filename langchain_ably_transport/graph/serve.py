@@ -27,6 +27,7 @@ from langgraph.types import Command, Durability, Interrupt
 from ..checkpoint import AblySaver, CheckpointStorageError
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..ledger import MessageCounts, attributed_to, ledger
+from ..sdk import ConnectionPool, leased
 from ..session import AgentSession, Run
 from ..session.agent import RunError
 from ..session.control import Authorize, run_owner_only
@@ -74,7 +75,7 @@ async def serve_graph(
     graph: Any,
     invocation: Invocation,
     *,
-    client: AblyRealtime,
+    client: AblyRealtime | ConnectionPool,
     config: RunnableConfig | None = None,
     to_input: InputMapper = messages_input,
     coalesce_window: float | None = None,
@@ -87,6 +88,9 @@ async def serve_graph(
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
+    `client`: a connected `AblyRealtime`, or a `ConnectionPool`, which serves the session on a connection of its
+    own choosing (give the graph an `AblySaver` of the same pool, and the thread's records go on that connection).
+
     `on_active` is what a fresh input does while another run of the session is still active (double
     texting): `queue` (the default) waits for it to end, up to `wait_for_active_s`; `interrupt` cancels it
     and then runs; `reject` ends the new run at once with error 40900 and leaves the active one alone.
@@ -97,8 +101,9 @@ async def serve_graph(
     `async`); `exit` checkpoints once per run instead of once per super-step, the cheapest in messages.
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
-    async with AgentSession(client, invocation.session_name, coalesce_window=coalesce_window,
-                            history_pages=1, authorize=authorize, trusted_agents=trusted_agents) as session:
+    async with leased(client, invocation.session_name) as connection, \
+            AgentSession(connection, invocation.session_name, coalesce_window=coalesce_window, history_pages=1,
+                         authorize=authorize, trusted_agents=trusted_agents) as session:
         try:
             run = await session.create_run(invocation)
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer

@@ -1,0 +1,185 @@
+"""`ConnectionPool`: an agent process's realtime connections, as many as its published load needs.
+
+Ably accepts 50 messages a second on a connection, and a streaming reply takes 25 (one append per 40 ms rollup
+window): two streams fill a connection. A process serving hundreds of sessions on one connection makes every reply
+wait its turn. The pool places each session on a connection for the session's life (its lease), on the least busy
+one, and opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the
+server's announced `maxInboundRate` and the rollup window), up to `max_connections`. A connection that has held no
+session for `idle_close_s` is closed, down to one. Nothing else changes: every publish on a connection is still
+paced to its rate, and a refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ably import AblyRealtime
+
+from ..connection import connect
+from ..ratelimit import inbound_rate
+
+log = logging.getLogger(__name__)
+
+ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
+HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
+
+
+@asynccontextmanager
+async def leased(client: AblyRealtime | ConnectionPool, session_name: str) -> AsyncIterator[AblyRealtime]:
+    """The connection to serve `session_name` on: a pool's lease for it, or the one client given."""
+    if isinstance(client, ConnectionPool):
+        async with client.lease(session_name) as connection:
+            yield connection
+    else:
+        yield client
+
+
+@dataclass(eq=False)
+class _Connection:
+    client: AblyRealtime
+    stack: AsyncExitStack
+    leases: int = 0
+    closing: asyncio.TimerHandle | None = None
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What the pool holds and has done: for logs, metrics and the load benchmark."""
+
+    connections: int
+    leases: int
+    opened: int
+    closed: int
+    per_connection: list[int] = field(default_factory=list)
+
+
+class ConnectionPool:
+    """`async with ConnectionPool(key, endpoint, client_id="agent") as pool:` then `serve_graph(..., client=pool)`
+    and `AblySaver(pool)`; or `async with pool.lease(session_name) as client:` for anything that takes a client.
+
+    Args:
+        key, endpoint, **options: as `connect()` takes them, for every connection.
+        max_connections: the ceiling (each connection is one of the account's concurrent connections).
+        streams_per_connection: sessions a connection holds before another opens; None: the server's
+            `maxInboundRate` times the rollup window (2 on Ably: 50 msg/s, 40 ms).
+        idle_close_s: how long a connection without sessions stays open (the first one always does).
+    """
+
+    def __init__(self, key: str | None = None, endpoint: str | None = None, *, max_connections: int = 16,
+                 streams_per_connection: int | None = None, idle_close_s: float = 60.0, **options: Any) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._connect_args = (key, endpoint, options)
+        self._max = max_connections
+        self._streams = streams_per_connection
+        self._idle_close_s = idle_close_s
+        self._connections: list[_Connection] = []
+        self._homes: OrderedDict[str, _Connection] = OrderedDict()
+        self._opening: asyncio.Future[_Connection] | None = None
+        self._opened = self._closed = 0
+
+    async def __aenter__(self) -> ConnectionPool:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for connection in list(self._connections):
+            await self._close(connection)
+
+    @property
+    def home(self) -> AblyRealtime:
+        """The first connection, open as long as the pool is: for what belongs to no session."""
+        return self._connections[0].client
+
+    @property
+    def clients(self) -> list[AblyRealtime]:
+        return [connection.client for connection in self._connections]
+
+    @asynccontextmanager
+    async def lease(self, session_name: str) -> AsyncIterator[AblyRealtime]:
+        """The connection `session_name` is on, held for it until the block ends: the one it had (while it is open),
+        else the least busy one, opened first if every connection is full and the ceiling allows."""
+        connection = self._homes.get(session_name)
+        if connection is None or connection not in self._connections:
+            connection = await self._place()
+        self._remember(session_name, connection)
+        connection.leases += 1
+        if connection.closing is not None:
+            connection.closing.cancel()
+            connection.closing = None
+        try:
+            yield connection.client
+        finally:
+            connection.leases -= 1
+            if connection.leases == 0:
+                self._close_when_idle(connection)
+
+    def client_for(self, session_name: str) -> AblyRealtime:
+        """The connection `session_name` is on (its lease's, or the last it had), else the least busy one: where a
+        saver publishes a thread's records, beside its session."""
+        connection = self._homes.get(session_name)
+        if connection is None or connection not in self._connections:
+            connection = min(self._connections, key=lambda c: c.leases)
+            self._remember(session_name, connection)
+        return connection.client
+
+    def stats(self) -> PoolStats:
+        return PoolStats(len(self._connections), sum(c.leases for c in self._connections), self._opened,
+                         self._closed, [c.leases for c in self._connections])
+
+    def _remember(self, session_name: str, connection: _Connection) -> None:
+        self._homes[session_name] = connection
+        self._homes.move_to_end(session_name)
+        while len(self._homes) > HOMES_KEPT:
+            self._homes.popitem(last=False)
+
+    async def _place(self) -> _Connection:
+        least = min(self._connections, key=lambda c: c.leases)
+        if least.leases < self._capacity(least) or len(self._connections) >= self._max:
+            return least
+        if self._opening is None:  # sessions arriving together share one new connection, not one each
+            self._opening = asyncio.ensure_future(self._open())
+            self._opening.add_done_callback(lambda _: setattr(self, "_opening", None))
+        try:
+            return await asyncio.shield(self._opening)
+        except Exception as error:  # the account's connection limit, or a network fault: the pool serves on
+            log.warning("could not open another connection (%s): serving on the %d open", error, len(self._connections))
+            return min(self._connections, key=lambda c: c.leases)
+
+    def _capacity(self, connection: _Connection) -> int:
+        if self._streams is not None:
+            return self._streams
+        return max(1, int(inbound_rate(connection.client) * ROLLUP_WINDOW_S))
+
+    async def _open(self) -> _Connection:
+        key, endpoint, options = self._connect_args
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(connect(key, endpoint, **options))
+        connection = _Connection(client, stack)
+        self._connections.append(connection)
+        self._opened += 1
+        return connection
+
+    def _close_when_idle(self, connection: _Connection) -> None:
+        if connection not in self._connections[1:] or connection.closing is not None:
+            return
+        connection.closing = asyncio.get_running_loop().call_later(
+            self._idle_close_s, lambda: asyncio.ensure_future(self._close_if_idle(connection)))
+
+    async def _close_if_idle(self, connection: _Connection) -> None:
+        connection.closing = None
+        if connection.leases == 0 and connection in self._connections:
+            await self._close(connection)
+
+    async def _close(self, connection: _Connection) -> None:
+        self._connections.remove(connection)
+        if connection.closing is not None:
+            connection.closing.cancel()
+        self._closed += 1
+        await connection.stack.aclose()

@@ -1,0 +1,112 @@
+"""`ConnectionPool` against the dev server: sessions placed, kept and spread; connections opened under load up to
+the ceiling and closed when idle; an account's rate refusals backed off, counted, and nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from langchain_ably_transport import AblySaver, ClientSession, ConnectionPool, ledger
+from langchain_ably_transport.devserver import RunningServer, spawn
+from langchain_ably_transport.graph import serve_graph
+
+from ..graph.graphs import chat_graph
+
+
+def _names(count: int) -> list[str]:
+    return [f"pool:{uuid.uuid4().hex[:8]}" for _ in range(count)]
+
+
+async def test_sessions_fill_a_connection_before_another_opens_up_to_the_ceiling(server):
+    async with ConnectionPool(server.key, server.url, max_connections=3, streams_per_connection=2) as pool, \
+            contextlib.AsyncExitStack() as leases:
+        held = [await leases.enter_async_context(pool.lease(name)) for name in _names(5)]
+        assert pool.stats().per_connection == [2, 2, 1]
+        assert len({id(client) for client in held}) == 3
+        await leases.enter_async_context(pool.lease(_names(1)[0]))
+        await leases.enter_async_context(pool.lease(_names(1)[0]))
+        stats = pool.stats()
+        assert stats.connections == 3 and stats.per_connection == [3, 2, 2], "at the ceiling: the least busy"
+
+
+async def test_a_session_keeps_its_connection_and_its_thread_goes_there_too(server):
+    first, second = _names(2)
+    async with ConnectionPool(server.key, server.url, streams_per_connection=1) as pool:
+        async with pool.lease(first) as a, pool.lease(second) as b:
+            assert a is not b
+        async with pool.lease(second) as again:
+            assert again is b, "the connection it had, while it is open"
+        assert pool.client_for(first) is a and pool.client_for(second) is b
+
+
+async def test_the_default_capacity_is_two_streams_on_a_50_per_second_connection(server):
+    with spawn() as ably_limits:  # the shared server announces no rate limit; Ably announces 50/s
+        async with ConnectionPool(ably_limits.key, ably_limits.url) as pool, contextlib.AsyncExitStack() as leases:
+            for name in _names(5):
+                await leases.enter_async_context(pool.lease(name))
+            assert pool.stats().per_connection == [2, 2, 1]
+
+
+async def test_idle_connections_close_down_to_one_and_a_returning_session_is_placed_anew(server):
+    names = _names(3)
+    async with ConnectionPool(server.key, server.url, streams_per_connection=1, idle_close_s=0.2) as pool:
+        async with contextlib.AsyncExitStack() as leases:
+            for name in names:
+                await leases.enter_async_context(pool.lease(name))
+            assert pool.stats().connections == 3
+        await asyncio.sleep(0.6)
+        stats = pool.stats()
+        assert (stats.connections, stats.opened, stats.closed) == (1, 3, 2)
+        async with pool.lease(names[2]) as client:
+            assert client is pool.home
+            assert client.connection.state == "connected"
+
+
+@pytest.fixture(scope="module")
+def account_limited() -> Iterator[RunningServer]:
+    """A server whose account accepts 30 messages a second from all connections together."""
+    with spawn(args=["--inbound-rate", "0", "--account-rate", "30"]) as running:
+        yield running
+
+
+async def test_an_accounts_rate_refusals_are_backed_off_and_counted_and_every_reply_arrives_whole(
+        account_limited, clients):
+    replies = {name: " ".join(f"{name[-4:]}-{i}" for i in range(40)) for name in _names(4)}
+    refused_before = ledger.refusals().get(42910, 0)
+    async with ConnectionPool(account_limited.key, account_limited.url, client_id="agent",
+                              streams_per_connection=1) as pool:
+        saver = AblySaver(pool)
+
+        async def converse(name: str) -> str:
+            user = await clients(account_limited, client_id="user")
+            async with ClientSession(user, name) as view:
+                sent = await view.send("go")
+                result = await serve_graph(chat_graph(saver, replies[name], delay=0.002), sent.invocation,
+                                           client=pool, coalesce_window=0)
+                assert result.outcome == "complete", result.error
+                assert await view.wait_for(lambda: view.messages()[-1].content == replies[name], 20)
+                return view.messages()[-1].content
+
+        assert await asyncio.gather(*(converse(name) for name in replies)) == list(replies.values())
+    assert ledger.refusals().get(42910, 0) > refused_before, "the account's limit was met, and it was counted"
+
+
+async def test_a_savers_thread_follows_its_session_and_moves_when_that_connection_closes(server):
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    first, second = _names(2)
+    async with ConnectionPool(server.key, server.url, streams_per_connection=1, idle_close_s=0.2) as pool:
+        saver = AblySaver(pool)
+        config = {"configurable": {"thread_id": second, "checkpoint_ns": ""}}
+        async with pool.lease(first), pool.lease(second) as connection:
+            assert connection is not pool.home
+            stored = await saver.aput(config, empty_checkpoint(), {"source": "input", "step": -1}, {})
+            assert saver._thread(second).log.channel.ably is connection
+        await asyncio.sleep(0.6)
+        assert pool.clients == [pool.home]
+        assert (await saver.aget_tuple(stored)).config == stored, "read again through the open connection"
+        assert saver._thread(second).log.channel.ably is pool.home
