@@ -20,6 +20,7 @@ test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
 bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/devserver_throughput.py
 	$(BIN)/python benchmarks/checkpoint_saver.py
+	$(BIN)/python benchmarks/checkpoint_read.py
 	$(BIN)/python benchmarks/session_streaming.py
 	$(BIN)/python benchmarks/callback_handler.py
 	$(BIN)/python benchmarks/graph_serving.py

@@ -1,27 +1,27 @@
-"""One agent process serving fifty sessions with overlapping runs, under Ably's limits: runs, latency, memory.
+"""One agent process serving 50, then 200 sessions with overlapping runs, under Ably's limits: runs, latency, memory.
 
 Set-up: the dev server with Ably's default limits (50 msg/s per connection, 64 KiB messages). One agent process
 serves every session with `serve_graph` and `AblySaver` (the product path): a graph whose model streams
 `--reply-tokens` tokens at `--token-rate` tokens/s, behind an HTTP endpoint that takes the JS client's invocation
 (POST, answered 202 at once, served in the background, as in docs/web.md). A connection publishes at most
-50 msg/s and a run costs about 20 messages plus one per 40 ms of streaming, so the agent spreads its sessions
-over `--agent-connections` connections (a saver on each, keeping `--warm-threads` threads warm), as a real
-server must. `--user-processes` processes hold the users, each in one conversation at a time: think 2-6 s,
-send, POST the invocation, follow the reply live; after `--turns` turns, a new conversation (so the agent
-keeps meeting new sessions and threads, as a server does).
+50 msg/s and a streaming reply takes 25 of them, so the agent serves through a `ConnectionPool`, which opens
+connections as the sessions need them (two streams each), up to `--max-connections`, and closes idle ones; one
+`AblySaver` on the pool keeps `--warm-threads` threads warm. `--user-processes` processes hold the users, each
+in one conversation at a time: think 2-6 s, send, POST the invocation, follow the reply live; after `--turns`
+turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed
 tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
 token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
 agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on); the
-agent's CPU (cores busy); the messages it published per run, by kind (the message ledger); what the agent still
-holds afterwards (sessions, runs, channels, tasks). The agent
-calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
+agent's CPU (cores busy); the messages it published per run, by kind (the message ledger), and the publishes
+Ably refused for rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels,
+tasks). The agent calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
-Reproduce (about 3.5 minutes: a 1-minute baseline, then the load phase, `--minutes`, default 2):
+Reproduce (about 5.5 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
-    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50]
+    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import gc
 import itertools
 import json
@@ -43,7 +44,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,16 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from langchain_ably_transport import AblySaver, AgentSession, ClientSession, Invocation, Run, connect, ledger
+from langchain_ably_transport import (
+    AblySaver,
+    AgentSession,
+    ClientSession,
+    ConnectionPool,
+    Invocation,
+    Run,
+    connect,
+    ledger,
+)
 from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.ratelimit import pacer_for
@@ -118,21 +127,21 @@ class WarningCounter(logging.Handler):
 
 @dataclass
 class Agent:
-    """The agent's connections (a graph and saver on each) and what serving has done so far."""
+    """The agent's connection pool, its graph (with one saver on the pool), and what serving has done so far."""
 
-    clients: list[Any]
-    graphs: list[Any]
+    pool: ConnectionPool
+    graph: Any
     warnings: WarningCounter
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
     serving: set[asyncio.Future[Any]] = field(default_factory=set)
+    peak_connections: int = 0
 
     def serve(self, invocation: Invocation) -> None:
-        # A session always goes to the same connection: its saver's cache of the thread stays warm.
-        index = zlib.crc32(invocation.session_name.encode()) % len(self.clients)
-        task = asyncio.ensure_future(serve_graph(self.graphs[index], invocation, client=self.clients[index]))
+        task = asyncio.ensure_future(serve_graph(self.graph, invocation, client=self.pool))
         self.serving.add(task)
         task.add_done_callback(self._served)
+        self.peak_connections = max(self.peak_connections, self.pool.stats().connections)
 
     def _served(self, task: asyncio.Future[Any]) -> None:
         self.serving.discard(task)
@@ -150,13 +159,14 @@ class Agent:
         return {
             "outcomes": dict(self.outcomes), "failures": self.failures[:5], "warnings": len(self.warnings.messages),
             "first_warnings": self.warnings.messages[:5],
-            "paced": sum(pacer_for(client).paced for client in self.clients),
-            "messages": ledger.process().as_dict(),
+            "paced": sum(pacer_for(client).paced for client in self.pool.clients),
+            "messages": ledger.process().as_dict(), "refusals": ledger.refusals(),
+            "pool": dataclasses.asdict(self.pool.stats()) | {"peak": self.peak_connections},
             "held": {
                 "session cores": len(SessionCore._shared), "runs being served": len(self.serving),
                 "agent sessions": sum(isinstance(o, AgentSession) for o in live),
                 "runs": sum(isinstance(o, Run) for o in live),
-                "channels": sum(len(list(client.channels)) for client in self.clients),
+                "channels": sum(len(list(client.channels)) for client in self.pool.clients),
                 "tasks": len(asyncio.all_tasks()),
             },
         }
@@ -167,10 +177,9 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
     counter = WarningCounter()
     logging.getLogger("langchain_ably_transport").addHandler(counter)
     async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(connect(key, url, client_id="agent")) for _ in range(connections)]
+        pool = await stack.enter_async_context(ConnectionPool(key, url, client_id="agent", max_connections=connections))
         model = StampingModel(tokens=tokens, rate=rate)
-        savers = [AblySaver(client, cached_threads=warm_threads) for client in clients]
-        agent = Agent(clients, [graph_on(saver, model) for saver in savers], counter)
+        agent = Agent(pool, graph_on(AblySaver(pool, cached_threads=warm_threads), model), counter)
 
         async def invoke(request: web.Request) -> web.Response:
             agent.serve(Invocation.from_json(await request.json()))
@@ -304,7 +313,7 @@ def rss_mb(pid: int) -> float:
 
 
 def run_phase(phase: Phase, url: str, key: str, settings: argparse.Namespace, workdir: str) -> Phase:
-    agent = child("--agent", url, key, settings.agent_connections, settings.warm_threads, settings.reply_tokens,
+    agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
                   settings.token_rate, stdout=subprocess.PIPE)
     try:
         ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
@@ -360,10 +369,10 @@ def _sample_at(samples: list[tuple[float, float]], at: float) -> float:
 
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
-        f"One agent process, {settings.agent_connections} Ably connections, serve_graph + AblySaver; dev server "
-        f"with Ably's limits; replies of {settings.reply_tokens} tokens at {settings.token_rate:g} tokens/s, "
-        f"users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation every {settings.turns} turns; "
-        f"each saver keeps {settings.warm_threads} threads warm",
+        f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, serve_graph + "
+        f"AblySaver; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
+        f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
+        f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm",
         load_line(load_before), "",
         f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'p99 vs base':>12}{'CPU cores':>11}",
@@ -396,6 +405,11 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         counts = phase.agent.get("messages", {})
         by_kind = ", ".join(f"{kind} {n / served:.1f}" for kind, n in counts.items())
         lines.append(f"  {phase.name:<22}{sum(counts.values()) / served:6.1f} in all: {by_kind}")
+    lines += ["", "the pool's connections (peak while serving, open at the end, opened, closed) and refusals for rate:"]
+    for phase in phases:
+        pool = phase.agent.get("pool", {})
+        lines.append(f"  {phase.name:<22}peak {pool.get('peak')}, open {pool.get('connections')}, opened "
+                     f"{pool.get('opened')}, closed {pool.get('closed')}; refused {phase.agent.get('refusals') or 0}")
     lines += ["", "held by the agent after the phase (all runs done):"]
     for phase in phases:
         lines.append(f"{phase.name:<22}{phase.agent.get('held')}   publishes paced: {phase.agent.get('paced')}")
@@ -410,9 +424,9 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=2.0, help="length of the load phase (default 2)")
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
-    parser.add_argument("--sessions", type=positive, default=50)
-    parser.add_argument("--agent-connections", type=positive, default=16)
-    parser.add_argument("--warm-threads", type=positive, default=8, help="threads each connection's saver keeps")
+    parser.add_argument("--sessions", type=positive, nargs="+", default=[50, 200])
+    parser.add_argument("--max-connections", type=positive, default=100, help="the pool's ceiling")
+    parser.add_argument("--warm-threads", type=positive, default=256, help="threads the saver keeps warm")
     parser.add_argument("--turns", type=positive, default=5, help="turns of a conversation; then a new one")
     parser.add_argument("--user-processes", type=positive, default=5)
     parser.add_argument("--reply-tokens", type=positive, default=100)
@@ -433,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv)
     load_before = load_average()
     phases = [Phase("BASELINE 1 session", 1, settings.baseline_seconds),
-              Phase(f"{settings.sessions} sessions", settings.sessions, settings.minutes * 60)]
+              *(Phase(f"{n} sessions", n, settings.minutes * 60) for n in settings.sessions)]
     with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
         for phase in phases:
             run_phase(phase, server.url, server.key, settings, workdir)
