@@ -23,6 +23,9 @@ and this module is the only place that knows about them:
    answering it re-attaches every channel of the connection: under load, attach storms that time attaches
    out (the channel is then SUSPENDED). `_authorize_when_necessary` re-authorises the connection only when
    the token changed.
+7. `EventEmitter.off(listener)` sets the listener's entry to None instead of removing it, so an emitter keeps
+   every listener ever removed (and what it refers to): a channel that lives on (the liveness channel every
+   session watches) would keep every session that ever watched it. `_off_and_forget` removes the entry.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from ably.types.connectionstate import ConnectionState
 from ably.types.message import MessageAction
 from ably.types.operations import PublishResult
 from ably.types.tokendetails import TokenDetails
+from ably.util.eventemitter import EventEmitter
 from ably.util.exceptions import AblyException
 from websockets.exceptions import WebSocketException
 
@@ -215,7 +219,8 @@ _RELEASABLE = (ChannelState.INITIALIZED, ChannelState.DETACHED, ChannelState.FAI
 
 def install_sdk_fixes() -> None:
     """Apply the WebSocket port fix when the installed ably-python needs it, keep `maxInboundRate`, replace
-    the SDK's handling of messages in flight across reconnections, and stop its AUTH storms; idempotent."""
+    the SDK's handling of messages in flight across reconnections, stop its AUTH storms, and make `off` forget
+    the listener; idempotent."""
     transport = websockettransport.WebSocketTransport
     if ably.lib_version.startswith(PORTLESS_WEBSOCKET_VERSIONS) and transport.connect is not _connect_with_port:
         transport.connect = _connect_with_port  # type: ignore[method-assign]
@@ -224,6 +229,21 @@ def install_sdk_fixes() -> None:
     _install_outbox()
     if Auth._Auth__authorize_when_necessary is not _authorize_when_necessary:  # type: ignore[attr-defined]
         Auth._Auth__authorize_when_necessary = _authorize_when_necessary  # type: ignore[attr-defined]
+    if not getattr(EventEmitter.off, "forgets", False):
+        EventEmitter.off = _off_and_forget(EventEmitter.off)  # type: ignore[method-assign]
+
+
+def _off_and_forget(off: Any) -> Any:
+    """ably-python 3.1.4's `EventEmitter.off`, then the removed listener's entry dropped (3.1.4 leaves it, None)."""
+
+    def off_and_forget(self: EventEmitter, *args: Any) -> None:
+        off(self, *args)
+        wrapped = self._EventEmitter__wrapped_listeners  # type: ignore[attr-defined]
+        if args and wrapped.get(args[-1], False) is None:
+            del wrapped[args[-1]]
+
+    off_and_forget.forgets = True  # type: ignore[attr-defined]
+    return off_and_forget
 
 
 async def _authorize_when_necessary(self: Auth, token_params: Any = None, auth_options: Any = None,

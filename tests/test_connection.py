@@ -54,3 +54,23 @@ async def test_connect_reaches_a_server_on_a_non_default_port(server):
         await channel.publish("n", "x")
         assert [m.client_id for m in (await channel.history()).items] == ["alice"]
     assert client.connection.state == "closed"
+
+
+async def test_a_listener_removed_from_a_channel_that_lives_on_is_not_kept(clients, channel_name):
+    """ably-python 3.1.4's `off` kept every removed listener (and so every session that watched a shared channel)."""
+    import gc
+    import weakref
+
+    channel = (await clients()).channels.get(channel_name)
+
+    class Watcher:
+        def on_presence(self, member: object) -> None: ...
+
+    watchers = [Watcher() for _ in range(3)]
+    for watcher in watchers:
+        await channel.presence.subscribe(watcher.on_presence)
+        channel.presence.unsubscribe(watcher.on_presence)
+    gone = [weakref.ref(watcher) for watcher in watchers]
+    del watchers, watcher
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
