@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
 from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
+from .tasks import DUE, HeldRunningParts, task_chunk
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,6 @@ ActivePolicy = Literal["queue", "interrupt", "reject"]
 RUN_BUSY = 40900
 INTERRUPT_PART = "interrupt"
 RESUME_PART = "resume"
-TASK_PART = "task"
 
 
 @dataclass
@@ -358,27 +359,6 @@ async def _store_waiting_writes(graph: Any, run: Run, config: RunnableConfig) ->
         log.warning("run %s: its finished tasks' writes were not stored: %s", run.run_id, error)
 
 
-def task_chunk(namespace: tuple[str, ...], task: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
-    """A `data-task` part per graph task (node run): `running`, then `done`, `error` or `interrupted`.
-
-    The part's id is the task id, so a client's view replaces it in place and always shows each node's
-    latest state; `namespace` says which (sub)graph the node belongs to, and `agent` (set for a sub-agent's
-    tasks only) which agent.
-    """
-    if "result" not in task and "error" not in task:
-        status = "running"
-    elif task.get("error"):
-        status = "error"
-    elif task.get("interrupts"):
-        status = "interrupted"
-    else:
-        status = "done"
-    data: dict[str, Any] = {"node": task.get("name"), "namespace": list(namespace), "status": status}
-    if agent is not None:
-        data["agent"] = agent
-    return data_chunk(TASK_PART, data, id=str(task.get("id")))
-
-
 class _GraphStream:
     """The graph's `messages`, `updates` and `tasks` streams as the run's assistant messages.
 
@@ -397,6 +377,7 @@ class _GraphStream:
         self._passes: dict[str, ChunkTranslator] = {}
         self._scope = AgentScope(graph, options.visibility)
         self._agents = AgentMessages(run)
+        self._running = HeldRunningParts()
         self.interrupts: list[Interrupt] = []
 
     async def settle(self) -> None:
@@ -406,11 +387,13 @@ class _GraphStream:
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
         modes = ["messages", "updates", "tasks"]
+        events = self._graph.astream(self._input, self._config, stream_mode=modes, subgraphs=True,
+                                     durability=self._durability)
         try:
-            async for namespace, mode, data in self._graph.astream(self._input, self._config, stream_mode=modes,
-                                                                   subgraphs=True, durability=self._durability):
-                for chunk in await self._event(namespace, mode, data):
-                    yield chunk
+            async with aclosing(self._running.events(events)) as stream:
+                async for event in stream:
+                    for chunk in self._running.due() if event is DUE else await self._event(*event):
+                        yield chunk
         except Exception as error:
             await self._agents.settle(error)
             raise
@@ -439,7 +422,7 @@ class _GraphStream:
         if self._scope.visibility(namespace, metadata, node=task.get("name")) == "hide":
             return []
         agent = self._scope.agent(namespace, metadata) if self._scope.is_sub_agent(namespace, metadata) else None
-        return [task_chunk(namespace, task, agent)]
+        return self._running.add(task_chunk(namespace, task, agent))
 
     def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         """A root-graph pass or tool result, in the main message."""
