@@ -14,9 +14,9 @@ Reported per phase: runs completed; errors (runs not `complete`, replies that ar
 tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
 token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
 agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on); the
-agent's CPU (cores busy); the messages it published per run, by kind (the message ledger), and the publishes
-Ably refused for rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels,
-tasks). The agent calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
+agent's and the dev server's CPU (cores busy); the messages it published per run, by kind (the message ledger),
+and the publishes Ably refused for rate; the pool's connections; what the agent still holds afterwards (sessions,
+runs, channels, tasks). The agent calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
 Reproduce (about 5.5 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
@@ -66,7 +66,7 @@ from langchain_ably_transport import (
     connect,
     ledger,
 )
-from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.ratelimit import pacer_for
 from langchain_ably_transport.session.core import SessionCore
@@ -298,6 +298,7 @@ class Phase:
     rss_mb: list[float] = field(default_factory=list)
     objects: list[int] = field(default_factory=list)
     cpu_cores: float | None = None
+    server_cpu_cores: float | None = None
     agent: dict[str, Any] = field(default_factory=dict)
 
 
@@ -312,7 +313,8 @@ def rss_mb(pid: int) -> float:
     raise BenchmarkError(f"no VmRSS for process {pid}")
 
 
-def run_phase(phase: Phase, url: str, key: str, settings: argparse.Namespace, workdir: str) -> Phase:
+def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace, workdir: str) -> Phase:
+    url, key = server.url, server.key
     agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
                   settings.token_rate, stdout=subprocess.PIPE)
     try:
@@ -325,6 +327,7 @@ def run_phase(phase: Phase, url: str, key: str, settings: argparse.Namespace, wo
         users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
                        out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
+        server_cpu_before = cpu_seconds(server.process.pid)
         samples: list[tuple[float, float]] = []
         marks = list(RSS_MARKS)
         while any(u.poll() is None for u in users):
@@ -334,9 +337,11 @@ def run_phase(phase: Phase, url: str, key: str, settings: argparse.Namespace, wo
                 marks.pop(0)
             time.sleep(1.0)
         elapsed = time.monotonic() - started
-        cpu_after = cpu_seconds(agent.pid)
+        cpu_after, server_cpu_after = cpu_seconds(agent.pid), cpu_seconds(server.process.pid)
         if cpu_before is not None and cpu_after is not None:
             phase.cpu_cores = (cpu_after - cpu_before) / elapsed
+        if server_cpu_before is not None and server_cpu_after is not None:
+            phase.server_cpu_cores = (server_cpu_after - server_cpu_before) / elapsed
         for process, path in zip(users, outs, strict=True):
             if process.returncode != 0 or not path.exists():
                 raise BenchmarkError(f"a user process failed (exit {process.returncode})")
@@ -375,7 +380,7 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm",
         load_line(load_before), "",
         f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'p99 vs base':>12}{'CPU cores':>11}",
+        f"{'p99 vs base':>12}{'agent CPU':>11}{'server CPU':>12}",
     ]
     base_p99 = percentile(sorted(phases[0].latencies_ms), 99) if phases[0].latencies_ms else None
     for phase in phases:
@@ -386,8 +391,9 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
             n for outcome, n in phase.agent.get("outcomes", {}).items() if outcome != "complete")
         vs = f"{p99 / base_p99:.2f}x" if base_p99 else "-"
         cores = "-" if phase.cpu_cores is None else f"{phase.cpu_cores:.2f}"
+        server_cores = "-" if phase.server_cpu_cores is None else f"{phase.server_cpu_cores:.2f}"
         lines.append(f"{phase.name:<22}{phase.runs:>6}{phase.runs / phase.seconds:>8.1f}{errors:>8}{len(ordered):>9}"
-                     f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}")
+                     f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}{server_cores:>12}")
     lines += ["", "agent memory at 0/25/50/75/100% of the phase, then the growth in each quarter after the first "
               "(warm-up):", "RSS (MiB)"]
     for phase in phases:
@@ -450,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
               *(Phase(f"{n} sessions", n, settings.minutes * 60) for n in settings.sessions)]
     with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
         for phase in phases:
-            run_phase(phase, server.url, server.key, settings, workdir)
+            run_phase(phase, server, settings, workdir)
     print(report(phases, settings, load_before))
 
 
