@@ -326,13 +326,13 @@ async def _send_protocol_message(self: Any, protocol_message: dict[str, Any]) ->
         raise refusal
     if queueing or self.transport is None:
         self.queued_messages.appendleft(pending)
+        written = None
     else:
-        # Written in this step, not in a task of its own: the frame reaches the socket before the first
-        # suspension (websockets 15 writes it, then drains), so the wire order is still the call order.
-        _number(self, pending)
-        await _send_on(self.transport, pending)
+        written = _write(self, pending)
     if pending.future is not None:
         return await pending.future
+    if written is not None:
+        await written
     return None
 
 
@@ -363,20 +363,15 @@ def _send_queued_messages(self: Any) -> None:
 
 
 def _write(self: Any, pending: PendingMessage) -> asyncio.Future[None]:
-    """Write a message on the current transport, in a task (the queue is sent from a callback)."""
-    _number(self, pending)
-    return asyncio.ensure_future(_send_on(self.transport, pending))
-
-
-def _number(self: Any, pending: PendingMessage) -> None:
-    """A message takes a `msgSerial` on its first write over a connection (a resumed connection keeps the old one,
-    so the server re-ACKs a message it had already applied), and awaits its ACK."""
+    """Write a message on the current transport; it takes a `msgSerial` on its first write over a connection
+    (a resumed connection keeps the old one, so the server re-ACKs a message it had already applied)."""
     if pending.ack_required:
         if getattr(pending, _SENT_ON, None) != self.connection_id:
             pending.message["msgSerial"] = self.msg_serial
             self.msg_serial += 1
             setattr(pending, _SENT_ON, self.connection_id)
         self.pending_message_queue.push(pending)
+    return asyncio.ensure_future(_send_on(self.transport, pending))
 
 
 async def _send_on(transport: Any, pending: PendingMessage) -> None:
