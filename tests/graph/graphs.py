@@ -49,12 +49,17 @@ def approval_graph(saver: AblySaver) -> Any:
         answer = interrupt({"question": "Deploy to production?"})
         return {"messages": [AIMessage(content=f"Approval received: {answer}.")]}
 
+    return linear_graph(saver, plan, approve)
+
+
+def linear_graph(saver: AblySaver, *nodes: Any) -> Any:
+    """START -> each node (named after its function) in turn -> END, over `MessagesState`."""
     graph = StateGraph(MessagesState)
-    graph.add_node("plan", plan)
-    graph.add_node("approve", approve)
-    graph.add_edge(START, "plan")
-    graph.add_edge("plan", "approve")
-    graph.add_edge("approve", END)
+    names = [node.__name__ for node in nodes]
+    for name, node in zip(names, nodes, strict=True):
+        graph.add_node(name, node)
+    for source, target in zip([START, *names], [*names, END], strict=True):
+        graph.add_edge(source, target)
     return graph.compile(checkpointer=saver)
 
 

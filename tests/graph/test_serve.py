@@ -118,9 +118,11 @@ async def test_cancel_inside_a_subgraph_stops_its_model_and_nothing_is_published
 async def test_a_quick_node_shows_only_its_end_and_a_slow_one_shows_running_while_it_runs(clients, channel_name):
     """A task part is a billed message: `running` is held back RUNNING_PART_DELAY_S, so a node done by then costs
     one message, and a slow, silent one still shows as running before it ends."""
-    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.graph import MessagesState
 
     from langchain_ably_transport.graph.tasks import RUNNING_PART_DELAY_S
+
+    from .graphs import linear_graph
 
     async def quick(state: MessagesState) -> dict:
         return {}
@@ -129,12 +131,6 @@ async def test_a_quick_node_shows_only_its_end_and_a_slow_one_shows_running_whil
         await asyncio.sleep(RUNNING_PART_DELAY_S + 0.5)
         return {"messages": [{"role": "assistant", "content": "done slowly"}]}
 
-    builder = StateGraph(MessagesState)
-    builder.add_node("quick", quick)
-    builder.add_node("slow", slow)
-    builder.add_edge(START, "quick")
-    builder.add_edge("quick", "slow")
-    builder.add_edge("slow", END)
     agent = await clients()
     seen: list[tuple[str, str, float]] = []
     async with ClientSession(await clients(), channel_name) as user:
@@ -142,7 +138,7 @@ async def test_a_quick_node_shows_only_its_end_and_a_slow_one_shows_running_whil
             (e[1]["data"]["node"], e[1]["data"]["status"], asyncio.get_running_loop().time())
             for e in events if e[1].get("type") == "data-task"))
         sent = await user.send("go")
-        result = await serve_graph(builder.compile(checkpointer=AblySaver(agent)), sent.invocation, client=agent)
+        result = await serve_graph(linear_graph(AblySaver(agent), quick, slow), sent.invocation, client=agent)
         assert result.outcome == "complete"
         assert await user.wait_for(lambda: len(seen) == 3)
     assert [(node, status) for node, status, _ in seen] == [("quick", "done"), ("slow", "running"), ("slow", "done")]
