@@ -48,27 +48,55 @@ async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for
         delay = min(delay * 2, 1.0)
 
 
+class TokenBucket:
+    """`rate()` messages a second (90% of it, in bursts of half a second's worth); a rate of 0 means no limit."""
+
+    def __init__(self, rate: Callable[[], float]) -> None:
+        self._rate = rate
+        self._tokens: float | None = None
+        self._refilled_at = 0.0
+
+    def wait(self, count: int, now: float) -> float:
+        """How long until `count` tokens are there (0: now), refilling first."""
+        rate = self._rate() * RATE_SHARE
+        if rate <= 0:
+            return 0.0
+        capacity = max(rate * BURST_S, count)
+        elapsed = now - self._refilled_at
+        self._tokens = capacity if self._tokens is None else min(capacity, self._tokens + elapsed * rate)
+        self._refilled_at = now
+        return 0.0 if self._tokens >= count else (count - self._tokens) / rate
+
+    def spend(self, count: int) -> None:
+        if self._tokens is not None:
+            self._tokens -= count
+
+
 class PublishPacer:
     """One connection's publishes, started in call order and no faster than `rate()` messages a second.
 
     `start(operation, count, publication)` calls `operation()` (which sends `count` messages) when the rate allows
     and everything started before it has started, as a task: tasks take their first step in creation order, and
     ably-python numbers a message (`msgSerial`) in its first step, so the wire order is the call order. A
-    rate of 0 means no limit. `paced` counts the operations that had to wait. Once the server has accepted
-    them, the messages are recorded in the `ledger` as `publication` says. A refusal for rate (the account's
+    rate of 0 means no limit. A pacer may also share a budget with others (`share`): the rate an account allows
+    all of a process's connections together. `paced` counts the operations that had to wait. Once the server has
+    accepted them, the messages are recorded in the `ledger` as `publication` says. A refusal for rate (the account's
     other connections can cause one) is counted in the ledger and pauses the pacer, 50 ms doubling to 1 s while
     refusals go on: appends waiting meanwhile go out merged, so a limited account gets fewer, larger messages.
     """
 
     def __init__(self, rate: Callable[[], float]) -> None:
-        self._rate = rate
+        self._bucket = TokenBucket(rate)
+        self._shared: TokenBucket | None = None
         self._queue: deque[tuple[int, Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
-        self._tokens: float | None = None
-        self._refilled_at = 0.0
         self._wake: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._backoff = MIN_BACKOFF_S
         self.paced = 0
+
+    def share(self, budget: TokenBucket | None) -> None:
+        """Spend from `budget` too, with the other pacers that share it (None: this connection's rate alone)."""
+        self._shared = budget
 
     def start(self, operation: Callable[[], Awaitable[T]], count: int = 1,
               publication: Publication | None = None) -> asyncio.Future[T]:
@@ -107,21 +135,18 @@ class PublishPacer:
             self._backoff = MIN_BACKOFF_S
 
     def _take(self, count: int) -> float:
-        """Spend `count` tokens and return 0, or return how long until there are enough."""
+        """Spend `count` tokens (of the connection, and of the shared budget) and return 0, or return how long until
+        there are enough."""
         now = asyncio.get_running_loop().time()
         if now < self._paused_until:
             return self._paused_until - now
-        rate = self._rate() * RATE_SHARE
-        if rate <= 0:
-            return 0.0
-        capacity = max(rate * BURST_S, count)
-        tokens = capacity if self._tokens is None else min(capacity, self._tokens + (now - self._refilled_at) * rate)
-        self._refilled_at = now
-        if tokens >= count:
-            self._tokens = tokens - count
-            return 0.0
-        self._tokens = tokens
-        return (count - tokens) / rate
+        buckets = [self._bucket] if self._shared is None else [self._bucket, self._shared]
+        delay = max(bucket.wait(count, now) for bucket in buckets)
+        if delay > 0:
+            return delay
+        for bucket in buckets:
+            bucket.spend(count)
+        return 0.0
 
 
 def _record_when_accepted(future: asyncio.Future[Any], count: int, publication: Publication) -> None:

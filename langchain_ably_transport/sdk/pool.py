@@ -5,8 +5,9 @@ window): two streams fill a connection. A process serving hundreds of sessions o
 wait its turn. The pool places each session on a connection for the session's life (its lease), on the least busy
 one, and opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the
 server's announced `maxInboundRate` and the rollup window), up to `max_connections`. A connection that has held no
-session for `idle_close_s` is closed, down to one. Nothing else changes: every publish on a connection is still
-paced to its rate, and a refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
+session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its rate, and,
+given the account's rate (`account_rate`), to what all the pool's connections may publish together; a refusal
+(42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from ably import AblyRealtime
 
 from ..connection import connect
-from ..ratelimit import inbound_rate
+from ..ratelimit import TokenBucket, inbound_rate, pacer_for
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,21 @@ class ConnectionPool:
         streams_per_connection: sessions a connection holds before another opens; None: the server's
             `maxInboundRate` times the rollup window (2 on Ably: 50 msg/s, 40 ms).
         idle_close_s: how long a connection without sessions stays open (the first one always does).
+        account_rate: messages a second all the pool's connections may publish together (your Ably account's
+            rate, or this process's share of it); None: no such limit is kept to, and the account's refusals
+            are waited out as they come.
     """
 
     def __init__(self, key: str | None = None, endpoint: str | None = None, *, max_connections: int = 16,
-                 streams_per_connection: int | None = None, idle_close_s: float = 60.0, **options: Any) -> None:
+                 streams_per_connection: int | None = None, idle_close_s: float = 60.0,
+                 account_rate: float | None = None, **options: Any) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._connect_args = (key, endpoint, options)
         self._max = max_connections
         self._streams = streams_per_connection
         self._idle_close_s = idle_close_s
+        self._budget = None if account_rate is None else TokenBucket(lambda: account_rate)
         self._connections: list[_Connection] = []
         self._homes: OrderedDict[str, _Connection] = OrderedDict()
         self._opening: asyncio.Future[_Connection] | None = None
@@ -161,6 +167,7 @@ class ConnectionPool:
         key, endpoint, options = self._connect_args
         stack = AsyncExitStack()
         client = await stack.enter_async_context(connect(key, endpoint, **options))
+        pacer_for(client).share(self._budget)
         connection = _Connection(client, stack)
         self._connections.append(connection)
         self._opened += 1

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from langchain_ably_transport import AblySaver, ClientSession, ConnectionPool, ledger
+from langchain_ably_transport import AblySaver, ClientSession, ConnectionPool, connect, ledger
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 
@@ -114,3 +114,32 @@ async def test_a_savers_thread_follows_its_session_and_moves_when_that_connectio
         assert pool.clients == [pool.home]
         assert (await saver.aget_tuple(stored)).config == stored, "read again through the open connection"
         assert saver._thread(second).log.channel.ably is pool.home
+
+
+async def test_a_pool_given_the_accounts_rate_keeps_to_it_and_is_never_refused():
+    """With `account_rate`, the pool's connections share one budget: no refusal, and live readers see every reply
+    whole as it streams."""
+    replies = {name: " ".join(f"{name[-4:]}-{i}" for i in range(40)) for name in _names(4)}
+    refused_before = ledger.refusals().get(42910, 0)
+    with spawn(args=["--inbound-rate", "0", "--account-rate", "30"]) as account_limited:  # its own, full budget
+        await _converse_within(account_limited, replies)
+    assert ledger.refusals().get(42910, 0) == refused_before
+
+
+async def _converse_within(account_limited: RunningServer, replies: dict[str, str]) -> None:
+    """Every client closes before the server stops (a client of a stopped server would wait to close)."""
+    key, url = account_limited.key, account_limited.url
+    async with connect(key, url, client_id="user") as user, \
+            ConnectionPool(key, url, client_id="agent", streams_per_connection=1, account_rate=30) as pool:
+        saver = AblySaver(pool)
+
+        async def converse(name: str) -> str:
+            async with ClientSession(user, name) as view:
+                sent = await view.send("go")
+                result = await serve_graph(chat_graph(saver, replies[name], delay=0.002), sent.invocation,
+                                           client=pool, coalesce_window=0)
+                assert result.outcome == "complete", result.error
+                assert await view.wait_for(lambda: view.messages()[-1].content == replies[name], 20)
+                return view.messages()[-1].content
+
+        assert await asyncio.gather(*(converse(name) for name in replies)) == list(replies.values())
