@@ -36,7 +36,7 @@ from langchain_ably_transport import AblySaver, ClientSession, connect
 from langchain_ably_transport.checkpoint.log import FRAME_OVERHEAD
 from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_graph
-from langchain_ably_transport.ratelimit import DEFAULT_INBOUND_RATE, RATE_SHARE
+from langchain_ably_transport.sdk.pacer import DEFAULT_INBOUND_RATE, RATE_SHARE
 
 STATE_BYTES = 20 * 1024 * 1024
 STREAM_TOKENS, STREAM_RATE = 200, 100.0

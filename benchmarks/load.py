@@ -68,7 +68,7 @@ from langchain_ably_transport import (
 )
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
-from langchain_ably_transport.ratelimit import pacer_for
+from langchain_ably_transport.sdk.pacer import pacer_for
 from langchain_ably_transport.session.core import SessionCore
 from langchain_ably_transport.wire import names
 

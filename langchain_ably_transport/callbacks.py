@@ -32,7 +32,7 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
 from .codec.langchain import ChunkTranslator, error_chunk, tool_output_chunk
 from .connection import connect
-from .errors import AblyTransportError
+from .errors import AblyTransportError, ErrorCode, RunCancelledError
 from .loop import LoopThread
 from .session import AgentSession, ClientSession, Run
 from .session.trust import configured_agents
@@ -43,10 +43,6 @@ try:  # LangGraph control flow (interrupts, handoffs) arrives as errors but is n
     from langgraph.errors import GraphBubbleUp
 except ImportError:  # pragma: no cover - langgraph is a dependency, but the handler works without it
     GraphBubbleUp = ()  # type: ignore[assignment,misc]
-
-
-class RunCancelledError(AblyTransportError):
-    """Raised into a chain, at its next callback, after a client cancelled the run it streams into."""
 
 
 @dataclass
@@ -143,7 +139,7 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
 
     def _check_cancel(self, run_id: UUID) -> None:
         if self._root_of(run_id) in self._cancelled_roots:
-            raise RunCancelledError("the session run was cancelled by a client")
+            raise RunCancelledError("the session run was cancelled by a client", code=ErrorCode.OPERATION_CANCELLED)
 
     def _root_of(self, run_id: UUID) -> UUID:
         while run_id in self._parents:

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .errors import AblyTransportError
+
 T = TypeVar("T")
 
 
@@ -20,8 +22,13 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """The coroutine's result; the package's own errors are raised as the sync caller's, without the loop
+        thread's frames (their messages say what to do; those frames say nothing to the caller)."""
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result()
+        try:
+            return future.result()
+        except AblyTransportError as error:
+            raise error.with_traceback(None) from error.__cause__
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

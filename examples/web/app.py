@@ -43,9 +43,14 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import ScriptedChatModel
 
-from langchain_ably_transport import AblySaver, Invocation, browser_capability, connect
-from langchain_ably_transport.devserver.auth import mint_jwt
-from langchain_ably_transport.devserver.config import ApiKey
+from langchain_ably_transport import (
+    AblySaver,
+    ConfigurationError,
+    Invocation,
+    browser_capability,
+    connect,
+    issue_token,
+)
 from langchain_ably_transport.graph import serve_graph
 
 HERE = Path(__file__).resolve().parent
@@ -137,19 +142,19 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def token(request: web.Request) -> web.Response:
-    """A JWT for the browser's `authCallback`: one hour, one conversation (nothing of the graph state), the
-    asked-for clientId.
+    """A JWT for the browser's `authCallback` (`issue_token`): one hour, one conversation (nothing of the graph
+    state), the asked-for clientId.
 
-    Ably accepts the same JWT signed with your API key (header `kid` = the key name), so this is also how you
-    would do it against Ably; in a real app, decide the clientId from your own login instead of the query, and
-    check that the conversation is the user's (see docs/security.md).
+    It is Ably's own JWT format, signed with the API key (header `kid` = the key name), so this works against
+    Ably as against the dev server; in a real app, decide the clientId from your own login instead of the query,
+    and check that the conversation is the user's (see docs/security.md).
     """
     client_id, session = request.query.get("clientId", ""), request.query.get("session", "")
     if not CLIENT_ID.fullmatch(client_id) or client_id == AGENT_CLIENT_ID:
         raise web.HTTPBadRequest(text="clientId: 1-64 letters, digits or _.:@-, not the agent's")
     if not SESSION.fullmatch(session):
         raise web.HTTPBadRequest(text="session: conversations: and 1-64 letters, digits or _.@-")
-    jwt = mint_jwt(request.app["api_key"], capability=browser_capability(session), client_id=client_id)
+    jwt = issue_token(request.app["api_key"], client_id=client_id, capability=browser_capability(session))
     return web.Response(text=jwt, content_type="application/jwt")
 
 
@@ -177,7 +182,8 @@ async def answer(app: web.Application, invocation: Invocation) -> None:
 
 def make_app(key: str, endpoint: str | None) -> web.Application:
     app = web.Application()
-    app["api_key"] = ApiKey.parse(key)
+    issue_token(key)  # a key out of shape fails here, at start-up, not at the first browser's token request
+    app["api_key"] = key
     # An http(s) endpoint is a dev server (Ably's endpoints are routing-policy names or hostnames).
     url = urlsplit(endpoint) if endpoint else None
     app["dev_server"] = ({"host": url.hostname, "port": url.port, "tls": url.scheme == "https"}
@@ -241,7 +247,10 @@ def main() -> None:
             print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}", flush=True)
         if not key:
             raise SystemExit("set ABLY_API_KEY (the token endpoint signs browser tokens with it)")
-        asyncio.run(serve(key, endpoint, args.host, args.port))
+        try:
+            asyncio.run(serve(key, endpoint, args.host, args.port))
+        except ConfigurationError as error:  # a key or endpoint out of shape: say what is expected, no traceback
+            raise SystemExit(str(error)) from None
 
 
 if __name__ == "__main__":

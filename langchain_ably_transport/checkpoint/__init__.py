@@ -1,13 +1,10 @@
 """A LangGraph checkpointer whose storage is Ably channels: no database needed."""
 
-from .log import CheckpointRetentionError, CheckpointStorageError
 from .saver import STATE_NAMESPACE, AblySaver, same_channel, state_channel
 
 __all__ = [
     "STATE_NAMESPACE",
     "AblySaver",
-    "CheckpointRetentionError",
-    "CheckpointStorageError",
     "same_channel",
     "state_channel",
 ]

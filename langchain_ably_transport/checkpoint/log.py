@@ -14,14 +14,13 @@ from typing import Any
 from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
-from ..errors import AblyTransportError
+from ..errors import CheckpointRetentionError, CheckpointStorageError, ErrorCode
 from ..ledger import MessageKind, Publication
-from ..ratelimit import pacer_for, retry_rate_limited
+from ..sdk.pacer import pacer_for, retry_rate_limited
 from .records import CHUNK
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = 40400
 # A latest-checkpoint read usually needs only the newest message or two (a super-step is one message): a small
 # first page keeps a cold read from downloading and decoding records it does not need, so its cost does not grow
 # with the thread. Reads that must look further back (a shared channel's other traffic) go on in larger pages;
@@ -33,14 +32,6 @@ FULL_SCAN_PAGE_SIZE = 1000
 # publish against 64 KiB, not just the data.
 FRAME_OVERHEAD = 512
 CHUNKED_BLOBS_KEPT = 16  # the newest chunked blobs of a channel, by digest: stored again, they are referenced
-
-
-class CheckpointStorageError(AblyTransportError):
-    """A record could not be stored or read; nothing was silently lost."""
-
-
-class CheckpointRetentionError(CheckpointStorageError):
-    """The channel no longer holds a message a checkpoint needs: its history expired."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +106,7 @@ class ChannelLog:
         try:
             message = await self.channel.get_message(serial)
         except AblyException as error:
-            if error.code == NOT_FOUND or error.status_code == 404:
+            if error.code == ErrorCode.NOT_FOUND or error.status_code == 404:
                 raise CheckpointRetentionError(
                     f"channel {self.name!r} no longer holds message {serial}, which a checkpoint needs: its "
                     "history expired. Add a persistence rule for this channel's namespace in your Ably app "

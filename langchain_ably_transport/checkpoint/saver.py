@@ -29,10 +29,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..connection import connect, release_channel
+from ..connection import connect
+from ..errors import CheckpointStorageError
 from ..loop import LoopThread
-from ..sdk import ConnectionPool
-from .log import ChannelLog, CheckpointStorageError
+from ..pool import ConnectionPool
+from ..sdk.channels import release_channel
+from .log import ChannelLog
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
 from .thread import BlobCache, ThreadStore
 

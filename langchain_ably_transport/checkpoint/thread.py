@@ -22,8 +22,9 @@ from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from ..errors import CheckpointStorageError
 from .index import ThreadIndex, version_key
-from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, CheckpointStorageError, Entry
+from .log import FULL_SCAN_PAGE_SIZE, ChannelLog, Entry
 from .records import (
     CHECKPOINT,
     ERASE,

@@ -28,15 +28,6 @@ from .encoder import (
     MessageEncoder,
     OnMessage,
 )
-from .errors import (
-    CodecError,
-    EncoderClosedError,
-    EncoderRecoveryFailedError,
-    MissingSerialError,
-    OversizeMessageError,
-    StreamNotOpenError,
-    UnsupportedChunkError,
-)
 from .vercel import ADAPTER_TAG, decode_input, encode_discrete, encode_input
 
 __all__ = [
@@ -46,24 +37,17 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "ChannelWriter",
     "Chunk",
-    "CodecError",
     "CodecMessage",
     "DecodedEvent",
     "Decoder",
-    "EncoderClosedError",
-    "EncoderRecoveryFailedError",
     "ForkSeed",
     "Input",
     "InputEvent",
     "MessageEncoder",
-    "MissingSerialError",
     "OnMessage",
-    "OversizeMessageError",
-    "StreamNotOpenError",
     "UIMessage",
     "UIMessageAccumulator",
     "UIMessageChunk",
-    "UnsupportedChunkError",
     "chunks",
     "decode_input",
     "encode_discrete",

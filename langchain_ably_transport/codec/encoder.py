@@ -27,7 +27,7 @@ the message's full text and terminal status (§5.3); if that fails too, `Encoder
 append to a message is known to have failed, the encoder sends that message no more appends (the closing one
 included): one landing after the gap would leave a live reader with text it cannot repair, whereas the update
 at the stream's end extends what the reader has by exactly the rest. An append in doubt after a connection
-that could not be resumed fails this way (`connection.py`), and so does every later one to that message.
+that could not be resumed fails this way (`sdk/outbox.py`), and so does every later one to that message.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
+from ..errors import (
+    EncoderClosedError,
+    EncoderRecoveryFailedError,
+    MissingSerialError,
+    OversizeMessageError,
+    StreamNotOpenError,
+    UnsupportedChunkError,
+)
 from ..wire.envelope import Headers, WireMessage
 from ..wire.names import (
     AI_OUTPUT,
@@ -50,14 +58,6 @@ from ..wire.names import (
     HEADER_STREAM_ID,
     TRUE,
     StreamStatus,
-)
-from .errors import (
-    EncoderClosedError,
-    EncoderRecoveryFailedError,
-    MissingSerialError,
-    OversizeMessageError,
-    StreamNotOpenError,
-    UnsupportedChunkError,
 )
 from .sizing import (
     SOFT_FRACTION,

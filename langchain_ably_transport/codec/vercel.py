@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..errors import InvalidArgumentError, OversizeMessageError, UnsupportedChunkError
 from ..wire.envelope import Headers, WireMessage
-from ..wire.errors import InvalidArgumentError
 from ..wire.headers import (
     BoolField,
     EnumField,
@@ -41,7 +41,6 @@ from ..wire.names import (
     TRUE,
 )
 from .chunks import FINISH_REASONS, Chunk, Input
-from .errors import OversizeMessageError, UnsupportedChunkError
 
 ADAPTER_TAG = "vercel-ai-sdk-ui-message"
 

@@ -18,30 +18,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default 8080)")
     parser.add_argument("--data", default="ably-dev.sqlite3",
-                        help="SQLite file that keeps history across restarts; ':memory:' keeps nothing")
+                        help="SQLite file that keeps history across restarts; ':memory:' keeps nothing "
+                             "(default ably-dev.sqlite3, in the working directory)")
     parser.add_argument("--key", action="append", dest="keys", metavar="APPID.KEYID:SECRET",
                         help=f"an API key the server accepts; repeatable (default {DEFAULT_KEY})")
     parser.add_argument("--mutable", action="append", metavar="NAMESPACE",
                         help="enable updates/deletes/appends only for this channel namespace; repeatable "
                              "(default: every channel, '*')")
-    parser.add_argument("--max-message-size", type=int, default=defaults.max_message_size)
+    parser.add_argument("--max-message-size", type=int, default=defaults.max_message_size,
+                        help="bytes per message, and per aggregate for appends (40009 beyond) "
+                             f"(default {defaults.max_message_size})")
     parser.add_argument("--inbound-rate", type=float, default=defaults.inbound_rate,
-                        help="messages/s a connection may publish; 0 disables the limit")
+                        help="messages/s a connection may publish (42911 beyond); 0 disables "
+                             f"(default {defaults.inbound_rate:g})")
     parser.add_argument("--account-rate", type=float, default=defaults.account_rate,
-                        help="messages/s all connections may publish together (42910 beyond); 0 (default) disables")
+                        help="messages/s all connections may publish together (42910 beyond); 0 disables "
+                             f"(default {defaults.account_rate:g})")
     parser.add_argument("--protocol-rate", type=float, default=defaults.protocol_rate,
-                        help="protocol messages/s a connection may send before it is closed (42924); 0 disables")
+                        help="protocol messages/s a connection may send before it is closed (42924); 0 disables "
+                             f"(default {defaults.protocol_rate:g})")
     parser.add_argument("--connection-state-ttl", type=float, default=defaults.connection_state_ttl_s,
-                        help="seconds a dropped connection stays resumable")
+                        help="seconds a dropped connection stays resumable "
+                             f"(default {defaults.connection_state_ttl_s:g})")
     parser.add_argument("--presence-leave-delay", type=float, default=defaults.presence_leave_delay_s,
-                        help="seconds after an abrupt disconnect before the connection's presence members leave")
+                        help="seconds after an abrupt disconnect before the connection's presence members leave "
+                             f"(default {defaults.presence_leave_delay_s:g})")
     parser.add_argument("--max-idle-interval", type=float, default=defaults.max_idle_interval_s,
-                        help="seconds between server heartbeats at most")
+                        help=f"seconds between server heartbeats at most (default {defaults.max_idle_interval_s:g})")
     parser.add_argument("--retention", type=float, default=None,
                         help="seconds of history to keep (Ably keeps 120 without a persistence rule); default: all")
     parser.add_argument("--append-rollup-window", type=int, default=defaults.append_rollup_window_ms,
-                        help="ms over which appends to one message are rolled up, unless a client sets its own")
-    parser.add_argument("--log-level", default="WARNING")
+                        help="ms over which appends to one message are rolled up, unless a client sets its own "
+                             f"(default {defaults.append_rollup_window_ms})")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="Python logging level of the server's log on stderr: DEBUG, INFO, WARNING, ERROR or "
+                             "CRITICAL, any case (default WARNING)")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:

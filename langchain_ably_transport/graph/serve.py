@@ -25,12 +25,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Interrupt
 
-from ..checkpoint import AblySaver, CheckpointStorageError
+from ..checkpoint import AblySaver
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
+from ..errors import CheckpointStorageError, ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
-from ..sdk import ConnectionPool, leased
+from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
-from ..session.agent import RunError
 from ..session.control import Authorize, run_owner_only
 from ..session.tree import Node
 from ..wire import names
@@ -175,7 +175,7 @@ async def _end_unreadable(run: Run, error: ValueError) -> GraphRunResult:
     `run_id()` resolves and the error shows, and nothing raises into the caller's web handler."""
     log.warning("run %s: input %s cannot be answered: %s", run.run_id, run.trigger.codec_message_id, error)
     await run.start()
-    await run.end("error", error_code=names.ErrorCode.BAD_REQUEST, error_message=f"unreadable input: {error}")
+    await run.end("error", error_code=ErrorCode.BAD_REQUEST, error_message=f"unreadable input: {error}")
     return GraphRunResult("error", run.run_id, error=error)
 
 

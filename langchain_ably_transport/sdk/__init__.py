@@ -1,5 +1,7 @@
-"""What this package adds to ably-python: the connection pool (the SDK's fixes and the pacer are to follow here)."""
+"""The SDK seam: what this package replaces in ably-python (`fixes`, `outbox`), reaches into (`channels`), and adds
+on every connection (`pacer`). Nothing above this layer touches the SDK's private parts."""
 
-from .pool import ConnectionPool, PoolStats, leased
+from .fixes import SUPPORTED_VERSIONS, adopt
+from .pacer import PublishPacer, pacer_for
 
-__all__ = ["ConnectionPool", "PoolStats", "leased"]
+__all__ = ["SUPPORTED_VERSIONS", "PublishPacer", "adopt", "pacer_for"]

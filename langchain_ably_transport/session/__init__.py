@@ -1,6 +1,6 @@
 """Sessions: the agent's runs and the client's view of one Ably channel, wire-compatible with @ably/ai-transport."""
 
-from .agent import AgentSession, PipeResult, Run, RunError
+from .agent import AgentSession, PipeResult, Run
 from .client import ClientSession, SentInput
 from .control import ControlRequest, anyone, owner_or, run_owner_only
 from .tree import ConversationTree, Node
@@ -14,7 +14,6 @@ __all__ = [
     "Node",
     "PipeResult",
     "Run",
-    "RunError",
     "SentInput",
     "agent_trust",
     "anyone",

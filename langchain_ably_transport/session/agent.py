@@ -24,7 +24,7 @@ from langchain_core.messages import BaseMessage
 from ..codec import DecodedEvent, MessageEncoder, decode_input
 from ..codec.chunks import CodecMessage, Input
 from ..codec.langchain import ui_messages_to_langchain
-from ..errors import AblyTransportError
+from ..errors import ErrorCode, RunError
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import (
@@ -55,10 +55,6 @@ TRIGGER_IDS = (names.HEADER_CODEC_MESSAGE_ID, names.HEADER_RUN_ID, names.HEADER_
 DEFAULT_TRIGGER_TIMEOUT_S = 10.0
 AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
                       "the conversation can go on")
-
-
-class RunError(AblyTransportError):
-    """A run could not be created or used as asked (unknown trigger, publishing after the end, ...)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +152,7 @@ class AgentSession:
         found = await self.core.wait_for(lambda: event_id in self.core.tree.inputs_by_event, timeout)
         if not found:
             raise RunError(f"input event {event_id!r} not found on {self.core.name!r}",
-                           code=names.ErrorCode.INPUT_EVENT_NOT_FOUND)
+                           code=ErrorCode.INPUT_EVENT_NOT_FOUND)
         trigger = Trigger.of(self.core.tree.inputs_by_event[event_id][-1])
         if trigger.refusal:
             log.warning("input %s on %s refused: %s", event_id, self._name, trigger.refusal)
@@ -253,7 +249,7 @@ class AgentSession:
             await self.core.writer.publish(run_end_message(
                 run_id=lost.run_id, reason=names.RunEndReason.ERROR, run_client_id=lost.run_client_id,
                 invocation_id=lost.invocation_id, input_client_id=lost.input_client_id,
-                input_codec_message_id=lost.input_codec_message_id, error_code=names.ErrorCode.STREAM_ERROR,
+                input_codec_message_id=lost.input_codec_message_id, error_code=ErrorCode.STREAM_ERROR,
                 error_message=AGENT_LOST_MESSAGE))
             log.warning("run %s on %s lost its agent; ended as error", lost.run_id, self._name)
             ended.append(lost.run_id)
@@ -351,7 +347,7 @@ class Run:
         await self._core.writer.publish(message)
         self.started = True
         if self.trigger.refusal:
-            await self.end("error", error_code=names.ErrorCode.INVALID_ARGUMENT,
+            await self.end("error", error_code=ErrorCode.INVALID_ARGUMENT,
                            error_message=f"input refused: {self.trigger.refusal}")
 
     async def _early_cancel_allowed(self) -> bool:
@@ -437,7 +433,7 @@ class Run:
         if self.ended:
             return
         if reason == names.RunEndReason.ERROR and error_code is None:
-            error_code = names.ErrorCode.STREAM_ERROR
+            error_code = ErrorCode.STREAM_ERROR
         await self._core.writer.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
                                                         error_message=error_message))
         self.ended = True

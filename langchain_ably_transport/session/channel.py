@@ -13,9 +13,9 @@ from ably import AblyRealtime
 from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
-from ..connection import attach_serial
 from ..ledger import MessageKind, Publication
-from ..ratelimit import pacer_for, retry_rate_limited
+from ..sdk.channels import attach_serial
+from ..sdk.pacer import pacer_for, retry_rate_limited
 from ..wire import names
 from ..wire.envelope import WireMessage
 

@@ -20,7 +20,7 @@ from ably.util.exceptions import AblyException
 
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
-from ..connection import release_channel
+from ..sdk.channels import release_channel
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach

@@ -23,7 +23,7 @@ from ably.types.presence import PresenceAction
 from ably.util.exceptions import AblyException
 
 from ..ledger import MessageKind, Publication
-from ..ratelimit import pacer_for
+from ..sdk.pacer import pacer_for
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .tree import ConversationTree

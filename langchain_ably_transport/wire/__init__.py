@@ -2,7 +2,6 @@
 
 from . import names
 from .envelope import Headers, WireMessage, data_size, extras_size, from_ably
-from .errors import InvalidArgumentError, InvalidInvocationError, WireError
 from .headers import (
     BoolField,
     CancelTarget,
@@ -36,18 +35,15 @@ from .headers import (
 )
 from .ids import is_valid_id, read_ids
 from .invocation import Invocation
-from .names import Action, ErrorCode, RunEndReason, RunStatus, StepEndReason, StreamStatus
+from .names import Action, RunEndReason, RunStatus, StepEndReason, StreamStatus
 
 __all__ = [
     "Action",
     "BoolField",
     "CancelTarget",
     "EnumField",
-    "ErrorCode",
     "HeaderField",
     "Headers",
-    "InvalidArgumentError",
-    "InvalidInvocationError",
     "Invocation",
     "JsonField",
     "RunEndError",
@@ -58,7 +54,6 @@ __all__ = [
     "StepLifecycleEvent",
     "StrField",
     "StreamStatus",
-    "WireError",
     "WireMessage",
     "build_lifecycle_headers",
     "build_run_end_error",

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..errors import ErrorCode, InvalidArgumentError
 from .envelope import Headers, WireMessage
-from .errors import InvalidArgumentError
 from .ids import bounded_text
 from .names import (
     CANCEL,
@@ -49,7 +49,6 @@ from .names import (
     STEP_END,
     STEP_START,
     TRUE,
-    ErrorCode,
     RunEndReason,
     StepEndReason,
 )

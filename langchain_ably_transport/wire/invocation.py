@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidInvocationError
+from ..errors import InvalidInvocationError
 
 INPUT_EVENT_ID = "inputEventId"
 SESSION_NAME = "sessionName"

@@ -7,7 +7,7 @@ tier `message.extras.ai.codec`; every header value on either tier is a string.
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
 # --- Message names (§1.1; nothing else with an `ai-` prefix exists in 0.8.0) --------------------------------
 
@@ -128,25 +128,3 @@ class Action(StrEnum):
 ACTION_BY_NUMBER = {
     0: Action.CREATE, 1: Action.UPDATE, 2: Action.DELETE, 3: Action.META, 4: Action.SUMMARY, 5: Action.APPEND,
 }
-
-
-class ErrorCode(IntEnum):
-    """The SDK's error codes (`errors.ts`); on the wire only `ai-run-end` carries a code (§8)."""
-
-    BAD_REQUEST = 40000
-    INVALID_ARGUMENT = 40003
-    MAX_MESSAGE_SIZE_EXCEEDED = 40009  # Ably's own code for a message over the account's size limit
-    OPERATION_CANCELLED = 40033
-    INSUFFICIENT_CAPABILITY = 40160
-    INTERNAL_ERROR = 50000
-    ENCODER_RECOVERY_FAILED = 104000
-    SESSION_SUBSCRIPTION_ERROR = 104001
-    CANCEL_LISTENER_ERROR = 104002
-    RUN_LIFECYCLE_ERROR = 104003
-    SESSION_CLOSED = 104004
-    SESSION_SEND_FAILED = 104005
-    CHANNEL_CONTINUITY_LOST = 104006
-    CHANNEL_NOT_READY = 104007
-    STREAM_ERROR = 104008
-    INPUT_EVENT_NOT_FOUND = 104010
-    HISTORY_FETCH_FAILED = 104011

@@ -10,15 +10,13 @@ from typing import Any
 
 import pytest
 
-from langchain_ably_transport.codec import (
-    Decoder,
+from langchain_ably_transport.codec import Decoder, MessageEncoder, UIMessageAccumulator
+from langchain_ably_transport.errors import (
     EncoderClosedError,
     EncoderRecoveryFailedError,
-    MessageEncoder,
     MissingSerialError,
     OversizeMessageError,
     StreamNotOpenError,
-    UIMessageAccumulator,
     UnsupportedChunkError,
 )
 from langchain_ably_transport.wire import WireMessage, build_transport_headers

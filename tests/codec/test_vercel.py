@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_ably_transport.codec import OversizeMessageError, UnsupportedChunkError, chunks
+from langchain_ably_transport.codec import chunks
 from langchain_ably_transport.codec.vercel import (
     CONTINUED,
     REASONING,
@@ -24,7 +24,7 @@ from langchain_ably_transport.codec.vercel import (
     start_codec,
     stream_phase,
 )
-from langchain_ably_transport.wire import InvalidArgumentError
+from langchain_ably_transport.errors import InvalidArgumentError, OversizeMessageError, UnsupportedChunkError
 
 from .oracle import as_op, js_encode_inputs
 

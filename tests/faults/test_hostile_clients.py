@@ -30,6 +30,7 @@ from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.codec import encode_input
 from langchain_ably_transport.codec.chunks import tool_approval_response, tool_result, user_message
 from langchain_ably_transport.codec.langchain import langchain_to_ui_message, ui_messages_to_langchain
+from langchain_ably_transport.errors import ErrorCode
 from langchain_ably_transport.graph import GraphRunResult, serve_graph
 from langchain_ably_transport.session.liveness import AGENT_TAG, LIVENESS_CHANNEL
 from langchain_ably_transport.wire import Invocation, WireMessage, names
@@ -257,7 +258,7 @@ async def test_an_input_id_out_of_shape_ends_its_run_with_40003_and_the_agent_se
     assert "input refused" in str(result.error) and header in str(result.error)
     assert await scene.bob.wait_for(lambda: _run(scene.bob, result.run_id) is not None
                                     and _run(scene.bob, result.run_id).status == names.RunStatus.ERROR, 10)
-    assert _run(scene.bob, result.run_id).error.code == names.ErrorCode.INVALID_ARGUMENT
+    assert _run(scene.bob, result.run_id).error.code == ErrorCode.INVALID_ARGUMENT
     await scene.assert_unharmed(before)
 
 

@@ -32,6 +32,7 @@ from langchain_core.messages import AIMessage
 
 from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.codec.langchain import ChunkTranslator
+from langchain_ably_transport.errors import ErrorCode
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.session import AgentSession
 from langchain_ably_transport.session.core import chain_messages
@@ -202,7 +203,7 @@ async def test_serve_graph_ends_a_run_for_a_garbage_input_with_an_error(clients,
                 serve_graph(chat_graph(AblySaver(agent), "never said"), invocation, client=agent), 30)
             assert result.outcome == "error" and isinstance(result.error, ValueError)
             assert await user.wait_for(functools.partial(_ended, user, result.run_id, names.RunStatus.ERROR))
-            assert user.core.tree.run(result.run_id).error.code == names.ErrorCode.BAD_REQUEST
+            assert user.core.tree.run(result.run_id).error.code == ErrorCode.BAD_REQUEST
         assert "never said" not in json.dumps(user.view()), "the model was never called"
         sent = await user.send("a real question")
         result = await serve_graph(chat_graph(AblySaver(agent), "A real answer."), sent.invocation, client=agent)

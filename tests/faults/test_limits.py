@@ -27,7 +27,7 @@ from langchain_ably_transport.checkpoint.log import FRAME_OVERHEAD
 from langchain_ably_transport.checkpoint.records import CHUNK
 from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_graph
-from langchain_ably_transport.ratelimit import pacer_for
+from langchain_ably_transport.sdk.pacer import pacer_for
 from langchain_ably_transport.wire import names
 from langchain_ably_transport.wire.invocation import Invocation
 

@@ -9,6 +9,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from langchain_ably_transport.codec.langchain import ChunkTranslator, tool_output_chunk
+from langchain_ably_transport.errors import ErrorCode
 from langchain_ably_transport.session import AgentSession, ClientSession, owner_or
 from langchain_ably_transport.wire import names
 
@@ -253,7 +254,7 @@ async def test_a_failing_model_ends_the_pass_with_an_error_and_closes_its_stream
         assert result.reason == "error" and str(result.error) == "provider timed out"
         assert await client.wait_for(lambda: client.runs()[0].status == names.RunStatus.ERROR)
         run_node = client.runs()[0]
-        assert run_node.error.message == "provider timed out" and run_node.error.code == names.ErrorCode.STREAM_ERROR
+        assert run_node.error.message == "provider timed out" and run_node.error.code == ErrorCode.STREAM_ERROR
         closed = [w for w in client.core._log if w.transport.get(names.HEADER_STATUS) == "cancelled"]
         assert closed, "the open text stream was closed, not left streaming"
 
@@ -262,7 +263,7 @@ async def test_looking_for_an_input_nowhere_in_a_long_session_refolds_it_a_logar
         clients, channel_name, monkeypatch):
     from ably.types.message import Message
 
-    from langchain_ably_transport.session.agent import RunError
+    from langchain_ably_transport.errors import RunError
     from langchain_ably_transport.session.core import SessionCore
     from langchain_ably_transport.wire.invocation import Invocation
 
@@ -283,6 +284,6 @@ async def test_looking_for_an_input_nowhere_in_a_long_session_refolds_it_a_logar
             await session.create_run(Invocation(str(uuid.uuid4()), channel_name), timeout=0.1)
             raise AssertionError("a run for an input that is not there")
         except RunError as error:
-            assert error.code == names.ErrorCode.INPUT_EVENT_NOT_FOUND
+            assert error.code == ErrorCode.INPUT_EVENT_NOT_FOUND
         assert len(session.core._log) == 1_600 and not session.core.has_older
     assert loads[0] == 1 and loads[1:] == [1, 2, 4, 8, 16], "the opening page, then 1, 2, 4 ... pages at a time"

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from langchain_ably_transport.errors import InvalidArgumentError
 from langchain_ably_transport.wire import (
     BoolField,
     EnumField,
-    InvalidArgumentError,
     JsonField,
     StrField,
     build_run_end_error,

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from langchain_ably_transport.wire import InvalidInvocationError, Invocation
+from langchain_ably_transport.errors import InvalidInvocationError
+from langchain_ably_transport.wire import Invocation
 
 
 def test_round_trip_is_exactly_the_two_keys():

@@ -51,14 +51,3 @@ def test_actions_follow_ably_python_numbering():
 
     for action in MessageAction:
         assert names.ACTION_BY_NUMBER[int(action)].name.replace("MESSAGE_", "") == action.name.replace("MESSAGE_", "")
-
-
-def test_error_codes_of_section_8():
-    assert {code.name: code.value for code in names.ErrorCode} == {
-        "BAD_REQUEST": 40000, "INVALID_ARGUMENT": 40003, "MAX_MESSAGE_SIZE_EXCEEDED": 40009,
-        "OPERATION_CANCELLED": 40033, "INSUFFICIENT_CAPABILITY": 40160, "INTERNAL_ERROR": 50000,
-        "ENCODER_RECOVERY_FAILED": 104000, "SESSION_SUBSCRIPTION_ERROR": 104001, "CANCEL_LISTENER_ERROR": 104002,
-        "RUN_LIFECYCLE_ERROR": 104003, "SESSION_CLOSED": 104004, "SESSION_SEND_FAILED": 104005,
-        "CHANNEL_CONTINUITY_LOST": 104006, "CHANNEL_NOT_READY": 104007, "STREAM_ERROR": 104008,
-        "INPUT_EVENT_NOT_FOUND": 104010, "HISTORY_FETCH_FAILED": 104011,
-    }

@@ -16,7 +16,7 @@ needs (the mapping error, message metadata both ways, reading LangChain content)
 modules.
 """
 
-from ._shared import REASONING_KEY, MessageMappingError, map_finish_reason, usage_from_vercel, usage_to_vercel
+from ._shared import REASONING_KEY, map_finish_reason, usage_from_vercel, usage_to_vercel
 from .inputs import (
     AgentInput,
     ApprovalDecision,
@@ -52,7 +52,6 @@ __all__ = [
     "ApprovalDecision",
     "ChunkTranslator",
     "HumanInput",
-    "MessageMappingError",
     "RegenerateRequest",
     "ToolResult",
     "UIMessage",

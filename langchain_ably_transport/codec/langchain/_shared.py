@@ -12,8 +12,6 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from ..errors import CodecError
-
 REASONING_KEY = "reasoning_content"
 """`additional_kwargs` key for reasoning text: where DeepSeek-style integrations put it, and ignored by the request
 builders of providers that would reject unsigned reasoning if it were sent back as a content block."""
@@ -51,11 +49,6 @@ _MODEL_NAME_KEYS = ("model_name", "model", "model_id")
 _FILE_BLOCK_TYPES = frozenset({"image", "audio", "video", "file"})
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 _USAGE_DETAIL_KEYS = ("input_token_details", "output_token_details")
-
-
-class MessageMappingError(CodecError, ValueError):
-    """A payload that cannot be mapped between LangChain and Vercel shapes: an unknown role or input kind, or a
-    missing required field. Usually a client on another codec or version; check the channel's adapter tag."""
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
+from ...errors import MessageMappingError
 from .. import chunks
 from ..chunks import Input
-from ._shared import MessageMappingError, _output_content
+from ._shared import _output_content
 from .messages import langchain_to_ui_message, ui_message_to_langchain, ui_messages_to_langchain
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
+from ...errors import MessageMappingError
 from ._shared import (
     REASONING_KEY,
-    MessageMappingError,
     _content_pieces,
     _final_metadata,
     _input_error_text,

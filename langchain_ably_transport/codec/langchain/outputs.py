@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.utils.json import parse_partial_json
 
+from ...errors import MessageMappingError
 from ..chunks import Chunk
 from ._shared import (
-    MessageMappingError,
     _content_pieces,
     _final_metadata,
     _input_error_text,

@@ -14,12 +14,12 @@ from langchain_core.messages import (
 from langchain_ably_transport.codec.langchain import (
     ApprovalDecision,
     HumanInput,
-    MessageMappingError,
     RegenerateRequest,
     ToolResult,
     input_to_langchain,
     langchain_to_input,
 )
+from langchain_ably_transport.errors import MessageMappingError
 
 # --------------------------------------------------------------------------------------------------------------------
 # Inputs

@@ -28,7 +28,6 @@ from langchain_ably_transport.codec.langchain import (
     DATA_PARTS_KEY,
     REASONING_KEY,
     ChunkTranslator,
-    MessageMappingError,
     abort_chunk,
     data_chunk,
     error_chunk,
@@ -41,6 +40,7 @@ from langchain_ably_transport.codec.langchain import (
     ui_message_to_langchain,
     ui_messages_to_langchain,
 )
+from langchain_ably_transport.errors import MessageMappingError
 
 from .streams import (
     USAGE_FIRST,

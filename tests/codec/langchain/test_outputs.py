@@ -21,7 +21,6 @@ from langchain_ably_transport.codec.langchain import (
     DATA_PARTS_KEY,
     REASONING_KEY,
     ChunkTranslator,
-    MessageMappingError,
     abort_chunk,
     data_chunk,
     error_chunk,
@@ -35,6 +34,7 @@ from langchain_ably_transport.codec.langchain import (
     usage_from_vercel,
     usage_to_vercel,
 )
+from langchain_ably_transport.errors import MessageMappingError
 
 from .streams import (
     USAGE_FIRST,

@@ -1,9 +1,9 @@
-"""Staying within Ably's per-connection publish rate (50 msg/s by default) instead of being refused for it.
+"""The pacer: staying within a connection's publish rate (Ably's 50 msg/s by default) instead of being refused.
 
 Two layers. `PublishPacer` keeps one connection's publishes under the rate its server announced (the
-`maxInboundRate` of CONNECTED), starting them in call order: a refused append cannot be retried without
-reordering the stream, and a live reader that missed it keeps the gap (a repairing update comes after the
-stream's end, which readers have already applied), so the only safe append is one the server will accept.
+`maxInboundRate` of CONNECTED, which only `fixes` keeps), starting them in call order: a refused append cannot be
+retried without reordering the stream, and a live reader that missed it keeps the gap (a repairing update comes after
+the stream's end, which readers have already applied), so the only safe append is one the server will accept.
 `retry_rate_limited` waits out a refusal for rate (42911 for the connection, 42910 for the account) for whatever is
 refused anyway (other traffic on the connection, or the account's other connections): the message was refused, not
 lost, and publishing it again once the rate allows keeps everything. Each refusal is counted in the ledger.
@@ -19,12 +19,11 @@ from typing import Any, TypeVar
 
 from ably.util.exceptions import AblyException
 
-from .ledger import Publication, current_run, ledger
+from ..errors import RATE_REFUSALS
+from ..ledger import Publication, current_run, ledger
+from .fixes import adopt
 
 T = TypeVar("T")
-RATE_LIMITED = 42911
-ACCOUNT_RATE_LIMITED = 42910
-RATE_REFUSALS = frozenset({RATE_LIMITED, ACCOUNT_RATE_LIMITED})
 DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
 # The pacer stays below the server's token bucket (one second's worth, refilled at the rate): 90% of the rate,
 # bursts of half a second, so network jitter bunching a paced burst cannot empty the server's bucket.
@@ -180,9 +179,13 @@ _pacers: weakref.WeakKeyDictionary[Any, PublishPacer] = weakref.WeakKeyDictionar
 
 
 def pacer_for(client: Any) -> PublishPacer:
-    """The pacer every publisher of this package shares on `client`'s connection (the rate is per connection)."""
+    """The pacer every publisher of this package shares on `client`'s connection (the rate is per connection).
+
+    The first time it sees a client, it `adopt`s it: the SDK fixes reach every client the package is handed.
+    """
     pacer = _pacers.get(client)
     if pacer is None:
+        adopt(client)
         pacer = _pacers[client] = PublishPacer(lambda: inbound_rate(client))
     return pacer
 

@@ -14,7 +14,7 @@ from langchain_ably_transport import AblySaver, ClientSession, ConnectionPool, c
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 
-from ..graph.graphs import chat_graph
+from .graph.graphs import chat_graph
 
 
 def _names(count: int) -> list[str]:

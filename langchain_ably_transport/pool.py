@@ -22,8 +22,8 @@ from typing import Any
 
 from ably import AblyRealtime
 
-from ..connection import connect
-from ..ratelimit import TokenBucket, inbound_rate, pacer_for
+from .connection import connect
+from .sdk.pacer import TokenBucket, inbound_rate, pacer_for
 
 log = logging.getLogger(__name__)
 

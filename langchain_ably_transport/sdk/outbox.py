@@ -1,0 +1,160 @@
+"""Fix 4 of `sdk.fixes`: ably-python 3.1.4's queue of messages in flight, replaced where it breaks across reconnections.
+
+3.1.4 gives a message its `msgSerial` when it is queued, keeps it while disconnected in both its queues (a failed
+reconnection attempt then queues it twice, so it is sent twice), raises a write on a socket that just died into the
+caller although the message is sent later, never resends messages in flight when a token expires yet reports them
+ACKed, and after a connection that could not be resumed reuses old `msgSerial`s, which collide with the new
+connection's own. `send_protocol_message` and `send_queued_messages` replace `ConnectionManager`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from typing import Any
+
+from ably.realtime.connectionmanager import ConnectionManager, PendingMessage
+from ably.transport.websockettransport import ProtocolMessageAction
+from ably.types.connectionstate import ConnectionState
+from ably.types.message import MessageAction
+from ably.types.operations import PublishResult
+from ably.util.exceptions import AblyException
+from websockets.exceptions import WebSocketException
+
+from ..errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+_SENT_ON = "_sent_on_connection"
+_QUEUEING_STATES = (ConnectionState.INITIALIZED, ConnectionState.DISCONNECTED, ConnectionState.CONNECTING)
+_REWRITES = (MessageAction.MESSAGE_UPDATE, MessageAction.MESSAGE_DELETE)
+_APPENDS_IN_DOUBT = "_appends_in_doubt"
+_SENT_BEFORE = ("it was sent over a connection the server could not resume, so it may or may not have been "
+                "applied, and sending it again could apply it twice")
+_BEHIND_ONE_IN_DOUBT = ("an earlier append to that message is in doubt after a connection the server could not "
+                        "resume; update the message with its full data, then append again")
+
+
+def install() -> None:
+    if ConnectionManager.send_protocol_message is not send_protocol_message:
+        ConnectionManager.send_protocol_message = send_protocol_message  # type: ignore[method-assign]
+        ConnectionManager.send_queued_messages = send_queued_messages  # type: ignore[method-assign]
+
+
+def installed() -> bool:
+    return ConnectionManager.send_protocol_message is send_protocol_message
+
+
+async def send_protocol_message(self: Any, protocol_message: dict[str, Any]) -> PublishResult | None:
+    """`ConnectionManager.send_protocol_message`, numbering a message when it is written, not when queued."""
+    state = self.state
+    queueing = state in _QUEUEING_STATES
+    if state != ConnectionState.CONNECTED and not queueing:
+        raise AblyException(f"Cannot send message while connection is {state}", 400, ErrorCode.CONNECTION_NOT_READY)
+    if queueing and not self.options.queue_messages:
+        raise AblyException(f"Cannot send message while connection is {state}, and queue_messages is false",
+                            400, ErrorCode.CONNECTION_NOT_READY)
+    _give_ids(protocol_message)
+    pending = PendingMessage(protocol_message)
+    refusal = _refusal(self, pending)
+    if refusal is not None:
+        raise refusal
+    if queueing or self.transport is None:
+        self.queued_messages.appendleft(pending)
+        written = None
+    else:
+        written = _write(self, pending)
+    if pending.future is not None:
+        return await pending.future
+    if written is not None:
+        await written
+    return None
+
+
+def send_queued_messages(self: Any) -> None:
+    """`ConnectionManager.send_queued_messages` (on CONNECTED), oldest first, unless resending one could apply
+    it twice.
+
+    A message written over a connection that this one did not resume (a new connectionId: the server lost
+    the old one, e.g. it restarted) gets a new `msgSerial` from 0, as RTN15c7 asks (3.1.4 resends the old
+    one, which collides with the new connection's own and gets a stranger's ACK). Whether the old server
+    applied it is unknown. Resending is harmless for creates (`_give_ids` makes them idempotent), updates,
+    deletes and presence; an append would be applied twice, so it fails with 80008 instead, and so does
+    every later append to the same message until an update rewrites it (`MessageEncoder` does, with the
+    message's full text).
+
+    Messages still awaiting an ACK from an earlier transport go first, again: 3.1.4 requeues them only when
+    it tears a transport down itself, not after a DISCONNECTED frame (a token expiring: 40142) or a
+    re-authentication, and a later ACK then settles them as if the server had had them (RTN19a).
+    """
+    self.requeue_pending_messages()
+    while self.queued_messages:
+        pending = self.queued_messages.pop()
+        refusal = _refusal(self, pending)
+        if refusal is None:
+            _write(self, pending).add_done_callback(_log_write_failure)
+        elif pending.future is not None and not pending.future.done():
+            pending.future.set_exception(refusal)
+
+
+def _write(self: Any, pending: PendingMessage) -> asyncio.Future[None]:
+    """Write a message on the current transport; it takes a `msgSerial` on its first write over a connection
+    (a resumed connection keeps the old one, so the server re-ACKs a message it had already applied)."""
+    if pending.ack_required:
+        if getattr(pending, _SENT_ON, None) != self.connection_id:
+            pending.message["msgSerial"] = self.msg_serial
+            self.msg_serial += 1
+            setattr(pending, _SENT_ON, self.connection_id)
+        self.pending_message_queue.push(pending)
+    return asyncio.ensure_future(_send_on(self.transport, pending))
+
+
+async def _send_on(transport: Any, pending: PendingMessage) -> None:
+    try:
+        await transport.send(pending.message)
+    except (WebSocketException, OSError):
+        if not pending.ack_required:
+            raise
+        # The socket died under the write. The message stays awaiting its ACK: the SDK requeues it when it
+        # notices the socket is gone and writes it on the next connection (RTN19a); its caller keeps waiting.
+
+
+def _log_write_failure(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        log.info("a queued protocol message was not written: %s", written.exception())
+
+
+def _refusal(self: Any, pending: PendingMessage) -> AblyException | None:
+    """Why `pending` must not be written now (see `send_queued_messages`), or None."""
+    message = pending.message
+    channel = message.get("channel")
+    blocked: set[tuple[str, str]] = self.__dict__.setdefault(_APPENDS_IN_DOUBT, set())
+    sent_before = getattr(pending, _SENT_ON, None) not in (None, self.connection_id)
+    if sent_before and message.get("action") not in (ProtocolMessageAction.MESSAGE, ProtocolMessageAction.PRESENCE):
+        return _in_doubt(f"A {ProtocolMessageAction(message['action']).name} message on {channel}", _SENT_BEFORE)
+    for item in message.get("messages") or ():
+        target = (channel, item.get("serial"))
+        if item.get("action") in _REWRITES:
+            blocked.discard(target)
+        elif item.get("action") == MessageAction.MESSAGE_APPEND and (sent_before or target in blocked):
+            blocked.add(target)
+            what = f"An append to {item.get('serial')} on {channel}"
+            return _in_doubt(what, _SENT_BEFORE if sent_before else _BEHIND_ONE_IN_DOUBT)
+    return None
+
+
+def _in_doubt(what: str, why: str) -> AblyException:
+    return AblyException(f"{what} was not sent: {why}", 400, ErrorCode.CONNECTION_NOT_RECOVERED)
+
+
+def _give_ids(protocol_message: dict[str, Any]) -> None:
+    """Give each create without an id one (`<random>:<index>`, as Ably's REST SDKs do for idempotent
+    publishing), so that a server that already applied it recognises it when it is sent again."""
+    if protocol_message.get("action") != ProtocolMessageAction.MESSAGE:
+        return
+    base = base64.urlsafe_b64encode(os.urandom(9)).decode("ascii")
+    for index, item in enumerate(protocol_message.get("messages") or ()):
+        if item.get("action") in (None, MessageAction.MESSAGE_CREATE) and not item.get("id"):
+            item["id"] = f"{base}:{index}"
