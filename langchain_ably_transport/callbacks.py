@@ -34,6 +34,7 @@ from .codec.langchain import ChunkTranslator, error_chunk, tool_output_chunk
 from .connection import connect
 from .errors import AblyTransportError, ErrorCode, RunCancelledError
 from .loop import LoopThread
+from .sdk import adopt
 from .session import AgentSession, ClientSession, Run
 from .session.trust import configured_agents
 
@@ -81,7 +82,7 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
             raise ValueError("AblyCallbackHandler needs exactly one of session= or run=")
         if run is None and client is None:
             raise ValueError("a session handler needs the Ably client")
-        self._client = client if client is not None else run._session.core.client  # type: ignore[union-attr]
+        self._client = adopt(client) if client is not None else run.client  # type: ignore[union-attr]
         self._loop: asyncio.AbstractEventLoop = self._client.options.loop
         self._session_name = session
         self._bound_run = run

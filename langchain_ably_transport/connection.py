@@ -52,12 +52,10 @@ def client_options(
     options: dict[str, Any] = {**_endpoint_options(endpoint), **ably_options}
     if client_id is not None:
         options["client_id"] = client_id
-        if options.get("auth_callback"):
-            options["auth_callback"] = fixes.tokens_for_client(options["auth_callback"], client_id)
     if key is not None:
         options["key"] = key
-        if options.get("tls") is False and "use_token_auth" not in options:
-            options.update(fixes.token_auth_from_key(client_id, options.get("default_token_params")))
+        if options.get("tls") is False:  # the key signs token requests: ably-python refuses it over HTTP (fix 2)
+            options.setdefault("use_token_auth", True)
     return options
 
 

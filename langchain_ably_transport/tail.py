@@ -324,7 +324,7 @@ async def tail(session_name: str, *, key: str | None = None, endpoint: str | Non
     print("loading history…", file=err, flush=True)
     async with connect(key, endpoint) as client, ClientSession(client, session_name,
                                                                history_pages=history_pages) as session:
-        history = history_records(session.core.tree.visible())
+        history = history_records(session.branch())
         count = sum(record["type"] == "message" for record in history)
         older = " (older history not loaded)" if session.has_older else ""
         print(f"{count} messages{older}", file=err, flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -9,9 +11,11 @@ from typing import Any
 
 import pytest
 from ably import AblyRealtime, AblyRest
+from ably.types.connectionstate import ConnectionState
 
 from langchain_ably_transport import client_options, connect
 from langchain_ably_transport.devserver import RunningServer, spawn
+from langchain_ably_transport.sdk import adopt
 
 ClientFactory = Callable[..., Awaitable[AblyRealtime]]
 
@@ -37,6 +41,33 @@ async def clients(server: RunningServer) -> AsyncIterator[ClientFactory]:
             target = target or server
             key = options.pop("key", target.key)
             return await stack.enter_async_context(connect(key, target.url, **options))
+
+        yield make
+
+
+def user_built_options(server: RunningServer, **options: Any) -> dict[str, Any]:
+    """What a user passes to build their own `AblyRealtime` for the dev server, without `client_options()`."""
+    address = urllib.parse.urlsplit(server.url)
+    built = {"endpoint": address.hostname, "port": address.port, "tls": False, **options}
+    if "auth_callback" not in options:
+        built.update(key=server.key, use_token_auth=True)
+    return built
+
+
+@pytest.fixture(params=["connect", "user-built"])
+async def any_clients(request: pytest.FixtureRequest, server: RunningServer) -> AsyncIterator[ClientFactory]:
+    """`clients`, made by `connect()` or built by the user (`AblyRealtime(...)` handed to `sdk.adopt` at once, as
+    docs/troubleshooting.md asks of a client built long before the package gets it), connected, closed after."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**options: Any) -> AblyRealtime:
+            if request.param == "connect":
+                key = None if "auth_callback" in options else server.key
+                return await stack.enter_async_context(connect(key, server.url, **options))
+            client = adopt(AblyRealtime(**user_built_options(server, **options)))
+            stack.push_async_callback(client.close)
+            await asyncio.wait_for(client.connection.once_async(ConnectionState.CONNECTED), 15)
+            return client
 
         yield make
 

@@ -17,7 +17,7 @@ def test_http_endpoint_url_selects_plain_transport_port_and_token_auth():
     options = client_options("app.key:secret", "http://127.0.0.1:8080", client_id="alice")
     assert options == {
         "endpoint": "127.0.0.1", "tls": False, "port": 8080, "key": "app.key:secret", "client_id": "alice",
-        "use_token_auth": True, "default_token_params": {"client_id": "alice"},
+        "use_token_auth": True,
     }
 
 

@@ -32,9 +32,7 @@ from ..ledger import MessageCounts, attributed_to, ledger
 from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
 from ..session.control import Authorize, run_owner_only
-from ..session.tree import Node
 from ..wire import names
-from ..wire.headers import cancel_message
 from ..wire.invocation import Invocation
 from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
@@ -184,39 +182,27 @@ async def _continuation_refusal(session: AgentSession, run: Run) -> str | None:
     (another client, another tab) is refused without touching the run, and so is one that says nothing, names
     a run no agent of this session started, or comes from a client `authorize` does not let resume the run. A run
     older than the page this process read is looked for further back in the session's history."""
-    await session.core.load_older_until(lambda: _from_agent(session.core.tree.run(run.run_id)))
-    node = session.core.tree.run(run.run_id)
-    if not _from_agent(node):
+    node = await session.agent_run(run.run_id)
+    if node is None:
         return f"no agent started run {run.run_id}"
-    if node.status != names.RunStatus.SUSPENDED:  # type: ignore[union-attr]
+    if node.status != names.RunStatus.SUSPENDED:
         return f"run {run.run_id} is not suspended"
     if not await session.allows("resume", run.run_id, run.trigger.wire):
         return f"{run.trigger.wire.client_id!r} may not answer run {run.run_id}"
     return "the input is no message, tool result or approval" if _says_nothing(run) else None
 
 
-def _from_agent(node: Node | None) -> bool:
-    return node is not None and node.from_agent
-
-
 def _already_answered(session: AgentSession, run: Run) -> bool:
     """A user message an agent's run already answers: its invocation is a replay (a second POST of it)."""
-    tree = session.core.tree
-    key = run.trigger.codec_message_id
-    asked = tree.nodes.get(key)
-    return asked is not None and asked.kind == "input" and any(
-        node.kind == "run" and node.from_agent and node.input_codec_message_id == key and node.key != run.run_id
-        for node in tree.nodes.values())
+    return session.answered(run.trigger.codec_message_id, besides=run.run_id)
 
 
 async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
     """Apply the double-texting policy; False: the new input is rejected. An `interrupt` cancels only the runs
     whose cancel `authorize` would take from the new input's sender, and waits for the others."""
-    tree = session.core.tree
 
-    def active() -> list[str]:  # runs an agent started (anyone may name a run id in an input)
-        return [n.key for n in tree.nodes.values() if n.kind == "run" and n.from_agent and n.key != run.run_id
-                and n.status == names.RunStatus.ACTIVE]
+    def active() -> list[str]:
+        return session.active_runs(besides=run.run_id)
 
     busy = active()
     if not busy:
@@ -226,8 +212,8 @@ async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, time
     if policy == "interrupt":
         for run_id in busy:
             if await session.allows("cancel", run_id, run.trigger.wire):
-                await session.core.writer.publish(cancel_message(run_id=run_id))
-    if not await session.core.wait_for(lambda: not active(), timeout):
+                await session.cancel_run(run_id)
+    if not await session.wait_for(lambda: not active(), timeout):
         log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run.run_id)
     return True
 

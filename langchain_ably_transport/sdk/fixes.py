@@ -1,27 +1,28 @@
 """The defects of ably-python 3.1 that this package meets, and what replaces each: the one place that patches the SDK.
 
-`adopt(client)` is called on every `AblyRealtime` the package is handed, the user's own included: `pacer_for`,
-through which every publish passes, calls it the first time it sees a client, and `connect()` before it builds
-one. It checks the installed version (`SUPPORTED_VERSIONS`; any other raises `UnsupportedSdkError`), installs the
-class-level replacements once, and fixes or refuses the client's own options. Each defect has an upstream report
-in docs/ably-python-fixes.md.
+`adopt(client)` is called on every `AblyRealtime` the package is handed, the user's own included: by the
+constructors that take a client (sessions, saver, callback handler), by `pacer_for`, through which every publish
+passes, and by `connect()`. It checks the installed version (`SUPPORTED_VERSIONS`; any other raises
+`UnsupportedSdkError`), installs the class-level replacements once, and refuses a client whose options cannot
+work. Each defect has an upstream report in docs/ably-python-fixes.md.
 
 Each fix: what ably-python 3.1.4 does, what replaces it, and the test that proves it.
 
 1. Its WebSocket URL leaves out `port`/`tls_port` (REST honours them): a server on any port but 80/443 is
    unreachable. `_connect_with_port`. tests/test_connection.py::test_connect_reaches_a_server_on_a_non_default_port
-2. It refuses Basic (key) auth on REST over plain HTTP (40103), and realtime history goes over REST; with
-   `use_token_auth`, its token requests omit `client_id` unless it is a default token parameter.
-   `token_auth_from_key` (options); `adopt` refuses a client that sends its key over plain HTTP.
+2. It refuses Basic (key) auth on REST over plain HTTP (40103), and realtime history goes over REST.
+   `connect()` signs token requests with the key there (`use_token_auth`); `adopt` refuses a client that sends
+   its key over plain HTTP, saying how to build one that works.
    tests/sdk/test_fixes.py::test_a_user_built_client_with_a_key_over_plain_http_is_refused_with_how_to_fix_it
 3. `ConnectionDetails` drops `maxInboundRate`, the publish rate the server allows, which the pacer keeps to.
    `_details_with_inbound_rate`. tests/sdk/test_fixes.py::test_the_publish_rate_the_server_announces_is_kept
 4. Its queue of messages in flight breaks across reconnections: duplicates, wrong ACKs, messages lost on token
    expiry, `msgSerial` collisions after a connection that could not be resumed. `outbox`.
    tests/faults/test_socket_drops.py, tests/faults/test_token_expiry.py, tests/faults/test_server_crash.py
-5. A token string from `auth_callback` is taken to carry clientId None when `client_id` is set, and the
-   connection fails (40102, surfacing as 80019). `tokens_for_client`. tests/faults/test_token_expiry.py
-   (its callbacks return JWT strings), tests/sdk/test_fixes.py::test_a_user_built_client_survives_token_expiry
+5. Its token requests leave out the `client_id` the client was built with unless it is also a default token
+   parameter, and a token string from `auth_callback` is taken to carry clientId None, so a client with
+   `client_id` fails to connect (40102, surfacing as 80019). `_request_token_for_client`.
+   tests/faults/test_token_expiry.py (user-built clients too, whose callbacks return JWT strings)
 6. Every REST request (history: each session open and checkpoint read) re-sends an unchanged token on the
    realtime connection (AUTH), and each CONNECTED answering it re-attaches every channel: attach storms under
    load. `_authorize_when_necessary`. tests/sdk/test_fixes.py::test_rest_requests_do_not_reauthorise_the_connection
@@ -32,8 +33,10 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    exception was never retrieved" with a traceback on the user's terminal. `_take_failure`.
    tests/test_connection.py::test_a_refused_port_fails_fast_in_one_line_without_a_stray_traceback
 
-The replacements are class-level, so they reach clients built before `adopt`, with one limit: a client that
-connected before has no `maxInboundRate` until it next connects, and is paced at Ably's 50 msg/s meanwhile.
+The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
+is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
+before has none of them for that first connection: on a port other than 80/443 it never connected (1), and until
+it next connects it has no `maxInboundRate` (3), so it is paced at Ably's 50 msg/s.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def check_version(version: str | None = None) -> None:
 
 
 def install() -> None:
-    """Install the class-level replacements (1, 3, 4, 6, 7) once; idempotent."""
+    """Install the class-level replacements once; idempotent."""
     check_version()
     transport = websockettransport.WebSocketTransport
     if transport.connect is not _connect_with_port:
@@ -80,15 +83,19 @@ def install() -> None:
         Auth._Auth__authorize_when_necessary = _authorize_when_necessary  # type: ignore[attr-defined]
     if not getattr(EventEmitter.off, "forgets", False):
         EventEmitter.off = _off_and_forget(EventEmitter.off)  # type: ignore[method-assign]
+    if not getattr(Auth.request_token, "names_client", False):
+        Auth.request_token = _request_token_for_client(Auth.request_token)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
-    return websockettransport.WebSocketTransport.connect is _connect_with_port and outbox.installed()
+    """Whether `install` has run in this process."""
+    return (websockettransport.WebSocketTransport.connect is _connect_with_port and outbox.installed()
+            and getattr(Auth.request_token, "names_client", False))
 
 
 def adopt(client: AblyRealtime) -> AblyRealtime:
-    """Make `client` one the package can rely on: the replacements installed, its `auth_callback` fixed (5), and
-    a key over plain HTTP refused (2), with how to build a client that works. Idempotent; returns `client`."""
+    """Make `client` one the package can rely on: the replacements installed, and a key over plain HTTP refused
+    (2) with how to build a client that works. Idempotent; returns `client`."""
     if getattr(client, _ADOPTED, False):
         return client
     install()
@@ -97,37 +104,11 @@ def adopt(client: AblyRealtime) -> AblyRealtime:
         raise ConfigurationError(
             "This AblyRealtime sends its API key over plain HTTP, which ably-python refuses for history (40103): "
             "build it with AblyRealtime(**client_options(key, endpoint)), or pass use_token_auth=True")
-    if options.auth_callback and options.client_id and not getattr(options.auth_callback, "names_client", False):
-        options.auth_callback = tokens_for_client(options.auth_callback, options.client_id)
     setattr(client, _ADOPTED, True)
     return client
 
 
-# --- 2 and 5: options ------------------------------------------------------------------------------------------
-
-
-def token_auth_from_key(client_id: str | None, token_params: dict[str, Any] | None) -> dict[str, Any]:
-    """Options that sign token requests with the key instead of sending it (2); 3.1.4 leaves clientId out of
-    them unless it is a default token parameter."""
-    params = dict(token_params or {})
-    if client_id is not None:
-        params.setdefault("client_id", client_id)
-    return {"use_token_auth": True, "default_token_params": params}
-
-
-def tokens_for_client(auth_callback: Any, client_id: str) -> Any:
-    """`auth_callback` with the token strings it returns issued to `client_id` (5). The server still checks
-    the token."""
-
-    async def token_for_client(token_params: dict[str, Any]) -> Any:
-        token = await auth_callback(token_params)
-        return TokenDetails(token=token, client_id=client_id) if isinstance(token, str) and token else token
-
-    token_for_client.names_client = True  # type: ignore[attr-defined]
-    return token_for_client
-
-
-# --- 1, 3, 6, 7: class-level replacements ------------------------------------------------------------------------
+# --- the class-level replacements ------------------------------------------------------------------------
 
 
 def websocket_url(tls: bool, host: str, port: int | None, params: dict[str, Any]) -> str:
@@ -188,3 +169,22 @@ def _off_and_forget(off: Any) -> Any:
 
     off_and_forget.forgets = True  # type: ignore[attr-defined]
     return off_and_forget
+
+
+def _request_token_for_client(request_token: Any) -> Any:
+    """`Auth.request_token` for the client's own `client_id` (5): asked for in the token request, and assumed of a
+    token string (which says nothing of it). The server still checks the token: CONNECTED names the clientId it
+    granted, and the SDK refuses a mismatch (40102)."""
+
+    async def request_for_client(self: Auth, token_params: dict[str, Any] | None = None, **auth_options: Any) -> Any:
+        client_id = self.client_id or self.auth_options.client_id
+        if client_id:
+            token_params = {"client_id": client_id, **(token_params or {})}
+        details = await request_token(self, token_params, **auth_options)
+        if not client_id or details.client_id is not None:
+            return details
+        return TokenDetails(token=details.token, expires=details.expires, issued=details.issued,
+                            capability=dict(details.capability), client_id=client_id)
+
+    request_for_client.names_client = True  # type: ignore[attr-defined]
+    return request_for_client

@@ -25,10 +25,12 @@ from ..codec import DecodedEvent, MessageEncoder, decode_input
 from ..codec.chunks import CodecMessage, Input
 from ..codec.langchain import ui_messages_to_langchain
 from ..errors import ErrorCode, RunError
+from ..sdk import adopt
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import (
     build_transport_headers,
+    cancel_message,
     read_cancel_target,
     run_end_message,
     run_resume_message,
@@ -107,7 +109,7 @@ class AgentSession:
         (None: `$ABLY_TRUSTED_AGENTS`, else none; see `trust`).
         `end_lost_runs`: end, as `error`, runs whose agent is gone (see `liveness`) when found.
         """
-        self._client = client
+        self._client = adopt(client)
         self._name = session_name
         self._history_pages = history_pages
         self._trusted = trusted_agents
@@ -175,6 +177,38 @@ class AgentSession:
         if not allowed:
             log_refusal(request)
         return allowed
+
+    # --- the session's runs, for what serves a graph on it ---
+
+    async def agent_run(self, run_id: str) -> Node | None:
+        """The run `run_id` if an agent of this session started it (anyone may name a run id in an input), looked
+        for further back in the session's history if need be; None if no agent did."""
+        await self.core.load_older_until(lambda: _from_agent(self.core.tree.run(run_id)))
+        node = self.core.tree.run(run_id)
+        return node if _from_agent(node) else None
+
+    def active_runs(self, *, besides: str | None = None) -> list[str]:
+        """The runs an agent started that are active now, other than `besides`."""
+        return [node.key for node in self.core.tree.nodes.values()
+                if _from_agent(node) and node.key != besides and node.status == names.RunStatus.ACTIVE]
+
+    def answered(self, codec_message_id: str, *, besides: str) -> bool:
+        """Whether an agent's run other than `besides` already answers the user message `codec_message_id` (a
+        replayed invocation asks again)."""
+        tree = self.core.tree
+        asked = tree.nodes.get(codec_message_id)
+        return asked is not None and asked.kind == "input" and any(
+            _from_agent(node) and node.input_codec_message_id == codec_message_id and node.key != besides
+            for node in tree.nodes.values())
+
+    async def cancel_run(self, run_id: str) -> None:
+        """Cancel `run_id` wherever it runs, as a client would: an `ai-cancel` on the session, which the agent
+        serving it (this process or another) obeys."""
+        await self.core.writer.publish(cancel_message(run_id=run_id))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait, up to `timeout` seconds, until `predicate()` holds after a message folds; whether it did."""
+        return await self.core.wait_for(predicate, timeout)
 
     # --- what arrives on the channel ---
 
@@ -312,6 +346,11 @@ class Run:
     @property
     def is_continuation(self) -> bool:
         return self.trigger.run_id is not None
+
+    @property
+    def client(self) -> AblyRealtime:
+        """The Ably client the run's session is on."""
+        return self._core.client
 
     @property
     def _core(self) -> SessionCore:
@@ -553,3 +592,7 @@ _END = object()
 _CANCELLED = object()
 _STEP_REASONS = {"complete": names.StepEndReason.COMPLETE, "cancelled": names.StepEndReason.CANCELLED,
                  "error": names.StepEndReason.FAILED}
+
+
+def _from_agent(node: Node | None) -> bool:
+    return node is not None and node.kind == "run" and node.from_agent

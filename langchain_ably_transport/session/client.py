@@ -19,6 +19,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from ..codec import DecodedEvent, encode_input
 from ..codec.chunks import CodecMessage, regenerate, tool_approval_response, user_message
 from ..codec.langchain import langchain_to_ui_message, ui_messages_to_langchain
+from ..sdk import adopt
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import build_transport_headers, cancel_message, parse_run_lifecycle
@@ -49,7 +50,7 @@ class ClientSession:
         `trusted_agents`: Ably clientIds whose agent messages (run lifecycle, outputs) are rendered; others'
         are ignored, so a client that may publish on the channel cannot forge the agent's replies. None:
         `$ABLY_TRUSTED_AGENTS`, and where that is unset every publisher's (see `trust`)."""
-        self._client = client
+        self._client = adopt(client)
         self._name = session_name
         self._history_pages = history_pages
         self._trusted = trusted_agents
@@ -69,9 +70,13 @@ class ClientSession:
 
     # --- reading ---
 
+    def branch(self) -> list[Node]:
+        """The selected branch of the conversation tree, oldest first: inputs, and runs with their messages."""
+        return self.core.tree.visible()
+
     def view(self) -> list[CodecMessage]:
         """The selected branch as `{codecMessageId, message}` UIMessages, oldest first."""
-        return chain_messages(self.core.tree.visible())
+        return chain_messages(self.branch())
 
     def messages(self) -> list[BaseMessage]:
         """The selected branch as LangChain messages."""

@@ -40,9 +40,11 @@ async def _answer(agent, invocation, text: str, record: list[str], coalesce_wind
         return result.reason
 
 
-async def test_streamed_tokens_survive_socket_drops_on_both_sides(clients, channel_name):
-    agent = await clients(client_id="agent")
-    connections = {"agent": agent, "alice": await clients(client_id="alice"), "bob": await clients(client_id="bob")}
+async def test_streamed_tokens_survive_socket_drops_on_both_sides(any_clients, clients, channel_name):
+    """With clients from `connect()` and with clients the user built (`any_clients`)."""
+    agent = await any_clients(client_id="agent")
+    connections = {"agent": agent, "alice": await any_clients(client_id="alice"),
+                   "bob": await any_clients(client_id="bob")}
     dropper = Dropper(connections, budget=STREAM_DROPS, interval=0.04, seed=1)
     produced: list[str] = []
     async with ClientSession(connections["alice"], channel_name) as alice, \
