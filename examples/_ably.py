@@ -1,21 +1,15 @@
-"""Where the examples find Ably: your app (ABLY_API_KEY, optionally ABLY_ENDPOINT), else the embedded dev server."""
+"""Where the examples find Ably: your app (ABLY_API_KEY, optionally ABLY_ENDPOINT), else the embedded default."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
-@contextmanager
-def ably_or_dev_server() -> Iterator[tuple[str | None, str | None]]:
-    """`(key, endpoint)` from the environment, or of a dev server started for the example (stopped after)."""
+def ably_or_local() -> tuple[str | None, str]:
+    """`(key, endpoint)` from the environment, or the embedded default: `endpoint="local"`, this user's local dev
+    server (started if it is not running; its history survives, in the user's cache folder)."""
     key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
     if key or endpoint:
-        yield key, endpoint
-        return
-    from langchain_ably_transport.devserver import spawn
-
-    with spawn() as server:
-        print(f"no ABLY_API_KEY: using the embedded dev server at {server.url}")
-        yield server.key, server.url
+        return key, endpoint or ""
+    print("no ABLY_API_KEY: using the embedded dev server (endpoint='local')", flush=True)
+    return None, "local"

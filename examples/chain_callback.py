@@ -4,9 +4,9 @@ The chain (`prompt | chat model | parser`) knows nothing about Ably: the handler
 config, publishes the chain's input as the user's message and the model's tokens as the reply. A
 `ClientSession` (what a browser or another service would run) prints each reply live, token by token.
 
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The chat model is scripted unless OPENAI_API_KEY is set and `langchain-openai` is
-installed.
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it runs on the embedded default
+(`endpoint="local"`: this user's local dev server, started once and reused), so it works offline. The chat model is
+scripted unless OPENAI_API_KEY is set and `langchain-openai` is installed.
 
     python examples/chain_callback.py
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from _ably import ably_or_dev_server
+from _ably import ably_or_local
 from _fake_models import chat_model
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -68,8 +68,8 @@ async def print_replies(session: ClientSession) -> None:
 
 
 def main() -> None:
-    with ably_or_dev_server() as (key, endpoint):
-        asyncio.run(run(key, endpoint))
+    key, endpoint = ably_or_local()
+    asyncio.run(run(key, endpoint))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@
 3. A *fresh* saver, on a new Ably connection with nothing cached (as a new process or serverless invocation
    would be), compiles the same graph and continues the thread: the earlier messages come from the channel.
 
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The chat model is scripted unless OPENAI_API_KEY is set and `langchain-openai` is
-installed.
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it runs on the embedded default
+(`endpoint="local"`: this user's local dev server, started once and reused), so it works offline. The chat model is
+scripted unless OPENAI_API_KEY is set and `langchain-openai` is installed.
 
     python examples/checkpointer.py
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from _ably import ably_or_dev_server
+from _ably import ably_or_local
 from _fake_models import chat_model
 from langgraph.graph import END, START, MessagesState, StateGraph
 
@@ -76,8 +76,8 @@ def run(key: str | None, endpoint: str | None) -> None:
 
 
 def main() -> None:
-    with ably_or_dev_server() as (key, endpoint):
-        run(key, endpoint)
+    key, endpoint = ably_or_local()
+    run(key, endpoint)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ An agent (`create_agent` with LangChain's `HumanInTheLoopMiddleware` gating its 
 `python examples/hitl_two_processes.py --serve '<invocation json>'`. Needs `langchain` (`pip install langchain`;
 `pip install -e '.[dev]'` has it).
 
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The model is scripted unless OPENAI_API_KEY is set and `langchain-openai` is
-installed.
-"""
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it runs on the embedded default
+(`endpoint="local"`: this user's local dev server, started once and reused), so it works offline. The model is
+scripted unless OPENAI_API_KEY is set and `langchain-openai` is installed."""
 
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ import sys
 import uuid
 from typing import Any
 
-from _ably import ably_or_dev_server
+from _ably import ably_or_local
 from _fake_models import tool_calling_model
 from langchain_core.tools import tool
 
@@ -111,8 +110,8 @@ def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         asyncio.run(serve(sys.argv[2]))
         return
-    with ably_or_dev_server() as (key, endpoint):
-        asyncio.run(client(key, endpoint))
+    key, endpoint = ably_or_local()
+    asyncio.run(client(key, endpoint))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ each sub-agent pass is an assistant message of its own whose metadata names its 
 (`{"agent": "researcher", "namespace": [...]}`). The client prints every assistant message with that label.
 
 Needs `langchain` for `create_agent` (`pip install langchain`; `pip install -e '.[dev]'` has it).
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The models are scripted unless OPENAI_API_KEY is set and `langchain-openai` is
-installed.
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it runs on the embedded default
+(`endpoint="local"`: this user's local dev server, started once and reused), so it works offline. The models are
+scripted unless OPENAI_API_KEY is set and `langchain-openai` is installed.
 
     python examples/multi_agent.py
 """
@@ -20,7 +20,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from _ably import ably_or_dev_server
+from _ably import ably_or_local
 from _fake_models import chat_model, tool_calling_model
 from langchain.agents import create_agent
 from langchain_core.tools import tool
@@ -93,8 +93,8 @@ async def run(key: str | None, endpoint: str | None) -> None:
 
 
 def main() -> None:
-    with ably_or_dev_server() as (key, endpoint):
-        asyncio.run(run(key, endpoint))
+    key, endpoint = ably_or_local()
+    asyncio.run(run(key, endpoint))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@
 2. A client following the session live prints the reply as it streams.
 3. A client that joins afterwards rebuilds the whole conversation from the channel alone.
 
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The chat model is a scripted fake unless OPENAI_API_KEY is set and
-`langchain-openai` is installed.
-"""
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it runs on the embedded default
+(`endpoint="local"`: this user's local dev server, started once and reused), so it works offline. The chat model is
+a scripted fake unless OPENAI_API_KEY is set and `langchain-openai` is installed."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import asyncio
 import os
 import uuid
 
-from _ably import ably_or_dev_server
+from _ably import ably_or_local
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
@@ -70,8 +69,8 @@ async def print_stream(session: ClientSession) -> None:
 
 
 def main() -> None:
-    with ably_or_dev_server() as (key, endpoint):
-        asyncio.run(run(key, endpoint))
+    key, endpoint = ably_or_local()
+    asyncio.run(run(key, endpoint))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # a server this process started, exited, is reaped here
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
