@@ -1,7 +1,7 @@
 """Generate `docs/api.md` from the public API's docstrings: `python docs/generate_api.py`.
 
-The public API is what each package's `__all__` exports; `tests/test_docs.py` fails when the committed
-reference is stale or a public name has no docstring.
+The public API is what each package's `__all__` exports, then the docstrings of the error tree and of the SDK
+fixes; `tests/test_docs.py` fails when the committed reference is stale or a public name has no docstring.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ PACKAGES = [
     "langchain_ably_transport.codec",
     "langchain_ably_transport.codec.langchain",
     "langchain_ably_transport.wire",
+    "langchain_ably_transport.sdk",
     "langchain_ably_transport.devserver",
 ]
+# Modules whose docstring is reference in itself: the error tree, and the catalogue of SDK fixes.
+MODULE_DOCS = ["langchain_ably_transport.errors", "langchain_ably_transport.sdk.fixes"]
 OUTPUT = Path(__file__).with_name("api.md")
 
 
@@ -63,6 +66,8 @@ def render() -> str:
         lines += [f"## `{package}`", ""]
         for name, obj in public_names(package):
             lines += describe(name, obj)
+    for module in MODULE_DOCS:
+        lines += [f"## `{module}`", "", inspect.getdoc(importlib.import_module(module)) or "", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

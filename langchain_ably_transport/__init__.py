@@ -25,6 +25,7 @@ from .errors import (
     UnsupportedChunkError,
     UnsupportedSdkError,
     WireError,
+    WrongLoopError,
 )
 from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
 from .pool import ConnectionPool
@@ -65,6 +66,7 @@ __all__ = [
     "UnsupportedChunkError",
     "UnsupportedSdkError",
     "WireError",
+    "WrongLoopError",
     "agent_capability",
     "attributed_to",
     "browser_capability",

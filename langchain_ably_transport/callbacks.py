@@ -32,7 +32,7 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
 from .codec.langchain import ChunkTranslator, error_chunk, tool_output_chunk
 from .connection import connect
-from .errors import AblyTransportError, ErrorCode, RunCancelledError
+from .errors import AblyTransportError, ConfigurationError, ErrorCode, RunCancelledError
 from .loop import LoopThread
 from .sdk import adopt
 from .session import AgentSession, ClientSession, Run
@@ -79,9 +79,9 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
     def __init__(self, client: AblyRealtime | None = None, *, session: str | None = None, run: Run | None = None,
                  publish_input: bool = True, coalesce_window: float | None = None) -> None:
         if (session is None) == (run is None):
-            raise ValueError("AblyCallbackHandler needs exactly one of session= or run=")
+            raise ConfigurationError("AblyCallbackHandler needs exactly one of session= or run=")
         if run is None and client is None:
-            raise ValueError("a session handler needs the Ably client")
+            raise ConfigurationError("a session handler needs the Ably client")
         self._client = adopt(client) if client is not None else run.client  # type: ignore[union-attr]
         self._loop: asyncio.AbstractEventLoop = self._client.options.loop
         self._session_name = session

@@ -4,6 +4,7 @@
 AblyTransportError                      base; `.code` (an ErrorCode where Ably or the AI Transport SDK has one)
 ├── ConfigurationError                  options, credentials or an endpoint that cannot work; raised before connecting
 │   └── UnsupportedSdkError             an ably-python version whose defects this package has not been checked against
+├── WrongLoopError                      a sync method called on its client's event loop (it would deadlock)
 ├── ConnectionFailedError               the connection did not reach CONNECTED (refused, unreachable, timed out)
 ├── WireError                           building or parsing AI Transport wire messages
 │   └── InvalidArgumentError            a value the protocol cannot carry (40003)
@@ -22,8 +23,9 @@ AblyTransportError                      base; `.code` (an ErrorCode where Ably o
     └── CheckpointRetentionError        the channel's history no longer holds a record a checkpoint needs
 ```
 
-The value errors (`InvalidArgumentError`, the codec's input errors) are also `ValueError`s, and the codec's
-state errors `RuntimeError`s, so code that catches the built-in kinds keeps working.
+The value errors (`ConfigurationError`, `InvalidArgumentError`, the codec's input errors) are also `ValueError`s,
+and `WrongLoopError` and the codec's state errors `RuntimeError`s, so code that catches the built-in kinds keeps
+working.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class AblyTransportError(Exception):
 # --- configuration and connection ------------------------------------------------------------------------------
 
 
-class ConfigurationError(AblyTransportError):
-    """Options that cannot work together, credentials that are missing, or an endpoint out of shape.
+class ConfigurationError(AblyTransportError, ValueError):
+    """Options or arguments that cannot work (together), credentials that are missing, an endpoint out of shape.
 
     Raised before anything connects; the message says what was expected.
     """
@@ -97,6 +99,10 @@ class ConfigurationError(AblyTransportError):
 
 class UnsupportedSdkError(ConfigurationError):
     """The installed ably-python is a version whose defects `sdk.fixes` has not been checked against."""
+
+
+class WrongLoopError(AblyTransportError, RuntimeError):
+    """A sync method called on the event loop of the client it needs, which would deadlock: use the async one."""
 
 
 class ConnectionFailedError(AblyTransportError):

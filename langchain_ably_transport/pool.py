@@ -23,6 +23,7 @@ from typing import Any
 from ably import AblyRealtime
 
 from .connection import connect
+from .errors import ConfigurationError
 from .sdk.pacer import TokenBucket, inbound_rate, pacer_for
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class ConnectionPool:
                  streams_per_connection: int | None = None, idle_close_s: float = 60.0,
                  account_rate: float | None = None, **options: Any) -> None:
         if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
+            raise ConfigurationError("max_connections must be at least 1")
         self._connect_args = (key, endpoint, options)
         self._max = max_connections
         self._streams = streams_per_connection

@@ -30,7 +30,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..connection import connect
-from ..errors import CheckpointStorageError
+from ..errors import CheckpointStorageError, ConfigurationError, WrongLoopError
 from ..loop import LoopThread
 from ..pool import ConnectionPool
 from ..sdk.channels import release_channel
@@ -183,7 +183,7 @@ class AblySaver(BaseCheckpointSaver[str]):
             running = None
         if running is self._loop:
             coro.close()
-            raise RuntimeError(
+            raise WrongLoopError(
                 "AblySaver's sync methods were called on its client's event loop, which would deadlock: "
                 "use ainvoke/astream there, or AblySaver.connect(), which runs its own loop."
             )
@@ -382,7 +382,7 @@ class AblySaver(BaseCheckpointSaver[str]):
     async def _prune(self, thread_ids: Sequence[str], strategy: str) -> None:
         """`delete`: erase the threads. `keep_latest`: erase them, then put back each namespace's latest."""
         if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}")
+            raise ConfigurationError(f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}")
         for thread_id in map(str, thread_ids):
             store = self._thread(thread_id)
             await store.load_all()

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from ..codec.langchain import ChunkTranslator
+from ..errors import ConfigurationError
 from ..session import PipeResult, Run
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class AgentScope:
         self._visibility = dict(visibility or {})
         unknown = {k: v for k, v in self._visibility.items() if v not in _STRICTNESS}
         if unknown:
-            raise ValueError(f"visibility must be 'show', 'hide' or 'summary', got {unknown!r}")
+            raise ConfigurationError(f"visibility must be 'show', 'hide' or 'summary', got {unknown!r}")
         self._subgraph_names = _subgraph_names(graph)
         self._learned: dict[tuple[str, ...], str] = {}
 

@@ -19,6 +19,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from ..codec import DecodedEvent, encode_input
 from ..codec.chunks import CodecMessage, regenerate, tool_approval_response, user_message
 from ..codec.langchain import langchain_to_ui_message, ui_messages_to_langchain
+from ..errors import RunError
 from ..sdk import adopt
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -146,7 +147,7 @@ class ClientSession:
         a `tool-approval-response` sent into that message's (suspended) run, whose agent resumes it."""
         run = self.core.tree.owner(codec_message_id)
         if run is None or run.kind != "run":
-            raise ValueError(f"{codec_message_id!r} is not an assistant message of a run in this session")
+            raise RunError(f"{codec_message_id!r} is not an assistant message of a run in this session")
         event = tool_approval_response(codec_message_id, tool_call_id, approved, reason)
         return await self._publish(event, run_id=run.key)
 

@@ -20,6 +20,7 @@ from ably.util.exceptions import AblyException
 
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
+from ..errors import ConfigurationError
 from ..sdk.channels import release_channel
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -57,7 +58,7 @@ class SessionCore:
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
             core._opening = asyncio.ensure_future(core._open())
         elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
-            raise ValueError(f"sessions of one client on {session_name!r} share what they fold, so they must "
+            raise ConfigurationError(f"sessions of one client on {session_name!r} share what they fold, so they must "
                              f"trust the same agents ({core.trusted_agents} vs {trusted_agents})")
         core._users += 1
         try:
