@@ -119,7 +119,7 @@ async def connect(
     """
     options = client_options(key, endpoint, client_id, **ably_options)
     fixes.install()
-    client = fixes.adopt(AblyRealtime(**options))
+    client = AblyRealtime(**options)
     try:
         await _connected(client, connect_timeout, endpoint_description(options))
         yield client

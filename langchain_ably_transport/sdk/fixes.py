@@ -29,9 +29,10 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
 7. `EventEmitter.off` sets the listener's entry to None instead of removing it, so an emitter keeps every
    listener ever removed (a channel that lives on keeps every session that watched it). `_off_and_forget`.
    tests/test_connection.py::test_a_listener_removed_from_a_channel_that_lives_on_is_not_kept
-8. A connect that fails (refused, a bad host) leaves its task's error unretrieved, so asyncio prints "Task
-   exception was never retrieved" with a traceback on the user's terminal. `_take_failure`.
-   tests/test_connection.py::test_a_refused_port_fails_fast_in_one_line_without_a_stray_traceback
+8. Closing a transport whose socket never opened (a connection attempt that failed) raises a bare `Exception`
+   in a task no one awaits, so asyncio prints "Task exception was never retrieved" with a traceback on the
+   user's terminal. `_close_if_open`.
+   tests/sdk/test_fixes.py::test_a_failed_connection_attempt_prints_no_stray_task_traceback
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -50,6 +51,7 @@ from ably import AblyRealtime
 from ably.http.httputils import HttpUtils
 from ably.rest.auth import Auth
 from ably.transport import websockettransport
+from ably.transport.websockettransport import ProtocolMessageAction
 from ably.types.connectiondetails import ConnectionDetails
 from ably.types.tokendetails import TokenDetails
 from ably.util.eventemitter import EventEmitter
@@ -76,6 +78,7 @@ def install() -> None:
     transport = websockettransport.WebSocketTransport
     if transport.connect is not _connect_with_port:
         transport.connect = _connect_with_port  # type: ignore[method-assign]
+        transport.close = _close_if_open  # type: ignore[method-assign]
     if not getattr(ConnectionDetails.from_dict, "keeps_inbound_rate", False):
         ConnectionDetails.from_dict = _details_with_inbound_rate(ConnectionDetails.from_dict)  # type: ignore
     outbox.install()
@@ -118,7 +121,7 @@ def websocket_url(tls: bool, host: str, port: int | None, params: dict[str, Any]
 
 
 def _connect_with_port(self: websockettransport.WebSocketTransport) -> None:
-    """`WebSocketTransport.connect` with the configured port in the URL (1), and its failure taken (8).
+    """`WebSocketTransport.connect` with the configured port in the URL (1).
 
     The host itself is left alone: on CONNECTED the SDK compares it with the primary host (RTN17e).
     """
@@ -127,13 +130,13 @@ def _connect_with_port(self: websockettransport.WebSocketTransport) -> None:
     url = websocket_url(options.tls, self.host, port, self.params)
     self.ws_connect_task = asyncio.create_task(self.ws_connect(url, HttpUtils.default_headers()))
     self.ws_connect_task.add_done_callback(self.on_ws_connect_done)
-    self.ws_connect_task.add_done_callback(_take_failure)
 
 
-def _take_failure(task: asyncio.Task[Any]) -> None:
-    """Retrieve a failed connect's error: the SDK has already reported it as the connection's state change."""
-    if not task.cancelled():
-        task.exception()
+async def _close_if_open(self: websockettransport.WebSocketTransport) -> None:
+    """`WebSocketTransport.close`, doing nothing for a socket that never opened (8): 3.1.4 raises `Exception()`
+    there, in a task the connection manager does not await."""
+    if self.websocket is not None:
+        await self.send({"action": ProtocolMessageAction.CLOSE})
 
 
 def _details_with_inbound_rate(from_dict: Any) -> Any:

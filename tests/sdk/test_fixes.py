@@ -114,3 +114,27 @@ async def test_a_user_built_client_with_a_token_callback_and_a_client_id_connect
         assert [message.client_id for message in history.items] == ["alice"]
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_failed_connection_attempt_prints_no_stray_task_traceback(fixed):
+    """3.1.4 closes the transport of a failed attempt in a task that raises; `adopt` makes that close a no-op. The
+    unfixed run shows the stray traceback is real, so the fixed run's silence means something."""
+    script = textwrap.dedent(f"""
+        import asyncio
+        from ably import AblyRealtime
+        from langchain_ably_transport.sdk import adopt
+
+        async def main():
+            client = AblyRealtime(key="a.b:c", endpoint="127.0.0.1:9")  # no such host: every attempt fails
+            if {fixed}:
+                adopt(client)
+            await asyncio.sleep(2)
+            await client.close()
+            await asyncio.sleep(0.3)
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ("Task exception was never retrieved" in done.stderr) is not fixed
