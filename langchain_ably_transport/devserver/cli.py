@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -87,8 +88,11 @@ def run(args: argparse.Namespace) -> None:
 async def _serve(config: ServerConfig, host: str, port: int) -> None:
     from .app import DevServer
 
-    server = DevServer(config)
-    url = await server.start(host, port)
+    try:
+        server = DevServer(config)
+        url = await server.start(host, port)
+    except (OSError, sqlite3.Error) as error:  # a port taken or not ours, a data file that cannot be opened
+        sys.exit(f"devserver: cannot start on {host}:{port} with --data {config.data_path}: {error}")
     print(f"ready {url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["complete", "suspended", "cancelled", "error", "rejected"]
 InputMapper = Callable[[Run], Any]
 ActivePolicy = Literal["queue", "interrupt", "reject"]
-RUN_BUSY = 40900
 INTERRUPT_PART = "interrupt"
 RESUME_PART = "resume"
 
@@ -143,7 +142,7 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
     if not run.is_continuation and not await _take_turn(session, run, options.on_active, options.wait_for_active_s):
         await run.start()
-        await run.end("error", error_code=RUN_BUSY, error_message="another run of this session is active")
+        await run.end("error", error_code=ErrorCode.CONFLICT, error_message="another run of this session is active")
         return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
     try:
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
