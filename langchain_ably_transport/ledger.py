@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -96,6 +96,9 @@ def current_run() -> str | None:
     return _current_run.get()
 
 
+Watcher = Callable[[MessageKind, int, "str | None"], None]
+
+
 class MessageLedger:
     """Counts of published messages: the process's, and per run id and per channel name (the newest ones); and of
     publishes Ably refused for rate, by error code (each one waited out and sent again, never dropped)."""
@@ -106,6 +109,7 @@ class MessageLedger:
         self._runs: OrderedDict[str, Counter[MessageKind]] = OrderedDict()
         self._channels: OrderedDict[str, Counter[MessageKind]] = OrderedDict()
         self._kept = scopes_kept
+        self._watchers: list[Watcher] = []
 
     def record(self, kind: MessageKind, count: int = 1, *, channel: str | None = None,
                run_id: str | None = None) -> None:
@@ -113,6 +117,14 @@ class MessageLedger:
         for scopes, key in ((self._runs, run_id), (self._channels, channel)):
             if key:
                 _scope(scopes, key, self._kept)[kind] += count
+        for watcher in self._watchers:
+            watcher(kind, count, run_id)
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Call `watcher(kind, count, run_id)` on every message recorded, as it is (metrics that need the moment,
+        such as a run's first output); returns the function that stops it."""
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
 
     def refused(self, code: int) -> None:
         if not self._refusals:

@@ -13,10 +13,11 @@ interrupts are published before the run suspends: LangChain's human-in-the-loop 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["complete", "suspended", "cancelled", "error", "rejected"]
 InputMapper = Callable[[Run], Any]
 ActivePolicy = Literal["queue", "interrupt", "reject"]
+STOPPED_MESSAGE = "the agent process stopped before the run finished; send the message again"
 INTERRUPT_PART = "interrupt"
 RESUME_PART = "resume"
 
@@ -83,6 +85,7 @@ async def serve_graph(
     authorize: Authorize = run_owner_only,
     trusted_agents: Iterable[str] | None = None,
     durability: Durability | None = None,
+    stop: asyncio.Event | None = None,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -97,6 +100,8 @@ async def serve_graph(
     lifecycle counts besides this agent's own (default: `$ABLY_TRUSTED_AGENTS`); a run anyone else starts is
     ignored, never waited for. `durability`: LangGraph's, passed to the graph's stream (None: the graph's default,
     `async`); `exit` checkpoints once per run instead of once per super-step, the cheapest in messages.
+    `stop`: set when this process shuts down. A run still streaming then stops as a cancel would stop it, and
+    ends `error` (`STOPPED_MESSAGE`), so that no run is left streaming; its last checkpoint stays for a retry.
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with leased(client, invocation.session_name) as connection, \
@@ -107,7 +112,7 @@ async def serve_graph(
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)
-        options = _Options(to_input, on_active, wait_for_active_s, visibility, durability)
+        options = _Options(to_input, on_active, wait_for_active_s, visibility, durability, stop)
         with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
             result = await _answer(session, run, graph, _thread_config(config, invocation.session_name), options)
         result.messages = ledger.run(run.run_id)
@@ -123,6 +128,7 @@ class _Options:
     wait_for_active_s: float
     visibility: Mapping[str, Visibility] | None
     durability: Durability | None
+    stop: asyncio.Event | None
 
 
 async def _answer(session: AgentSession, run: Run, graph: Any, run_config: RunnableConfig,
@@ -157,9 +163,28 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
     if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
         await run.suspend()
         return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
-    result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
+    with _stopping(run, options.stop):
+        result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
     await stream.settle()  # sub-agent messages a cancel cut short end before the run does
+    if result.reason == "cancelled" and options.stop is not None and options.stop.is_set():
+        await _store_waiting_writes(graph, run, run_config)
+        await run.end("error", error_message=STOPPED_MESSAGE)
+        return GraphRunResult("error", run.run_id, error=RunError(STOPPED_MESSAGE))
     return await _finish(graph, run, run_config, result, stream)
+
+
+@contextmanager
+def _stopping(run: Run, stop: asyncio.Event | None) -> Iterator[None]:
+    """While the run streams, `stop` being set cancels it as a client's cancel would."""
+    if stop is None:
+        yield
+        return
+    watcher = asyncio.ensure_future(stop.wait())
+    watcher.add_done_callback(lambda done: run.cancelled.set() if not done.cancelled() else None)
+    try:
+        yield
+    finally:
+        watcher.cancel()
 
 
 def _says_nothing(run: Run) -> bool:
