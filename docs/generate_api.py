@@ -20,6 +20,7 @@ PACKAGES = [
     "langchain_ably_transport.codec.langchain",
     "langchain_ably_transport.wire",
     "langchain_ably_transport.sdk",
+    "langchain_ably_transport.server",
     "langchain_ably_transport.devserver",
 ]
 # Modules whose docstring is reference in itself: the error tree, and the catalogue of SDK fixes.

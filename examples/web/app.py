@@ -2,20 +2,20 @@
 
     python examples/web/app.py --port 8000        # prints: open http://127.0.0.1:8000/
 
-What the server does:
-- serves the page (`page/index.html`) and its script, `page/bundle.js`: `page/main.js` and the JS SDKs
+The server is `create_app` (the library's ASGI replica: invocations, tokens, health, metrics, graceful shutdown)
+run by uvicorn, with three routes of the page's own:
+- `GET /` and `GET /bundle.js`: the page (`page/index.html`) and its script, `page/main.js` and the JS SDKs
   (`ably`, `@ably/ai-transport` with its Vercel codec) bundled by esbuild, no CDN. The bundle is built here
   (`npm ci` + `npm run build` in examples/web) when it is missing or older than `main.js`;
-- `GET /api/token?clientId=...&session=...`: a short-lived JWT for one conversation (no API key in the page);
-- `GET /api/config`: where the page's ably-js connects (the dev server's host and port, or Ably's defaults);
-- `POST /api/chat`: the body the JS client's `run.toInvocation().toJSON()` gives (`{inputEventId,
-  sessionName}`); the graph answers it on the session in a background task, and the request returns 202 at once.
-  The graph's state lives in `AblySaver`, so any process could serve the next message.
+- `GET /api/config`: where the page's ably-js connects (the dev server's host and port, or Ably's defaults).
+The app's own routes do the rest: `GET /api/token?clientId=...&session=...` (a JWT for one conversation; this demo
+takes the clientId the page asks for, where a real app reads its login) and `POST /api/chat` (the invocation,
+answered 202 and served in the background; the graph's state is in `AblySaver`, so any replica serves the next).
 
-Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise it starts the embedded dev
-server, so it works offline. The model is scripted (streamed word by word, slowly enough to press Cancel) unless
-OPENAI_API_KEY is set and `langchain-openai` is installed. Needs `aiohttp` (`pip install -e '.[dev]'`) and
-Node.js with npm for the bundle.
+Runs against Ably when ABLY_API_KEY (and optionally ABLY_ENDPOINT) is set; otherwise on the embedded default
+(`endpoint="local"`), so it works offline. The model is scripted (streamed word by word, slowly enough to press
+Cancel) unless OPENAI_API_KEY is set and `langchain-openai` is installed. Needs the `server` extra (Starlette,
+uvicorn; `pip install -e '.[dev]'`) and Node.js with npm for the bundle.
 """
 
 from __future__ import annotations
@@ -26,32 +26,26 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import web
+import uvicorn
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langgraph.graph import END, START, MessagesState, StateGraph
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import ScriptedChatModel
 
-from langchain_ably_transport import (
-    AblySaver,
-    ConfigurationError,
-    Invocation,
-    browser_capability,
-    connect,
-    issue_token,
-)
-from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport import ConfigurationError, client_options
+from langchain_ably_transport.server import create_app
 
 HERE = Path(__file__).resolve().parent
 PAGE = HERE / "page"
@@ -70,8 +64,6 @@ REPLIES = [
 ]
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
-AGENT_CLIENT_ID = "agent"  # trusted by the graph's sessions, so never a browser's
-SESSION = re.compile(r"conversations:[A-Za-z0-9_.@-]{1,64}")
 
 
 class PacedChatModel(ScriptedChatModel):
@@ -126,105 +118,50 @@ def build_bundle() -> None:
     subprocess.run([npm, "run", "--silent", "build"], cwd=HERE, check=True)
 
 
-# --- HTTP handlers ---
+# --- the page's routes ---
 
-async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-async def bundle(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(BUNDLE, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+async def index(request: Request) -> Response:
+    return FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-async def config(request: web.Request) -> web.Response:
-    """Where the page's ably-js connects: the dev server (`{host, port, tls}`), or Ably's defaults (`null`)."""
-    return web.json_response({"devServer": request.app["dev_server"]})
+async def bundle(request: Request) -> Response:
+    return FileResponse(BUNDLE, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
-async def token(request: web.Request) -> web.Response:
-    """A JWT for the browser's `authCallback` (`issue_token`): one hour, one conversation (nothing of the graph
-    state), the asked-for clientId.
+def page_routes(options: dict[str, Any]) -> list[Route]:
+    """The page, its script, and `/api/config`: the dev server ably-js connects to (`{host, port, tls}`), or
+    Ably's defaults (`null`)."""
+    dev_server = ({"host": options["endpoint"], "port": options.get("tls_port") or options["port"],
+                   "tls": options["tls"]} if "tls" in options else None)
 
-    It is Ably's own JWT format, signed with the API key (header `kid` = the key name), so this works against
-    Ably as against the dev server; in a real app, decide the clientId from your own login instead of the query,
-    and check that the conversation is the user's (see docs/security.md).
-    """
-    client_id, session = request.query.get("clientId", ""), request.query.get("session", "")
-    if not CLIENT_ID.fullmatch(client_id) or client_id == AGENT_CLIENT_ID:
-        raise web.HTTPBadRequest(text="clientId: 1-64 letters, digits or _.:@-, not the agent's")
-    if not SESSION.fullmatch(session):
-        raise web.HTTPBadRequest(text="session: conversations: and 1-64 letters, digits or _.@-")
-    jwt = issue_token(request.app["api_key"], client_id=client_id, capability=browser_capability(session))
-    return web.Response(text=jwt, content_type="application/jwt")
+    async def config(request: Request) -> Response:
+        return JSONResponse({"devServer": dev_server})
+
+    return [Route("/", index), Route("/bundle.js", bundle), Route("/api/config", config),
+            Route("/favicon.ico", lambda request: Response(status_code=204))]
 
 
-async def chat(request: web.Request) -> web.Response:
-    """Answer an invocation in the background; the client follows the answer on the channel, not here."""
-    try:
-        invocation = Invocation.from_json(await request.json())
-    except (ValueError, TypeError, KeyError) as error:
-        raise web.HTTPBadRequest(text=f"expected {{inputEventId, sessionName}}: {error}") from None
-    if not invocation.session_name.startswith("conversations:"):
-        raise web.HTTPBadRequest(text="sessionName must be in the conversations: namespace")
-    task = asyncio.create_task(answer(request.app, invocation))
-    request.app["runs"].add(task)
-    task.add_done_callback(request.app["runs"].discard)
-    return web.json_response({"accepted": invocation.to_json()}, status=202)
+def identify(request: Request, session: str) -> str | None:
+    """Demo only: the clientId the page asks for. A real app decides it from its own login, and checks that the
+    conversation is the user's (docs/security.md, docs/deploy.md)."""
+    client_id = request.query_params.get("clientId", "")
+    return client_id if CLIENT_ID.fullmatch(client_id) else None
 
 
-async def answer(app: web.Application, invocation: Invocation) -> None:
-    try:
-        result = await serve_graph(app["graph"], invocation, client=app["agent_client"])
-        log.info("run %s on %s: %s", result.run_id, invocation.session_name, result.outcome)
-    except Exception:
-        log.exception("serving %s failed", invocation.session_name)
+def make_app(key: str | None, endpoint: str) -> Starlette:
+    options = client_options(key, endpoint)  # resolves `local`, and fails here on a key or endpoint out of shape
+    return create_app(builder(), key=options["key"], endpoint=endpoint, identify=identify,
+                      routes=page_routes(options))
 
 
-def make_app(key: str, endpoint: str | None) -> web.Application:
-    app = web.Application()
-    issue_token(key)  # a key out of shape fails here, at start-up, not at the first browser's token request
-    app["api_key"] = key
-    # An http(s) endpoint is a dev server (Ably's endpoints are routing-policy names or hostnames).
-    url = urlsplit(endpoint) if endpoint else None
-    app["dev_server"] = ({"host": url.hostname, "port": url.port, "tls": url.scheme == "https"}
-                         if url is not None and url.scheme in ("http", "https") else None)
-    app["runs"] = set()
-
-    async def agent(app: web.Application) -> AsyncIterator[None]:
-        # One Ably connection for every run this process serves; the graph's checkpoints go through it too.
-        async with connect(key, endpoint, client_id=AGENT_CLIENT_ID) as client:
-            app["agent_client"] = client
-            app["graph"] = builder().compile(checkpointer=AblySaver(client))
-            yield
-            for task in list(app["runs"]):
-                task.cancel()
-            await asyncio.gather(*app["runs"], return_exceptions=True)
-
-    app.cleanup_ctx.append(agent)
-    app.router.add_get("/", index)
-    app.router.add_get("/bundle.js", bundle)
-    app.router.add_get("/favicon.ico", lambda request: web.Response(status=204))
-    app.router.add_get("/api/config", config)
-    app.router.add_get("/api/token", token)
-    app.router.add_post("/api/chat", chat)
-    return app
-
-
-async def serve(key: str, endpoint: str | None, host: str, port: int) -> None:
-    runner = web.AppRunner(make_app(key, endpoint))
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    print(f"open http://{host}:{bound}/", flush=True)
-    # SIGTERM as well as Ctrl-C stops cleanly, so main() still stops the embedded dev server (its child).
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+async def serve(app: Starlette, host: str, port: int) -> None:
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    serving = asyncio.ensure_future(server.serve())  # uvicorn stops on SIGINT and SIGTERM, draining the runs
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        print(f"open http://{host}:{port}/", flush=True)
+    await serving
 
 
 def main() -> None:
@@ -232,25 +169,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    # Warnings from the SDKs; this app's own INFO lines (one per run). ably-python's INFO lines carry tokens.
+    # Warnings from the SDKs; the app's own INFO lines (one per run). ably-python's INFO lines carry tokens.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    log.setLevel(logging.INFO)
+    logging.getLogger("langchain_ably_transport.server").setLevel(logging.INFO)
     build_bundle()
-
     key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    with ExitStack() as stack:
-        if not key and not endpoint:
-            from langchain_ably_transport.devserver import spawn
-
-            server = stack.enter_context(spawn())
-            key, endpoint = server.key, server.url
-            print(f"no ABLY_API_KEY: using the embedded dev server at {endpoint}", flush=True)
-        if not key:
-            raise SystemExit("set ABLY_API_KEY (the token endpoint signs browser tokens with it)")
-        try:
-            asyncio.run(serve(key, endpoint, args.host, args.port))
-        except ConfigurationError as error:  # a key or endpoint out of shape: say what is expected, no traceback
-            raise SystemExit(str(error)) from None
+    if not key and not endpoint:
+        print("no ABLY_API_KEY: using the embedded dev server (endpoint='local')", flush=True)
+        endpoint = "local"
+    try:
+        app = make_app(key, endpoint or "")
+    except ConfigurationError as error:  # a key or endpoint out of shape: say what is expected, no traceback
+        raise SystemExit(str(error)) from None
+    asyncio.run(serve(app, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import inspect
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,7 @@ from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..capabilities import browser_capability
 from ..checkpoint import AblySaver
@@ -93,6 +93,7 @@ def create_app(
     serve_options: Mapping[str, Any] | None = None,
     pool_options: Mapping[str, Any] | None = None,
     paths: Mapping[str, str] | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """A Starlette app that serves `graph` on Ably sessions: `uvicorn module:app`, or mounted in FastAPI.
 
@@ -105,7 +106,8 @@ def create_app(
     is `serve_graph`'s `authorize`, in `serve_options`). `max_runs`: runs served at once by this replica (429
     beyond). `grace_period_s`: what a draining replica gives its active runs (keep it under your orchestrator's
     termination grace, uvicorn's `--timeout-graceful-shutdown` included). `serve_options`: `serve_graph`'s keyword
-    arguments. `pool_options`: `ConnectionPool`'s.
+    arguments. `pool_options`: `ConnectionPool`'s. `routes`: Starlette routes of your own, served beside these
+    (a page, its script).
     """
     if max_runs < 1:
         raise ConfigurationError("max_runs must be at least 1")
@@ -119,6 +121,7 @@ def create_app(
         Route(settings.paths["health"], replica.health, methods=["GET"]),
         Route(settings.paths["ready"], replica.ready, methods=["GET"]),
         Route(settings.paths["metrics"], replica.metrics, methods=["GET"]),
+        *routes,
     ]
     app = Starlette(routes=routes, lifespan=replica.lifespan)
     app.state.replica = replica

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from langchain_ably_transport import local
+
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "examples" / "web"
 BROWSER_SCRIPT = Path(__file__).resolve().parent / "browser.mjs"
@@ -33,8 +35,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def app_url() -> Iterator[str]:
-    """examples/web/app.py on a free port, with its embedded dev server (no Ably or OpenAI credentials)."""
+def app_url(tmp_path: Path) -> Iterator[str]:
+    """examples/web/app.py on a free port, on the embedded default (no Ably or OpenAI credentials; the local
+    dev server's state in a folder of the test's own, stopped after)."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: install Node.js >= 18")
@@ -45,7 +48,7 @@ def app_url() -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ABLY_API_KEY", "ABLY_ENDPOINT", "OPENAI_API_KEY")}
     port = _free_port()
     app = subprocess.Popen([sys.executable, str(WEB / "app.py"), "--port", str(port)], stdout=subprocess.PIPE,
-                           text=True, env={**env, "PYTHONUNBUFFERED": "1"})
+                           text=True, env={**env, "PYTHONUNBUFFERED": "1", local.ENV_HOME: str(tmp_path)})
     try:
         deadline = time.monotonic() + 120  # the first run may `npm ci` and bundle
         assert app.stdout is not None
@@ -60,10 +63,11 @@ def app_url() -> Iterator[str]:
     finally:
         app.terminate()
         try:
-            app.wait(timeout=15)
+            app.wait(timeout=30)
         except subprocess.TimeoutExpired:
             app.kill()
             app.wait()
+        local.stop(tmp_path)
 
 
 def test_a_browser_streams_the_answer_rerenders_it_after_a_reload_and_cancels_a_run(app_url, tmp_path):

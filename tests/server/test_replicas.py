@@ -1,0 +1,119 @@
+"""Replicas in processes of their own: uvicorn behind a round-robin proxy, and a SIGTERM in the middle of a run."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import httpx
+from aiohttp import ClientSession as HttpSession
+from aiohttp import web
+
+from langchain_ably_transport import ClientSession
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def replica(server, name: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`uvicorn tests.server.replica:app --factory` on a free port, ready (its /readyz answers 200)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.server.replica:app", "--factory", "--port", str(port),
+         "--log-level", "warning"], cwd=ROOT, text=True, stderr=subprocess.PIPE,
+        env={**os.environ, "ABLY_API_KEY": server.key, "ABLY_ENDPOINT": server.url, "REPLICA_NAME": name, **env})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else "replica exited"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"replica at {url} not ready after 30 s")
+
+
+@asynccontextmanager
+async def round_robin(*upstreams: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """Any load balancer: each request to the next replica in turn, no stickiness; yields its URL and the log."""
+    turns, served = itertools.cycle(upstreams), []
+
+    async def forward(request: web.Request) -> web.Response:
+        upstream = next(turns)
+        served.append(upstream)
+        async with HttpSession() as http, http.request(request.method, f"{upstream}{request.rel_url}",
+                                                       data=await request.read(), headers=request.headers) as reply:
+            return web.Response(status=reply.status, body=await reply.read(), headers=reply.headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_conversations_turns_alternate_between_two_replicas_and_its_thread_continues(server, clients):
+    session = f"conversations:{uuid.uuid4().hex[:12]}"
+    with replica(server, "a") as (a, _), replica(server, "b") as (b, _):
+        async with round_robin(a, b) as (balancer, served), \
+                ClientSession(await clients(client_id="alice"), session) as alice, httpx.AsyncClient() as http:
+            replies = []
+            for turn in range(4):
+                sent = await alice.send(f"message {turn}")
+                assert (await http.post(f"{balancer}/api/chat", json=sent.invocation.to_json())).status_code == 202
+                assert await alice.wait_for(lambda n=turn: len(alice.runs()) == n + 1
+                                            and alice.runs()[-1].status == "complete", timeout=20)
+                replies.append(alice.messages()[-1].content)
+    assert replies == ["turn 1 from a", "turn 2 from b", "turn 3 from a", "turn 4 from b"]
+    assert served == [a, b, a, b]
+
+
+async def test_sigterm_mid_run_ends_it_cleanly_within_the_grace_period_and_the_replica_exits(server, clients):
+    """A run longer than the grace period: the replica stops taking invocations, ends the run `error` (nothing is
+    left streaming), and exits, all within the grace period plus the stop's own bound."""
+    session = f"conversations:{uuid.uuid4().hex[:12]}"
+    with replica(server, "a", REPLY_DELAY_S="0.5", GRACE_PERIOD_S="1") as (url, process):
+        async with ClientSession(await clients(client_id="alice"), session) as alice, httpx.AsyncClient() as http:
+            sent = await alice.send("a long answer, please")
+            assert (await http.post(f"{url}/api/chat", json=sent.invocation.to_json())).status_code == 202
+            assert await alice.wait_for(lambda: any(m.type == "ai" and m.content for m in alice.messages()), 10)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert await alice.wait_for(lambda: alice.runs()[-1].status != "active", timeout=15)
+            run = alice.runs()[-1]
+            assert run.status == "error" and "stopped before the run finished" in run.error.message
+            # uvicorn re-raises the signal once its graceful shutdown is done, as a process killed by it would end
+            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+            assert time.monotonic() - started < 1 + 10
