@@ -74,7 +74,12 @@ class Attacker:
             raw = await sockets.enter_async_context(raw_connection(self.server, clientId="mallory"))
             for msg_serial in range(count):
                 made = hostile(self.chooser, self.known, LIVE_LIMITS, self.kinds)
-                published = await (self._sdk(made) if made.sdk_publishable else self._frame(made, raw, msg_serial))
+                try:
+                    published = await (self._sdk(made) if made.sdk_publishable else
+                                       self._frame(made, raw, msg_serial))
+                except (ConnectionError, aiohttp.ClientError):  # the server's close was in flight: send it again
+                    raw = await sockets.enter_async_context(raw_connection(self.server, clientId="mallory"))
+                    published = await self._frame(made, raw, msg_serial)
                 (self.accepted if published else self.refused)[made.kind] += 1
                 if raw.ws.closed:  # a frame over the server's frame limit closes the socket, as Ably's does
                     raw = await sockets.enter_async_context(raw_connection(self.server, clientId="mallory"))
