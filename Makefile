@@ -18,6 +18,7 @@ test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: $(PY_READY) $(JS_READY)
+	$(BIN)/python benchmarks/devserver_startup.py
 	$(BIN)/python benchmarks/devserver_throughput.py
 	$(BIN)/python benchmarks/checkpoint_saver.py
 	$(BIN)/python benchmarks/checkpoint_read.py

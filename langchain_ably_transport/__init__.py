@@ -1,9 +1,15 @@
-"""An Ably channel as the durable session of a LangChain/LangGraph agent."""
+"""An Ably channel as the durable session of a LangChain/LangGraph agent.
 
-from .callbacks import AblyCallbackHandler
-from .capabilities import agent_capability, browser_capability
-from .checkpoint import AblySaver
-from .connection import client_options, connect
+Everything here is imported when first used (PEP 562), except the error tree and the ledger: so
+`import langchain_ably_transport`, and the dev server, which lives inside the package, load neither LangChain nor
+LangGraph until asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AblyTransportError,
     CheckpointRetentionError,
@@ -27,12 +33,51 @@ from .errors import (
     WireError,
     WrongLoopError,
 )
+
+# Eager and light (the standard library only); and `ledger` must be bound here, after its module: importing the
+# submodule `langchain_ably_transport.ledger` sets the package's `ledger` to the module, which this rebinds.
 from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
-from .pool import ConnectionPool
-from .session import AgentSession, ClientSession, Run
-from .session.liveness import LIVENESS_CHANNEL
-from .tokens import issue_token
-from .wire.invocation import Invocation
+
+if TYPE_CHECKING:
+    from .callbacks import AblyCallbackHandler
+    from .capabilities import agent_capability, browser_capability
+    from .checkpoint import AblySaver
+    from .connection import client_options, connect
+    from .pool import ConnectionPool
+    from .session import AgentSession, ClientSession, Run
+    from .session.liveness import LIVENESS_CHANNEL
+    from .tokens import issue_token
+    from .wire.invocation import Invocation
+
+# Where each public name lives, imported on first use.
+_LAZY = {
+    "AblyCallbackHandler": ".callbacks",
+    "agent_capability": ".capabilities",
+    "browser_capability": ".capabilities",
+    "AblySaver": ".checkpoint",
+    "client_options": ".connection",
+    "connect": ".connection",
+    "ConnectionPool": ".pool",
+    "AgentSession": ".session",
+    "ClientSession": ".session",
+    "Run": ".session",
+    "LIVENESS_CHANNEL": ".session.liveness",
+    "issue_token": ".tokens",
+    "Invocation": ".wire.invocation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __all__ = [
     "LIVENESS_CHANNEL",
