@@ -78,6 +78,7 @@ WINDOW = 300  # un-ACKed publishes in flight in the throughput run
 LATENCY_WARMUP_S = 0.2
 THROUGHPUT_WARMUP_S = 0.5
 DRAIN_TIMEOUT_S = 10.0
+SLOT_TIMEOUT_S = 10.0  # the longest a pipelined publisher waits for a free slot (an ACK) before giving up
 CUT_OFF_DRAIN_S = 1.0  # a cut-off publisher's remaining publishes are not waited for longer
 PAD = "x" * 40  # message data is "<seq> <perf_counter_ns> <PAD>", ~60 bytes
 TARGET_MSG_S = 5000
@@ -456,7 +457,11 @@ class Pipeline:
         while (now := time.perf_counter()) < end and self._stopped() is None:
             if first is None and now >= measure_from:
                 first = self._mark()
-            await self._slots.acquire()
+            try:  # a link cut off with its publishes unresolved (42924 under ably-python) frees no slot
+                await asyncio.wait_for(self._slots.acquire(), SLOT_TIMEOUT_S)
+            except TimeoutError:
+                self._error = BenchmarkError(f"no ACK for {SLOT_TIMEOUT_S:g} s with {WINDOW} publishes in flight")
+                break
             task = asyncio.create_task(self._link.publish(payload(seq)))
             self._in_flight.add(task)
             task.add_done_callback(self._settle)
