@@ -32,6 +32,7 @@ from ..errors import CheckpointStorageError, ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
+from ..session.agent import DEFAULT_TRIGGER_TIMEOUT_S
 from ..session.control import Authorize, run_owner_only
 from ..wire import names
 from ..wire.invocation import Invocation
@@ -86,6 +87,7 @@ async def serve_graph(
     trusted_agents: Iterable[str] | None = None,
     durability: Durability | None = None,
     stop: asyncio.Event | None = None,
+    trigger_timeout_s: float = DEFAULT_TRIGGER_TIMEOUT_S,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -102,13 +104,15 @@ async def serve_graph(
     `async`); `exit` checkpoints once per run instead of once per super-step, the cheapest in messages.
     `stop`: set when this process shuts down. A run still streaming then stops as a cancel would stop it, and
     ends `error` (`STOPPED_MESSAGE`), so that no run is left streaming; its last checkpoint stays for a retry.
+    `trigger_timeout_s`: how long to wait for the invocation's input to show on the session before the invocation
+    is `rejected` (a client POSTs right after publishing, so it is usually there already).
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with leased(client, invocation.session_name) as connection, \
             AgentSession(connection, invocation.session_name, coalesce_window=coalesce_window, history_pages=1,
                          authorize=authorize, trusted_agents=trusted_agents) as session:
         try:
-            run = await session.create_run(invocation)
+            run = await session.create_run(invocation, timeout=trigger_timeout_s)
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)

@@ -42,6 +42,7 @@ from .hostile import HARMLESS, IMPERSONATIONS, Chooser, Known, Limits, hostile
 
 NORMAL_FLOOR_S = 5.0
 SERVE_LIMIT_S = 60.0  # far below the 300 s a forged run used to stall a conversation for
+TRIGGER_TIMEOUT_S = 2.0  # how long an input that never shows (forged, replayed) is waited for; real ones are there
 HUGE = "x" * 60_000  # under Ably's 64 KiB message limit, so the server takes it
 SLOW_REPLY = " ".join(f"w{i}" for i in range(80))
 Graph = Callable[[AblySaver], Any]
@@ -74,6 +75,7 @@ class Scene:
                     ) -> GraphRunResult | None:
         """`serve_graph` as the agent's web handler calls it; anything it raises is kept for `assert_unharmed`."""
         try:
+            options = {"trigger_timeout_s": TRIGGER_TIMEOUT_S, **options}
             return await asyncio.wait_for(serve_graph(graph(AblySaver(self.agent)), invocation, client=self.agent,
                                                       **options), SERVE_LIMIT_S)
         except Exception as error:
