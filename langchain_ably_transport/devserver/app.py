@@ -27,7 +27,7 @@ class DevServer:
         self._store = Store(config.data_path)
         channels = ChannelRegistry(self._store, config)
         auth = Authenticator(config)
-        self._realtime = RealtimeServer(config, channels, auth)
+        self._realtime = RealtimeServer(config, channels, auth, self._store.after_commit)
         rest = RestApi(config, channels, self._store, auth)
         self.app = web.Application(middlewares=[rest.middleware], client_max_size=config.limits.max_frame_size * 4)
         self.app.add_routes([web.get("/", self._root), *rest.routes()])

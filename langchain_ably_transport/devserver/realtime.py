@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,10 +96,17 @@ class Connection:
 
 
 class Socket:
-    """One WebSocket: an ordered outbound queue drained by a writer task, and the encoding in use."""
+    """One WebSocket: an ordered outbound queue drained by a writer task, and the encoding in use.
 
-    def __init__(self, ws: web.WebSocketResponse, wire_format: str, max_queue: int) -> None:
+    Every frame passes `after_commit` (the store's): while the event-loop turn's writes are not committed yet, a
+    frame waits for them, so an ACK never goes out before what it acknowledges is durable, and frames keep their
+    order on the socket.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, wire_format: str, max_queue: int,
+                 after_commit: Callable[[Callable[[], None]], None]) -> None:
         self.ws = ws
+        self._after_commit = after_commit
         self.wire_format = wire_format
         self._queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
         self._max_queue = max_queue
@@ -107,6 +115,12 @@ class Socket:
         self.sent_at = time.monotonic()
 
     def send(self, outbound: Outbound) -> None:
+        self._after_commit(lambda: self._enqueue(outbound))
+
+    def _enqueue(self, outbound: Outbound | None) -> None:
+        if outbound is None:
+            self._queue.put_nowait(None)
+            return
         if self._queue.qsize() >= self._max_queue:
             log.warning("dropping a socket that does not read: %d frames queued", self._queue.qsize())
             self.abort()
@@ -143,7 +157,7 @@ class Socket:
     def close_after_sending(self, linger: float = 0.0) -> None:
         """Close once every queued frame is sent; with `linger`, first wait that long for the client to."""
         self._linger = linger
-        self._queue.put_nowait(None)
+        self._after_commit(lambda: self._enqueue(None))
 
     def abort(self) -> None:
         self._writer.cancel()
@@ -157,8 +171,10 @@ class Socket:
 class RealtimeServer:
     """Accepts WebSocket connections and runs the protocol for each."""
 
-    def __init__(self, config: ServerConfig, channels: ChannelRegistry, auth: Authenticator) -> None:
+    def __init__(self, config: ServerConfig, channels: ChannelRegistry, auth: Authenticator,
+                 after_commit: Callable[[Callable[[], None]], None]) -> None:
         self._config = config
+        self._after_commit = after_commit
         self.limits = config.limits
         self.channels = channels
         self.auth = auth
@@ -175,7 +191,7 @@ class RealtimeServer:
             await ws.send_json({"action": int(Action.ERROR), "error": error.to_wire()})
             await ws.close()
             return ws
-        socket = Socket(ws, wire_format, self.limits.max_outbound_queue)
+        socket = Socket(ws, wire_format, self.limits.max_outbound_queue, self._after_commit)
         try:
             connection = self._open(request.query, socket)
         except AblyError as error:

@@ -3,14 +3,22 @@
 Every write commits before the caller acknowledges it, so an ACKed message survives a kill -9 of the
 server (WAL journal; `:memory:` keeps nothing). Rows hold wire dicts packed with msgpack, which keeps
 binary payloads intact.
+
+Group commit: the writes of one event-loop turn share one transaction (each unit a savepoint of it, so a failed
+unit rolls back alone), committed at the end of the turn. What must wait for durability (ACKs, and every frame
+a socket sends meanwhile, so their order holds) waits in `after_commit`. A COMMIT per message was most of the
+server's CPU per message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 import sqlite3
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +26,8 @@ from typing import Any
 import msgpack
 
 from .protocol import Action
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,8 +115,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self.series = self._series()
+        self._group_open = False
+        self._waiting: list[Callable[[], None]] = []
 
     def close(self) -> None:
+        self.commit()
         self._db.close()
 
     def _series(self) -> str:
@@ -119,13 +132,55 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN")
+        """One unit of writes, in the turn's group transaction; it rolls back alone if it fails."""
+        committed_by_loop = self._open_group()
+        self._db.execute("SAVEPOINT unit")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("ROLLBACK TO unit")
+            self._db.execute("RELEASE unit")
             raise
-        self._db.execute("COMMIT")
+        self._db.execute("RELEASE unit")
+        if not committed_by_loop:
+            self.commit()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once what was written so far is committed: now, if nothing waits."""
+        if self._group_open:
+            self._waiting.append(action)
+        else:
+            action()
+
+    def commit(self) -> None:
+        """Commit the turn's group, then run what waited for it, in order."""
+        if not self._group_open:
+            return
+        self._group_open = False
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:  # nothing of the group is durable: its ACKs must not go out
+            log.exception("the store could not commit; %d waiting frames dropped", len(self._waiting))
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._waiting.clear()
+            return
+        waiting, self._waiting = self._waiting, []
+        for action in waiting:
+            action()
+
+    def _open_group(self) -> bool:
+        """Begin the turn's group if none is open; whether the loop commits it (False: no loop runs, so the
+        unit commits itself)."""
+        if self._group_open:
+            return True
+        self._db.execute("BEGIN")
+        self._group_open = True
+        try:
+            asyncio.get_running_loop().call_soon(self.commit)
+        except RuntimeError:
+            return False
+        return True
 
     # --- writes (call inside `transaction()`) ---
 
