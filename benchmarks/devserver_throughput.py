@@ -83,6 +83,7 @@ CUT_OFF_DRAIN_S = 1.0  # a cut-off publisher's remaining publishes are not waite
 PAD = "x" * 40  # message data is "<seq> <perf_counter_ns> <PAD>", ~60 bytes
 TARGET_MSG_S = 5000
 TARGET_P50_MS = 2.0
+TARGET_CPU_RATIO = 3.0  # issue 13: the server's CPU per message at most 3x the bare socket's
 EXTERNAL_REFERENCE = "a comparable local durable-stream server: ~520 msg/s, 3 ms p50"
 SERVER_ARGS = ["--inbound-rate", "0"]
 
@@ -149,6 +150,13 @@ class Row:
 
     def acked(self) -> float | None:
         return None if self.failures() else median_of([run.acked_per_s for run in self.throughput])
+
+    def server_us_per_message(self) -> float | None:
+        """Median server CPU per received message, in microseconds (None when cut off or unmeasured)."""
+        if self.failures():
+            return None
+        return median_of([1e6 * run.server_cpu / run.received_per_s for run in self.throughput
+                          if run.server_cpu is not None and run.received_per_s])
 
     def cpu(self) -> tuple[float | None, float | None]:
         """Median CPU of (client process, server process) in % of one core during throughput runs."""
@@ -593,21 +601,29 @@ def cut_off_notes(rows: list[Row]) -> list[str]:
 
 def ratios(rows: list[Row]) -> list[str]:
     base = next(row for row in rows if row.is_baseline)
-    lines = [f"{'dev server / baseline':<36}{'p50':>9}{'p99':>9}{'recv msg/s':>12}"
+    lines = [f"{'dev server / baseline':<36}{'p50':>9}{'p99':>9}{'recv msg/s':>12}{'srv CPU/msg':>13}"
              "   (whole paths: ably-python + dev server vs aiohttp client + bare server)"]
     for row in rows:
         if not row.is_baseline:
             lines.append(f"{row.label:<36}{ratio(row.p50(), base.p50()):>9}{ratio(row.p99(), base.p99()):>9}"
-                         f"{ratio(row.sustained(), base.sustained()):>12}")
-    return lines
+                         f"{ratio(row.sustained(), base.sustained()):>12}"
+                         f"{ratio(row.server_us_per_message(), base.server_us_per_message()):>13}")
+    us = [f"{row.label.strip()} {row.server_us_per_message():.0f} us" for row in rows
+          if row.server_us_per_message() is not None]
+    return [*lines, f"server CPU per message: {'; '.join(us)}"]
 
 
 def verdicts(rows: list[Row]) -> list[str]:
-    lines = [f"targets: sustained >= {TARGET_MSG_S:,} msg/s, p50 < {TARGET_P50_MS:g} ms"]
+    lines = [f"targets: sustained >= {TARGET_MSG_S:,} msg/s, p50 < {TARGET_P50_MS:g} ms, server CPU per message "
+             f"<= {TARGET_CPU_RATIO:g}x the baseline's"]
+    base = next(row for row in rows if row.is_baseline).server_us_per_message()
     for row in rows:
         if row.is_baseline:
             continue
         checks = []
+        mine = row.server_us_per_message()
+        if mine is not None and base:
+            checks.append(f"CPU/msg {'PASS' if mine <= TARGET_CPU_RATIO * base else 'FAIL'}")
         if row.p50() is not None:
             checks.append(f"p50 {'PASS' if row.p50() < TARGET_P50_MS else 'FAIL'}")
         sustained = row.sustained()
