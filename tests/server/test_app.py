@@ -148,3 +148,28 @@ async def test_a_drain_lets_a_short_run_finish_and_ends_a_long_one_within_the_gr
             assert await session.wait_for(lambda s=session: s.runs()[-1].status != "active", timeout=10)
             run = session.runs()[-1]
             assert run.status == "error" and run.error.message == STOPPED_MESSAGE
+
+
+async def test_mounted_under_a_parent_app_whose_lifespan_runs_the_replicas(server, clients):
+    """docs/deploy.md's FastAPI recipe, on Starlette (FastAPI's base): a mounted app's lifespan does not run by
+    itself, so the parent's runs it, and invocations under the mount are served."""
+    from contextlib import asynccontextmanager as lifespan_of
+
+    from starlette.routing import Mount
+
+    agent = create_app(counting_builder(), key=server.key, endpoint=server.url, identify=demo_identify)
+
+    @lifespan_of
+    async def lifespan(parent: Starlette) -> AsyncIterator[None]:
+        async with agent.router.lifespan_context(agent):
+            yield
+
+    parent = Starlette(routes=[Mount("/agent", app=agent)], lifespan=lifespan)
+    session = _session()
+    async with parent.router.lifespan_context(parent), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=parent), base_url="http://api") as http, \
+            ClientSession(await clients(client_id="alice"), session) as alice:
+        sent = await alice.send("hello")
+        assert (await http.post("/agent/api/chat", json=sent.invocation.to_json())).status_code == 202
+        assert await alice.wait_for(lambda: bool(alice.runs()) and alice.runs()[-1].status == "complete", 20)
+        assert alice.messages()[-1].content == "turn 1 from in-process"
