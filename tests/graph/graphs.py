@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -22,9 +23,15 @@ from langchain_ably_transport.wire.invocation import Invocation
 
 def chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> Any:
     """START -> chat (a streaming fake model) -> END."""
-    model = GenericFakeChatModel(messages=iter([AIMessage(content=r) for r in replies]))
+    texts = iter(replies)
+    return chat_builder(lambda state: next(texts), delay=delay).compile(checkpointer=saver)
+
+
+def chat_builder(reply: Callable[[MessagesState], str], *, delay: float = 0.0) -> StateGraph:
+    """START -> chat -> END, uncompiled; `chat` streams `reply(state)` word by word, `delay` seconds apart."""
 
     async def chat(state: MessagesState) -> dict[str, Any]:
+        model = GenericFakeChatModel(messages=iter([AIMessage(content=reply(state))]))
         last = None
         async for chunk in model.astream(state["messages"]):
             last = chunk if last is None else last + chunk
@@ -35,7 +42,7 @@ def chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> Any:
     graph.add_node("chat", chat)
     graph.add_edge(START, "chat")
     graph.add_edge("chat", END)
-    return graph.compile(checkpointer=saver)
+    return graph
 
 
 def approval_graph(saver: AblySaver) -> Any:

@@ -6,16 +6,16 @@ state came from `AblySaver`, whichever replica served the turn before), and whic
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langchain_core.messages import HumanMessage
+from langgraph.graph import MessagesState, StateGraph
 from starlette.applications import Starlette
 
 from langchain_ably_transport.server import create_app
+
+from ..graph.graphs import chat_builder
 
 REPLICA = os.environ.get("REPLICA_NAME", "in-process")
 
@@ -23,21 +23,11 @@ REPLICA = os.environ.get("REPLICA_NAME", "in-process")
 def counting_builder(delay: float = 0.0) -> StateGraph:
     """START -> chat -> END; `chat` streams "turn N from REPLICA" word by word, `delay` seconds apart."""
 
-    async def chat(state: MessagesState) -> dict[str, Any]:
+    def reply(state: MessagesState) -> str:
         turn = sum(isinstance(message, HumanMessage) for message in state["messages"])
-        text = " ".join(["turn", str(turn), "from", REPLICA, *(["word"] * (int(delay > 0) * 20))])
-        model = GenericFakeChatModel(messages=iter([AIMessage(content=text)]))
-        last = None
-        async for chunk in model.astream(state["messages"]):
-            last = chunk if last is None else last + chunk
-            await asyncio.sleep(delay)
-        return {"messages": [last]}
+        return " ".join(["turn", str(turn), "from", REPLICA, *(["word"] * (int(delay > 0) * 20))])
 
-    builder = StateGraph(MessagesState)
-    builder.add_node("chat", chat)
-    builder.add_edge(START, "chat")
-    builder.add_edge("chat", END)
-    return builder
+    return chat_builder(reply, delay=delay)
 
 
 def demo_identify(request: Any, session: str) -> str | None:
