@@ -115,7 +115,7 @@ def create_app(
                            grace_period_s, token_ttl_s, dict(serve_options or {}), dict(pool_options or {}),
                            {**DEFAULT_PATHS, **(paths or {})})
     replica = Replica(settings)
-    routes = [
+    served = [
         Route(settings.paths["invoke"], replica.invoke, methods=["POST"]),
         Route(settings.paths["token"], replica.token, methods=["GET"]),
         Route(settings.paths["health"], replica.health, methods=["GET"]),
@@ -123,7 +123,7 @@ def create_app(
         Route(settings.paths["metrics"], replica.metrics, methods=["GET"]),
         *routes,
     ]
-    app = Starlette(routes=routes, lifespan=replica.lifespan)
+    app = Starlette(routes=served, lifespan=replica.lifespan)
     app.state.replica = replica
     return app
 
@@ -220,8 +220,9 @@ class Replica:
         return PlainTextResponse("ready")
 
     async def metrics(self, request: Request) -> Response:
-        text = metrics.render(outcomes=self.runs.outcomes if self.runs else {}, active=self.runs.active if self.runs
-                              else 0, refused=self.refused, ledger=ledger, first_output=self.first_output.histogram)
+        runs = self.runs
+        text = metrics.render(outcomes=runs.outcomes if runs else {}, active=runs.active if runs else 0,
+                              refused=self.refused, ledger=ledger, first_output=self.first_output.histogram)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
     # --- helpers ---
