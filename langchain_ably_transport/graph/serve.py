@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["complete", "suspended", "cancelled", "error", "rejected"]
 InputMapper = Callable[[Run], Any]
 ActivePolicy = Literal["queue", "interrupt", "reject"]
+LostPolicy = Literal["end", "adopt"]
 STOPPED_MESSAGE = "the agent process stopped before the run finished; send the message again"
 INTERRUPT_PART = "interrupt"
 RESUME_PART = "resume"
@@ -88,6 +89,8 @@ async def serve_graph(
     durability: Durability | None = None,
     stop: asyncio.Event | None = None,
     trigger_timeout_s: float = DEFAULT_TRIGGER_TIMEOUT_S,
+    on_lost: LostPolicy = "end",
+    max_adoptions: int = 3,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -106,19 +109,28 @@ async def serve_graph(
     ends `error` (`STOPPED_MESSAGE`), so that no run is left streaming; its last checkpoint stays for a retry.
     `trigger_timeout_s`: how long to wait for the invocation's input to show on the session before the invocation
     is `rejected` (a client POSTs right after publishing, so it is usually there already).
+    `on_lost`: what to do with runs of the session whose agent died (`AgentSession.lost_runs`) before serving the
+    invocation: `end` them `error` ("agent lost"), or `adopt` them: resume the graph from the thread's newest
+    checkpoint under the same run id and finish it (steps that had not checkpointed run again: at-least-once),
+    or restart it from its input when its graph had not started; a run adopted `max_adoptions` times is ended
+    `error` instead. Only one process adopts a run (`AgentSession.adopt_run`).
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with leased(client, invocation.session_name) as connection, \
             AgentSession(connection, invocation.session_name, coalesce_window=coalesce_window, history_pages=1,
-                         authorize=authorize, trusted_agents=trusted_agents) as session:
+                         authorize=authorize, trusted_agents=trusted_agents,
+                         end_lost_runs=on_lost == "end") as session:
+        options = _Options(to_input, on_active, wait_for_active_s, visibility, durability, stop)
+        thread_config = _thread_config(config, invocation.session_name)
+        if on_lost == "adopt":
+            await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
         try:
             run = await session.create_run(invocation, timeout=trigger_timeout_s)
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)
-        options = _Options(to_input, on_active, wait_for_active_s, visibility, durability, stop)
         with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
-            result = await _answer(session, run, graph, _thread_config(config, invocation.session_name), options)
+            result = await _answer(session, run, graph, thread_config, options)
         result.messages = ledger.run(run.run_id)
         return result
 
@@ -167,6 +179,12 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
     if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
         await run.suspend()
         return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
+    return await _stream_and_finish(graph, stream, run, run_config, options)
+
+
+async def _stream_and_finish(graph: Any, stream: _GraphStream, run: Run, run_config: RunnableConfig,
+                             options: _Options) -> GraphRunResult:
+    """Pipe the graph's stream into the started run, then end, suspend or stop it."""
     with _stopping(run, options.stop):
         result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
     await stream.settle()  # sub-agent messages a cancel cut short end before the run does
@@ -175,6 +193,22 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         await run.end("error", error_message=STOPPED_MESSAGE)
         return GraphRunResult("error", run.run_id, error=RunError(STOPPED_MESSAGE))
     return await _finish(graph, run, run_config, result, stream)
+
+
+async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: RunnableConfig, options: _Options,
+                           max_adoptions: int) -> None:
+    """Finish, here, the session's runs whose agent died: from the thread's newest checkpoint when the graph was
+    mid-run, else from the run's input."""
+    for lost in session.lost_runs():
+        run = await session.adopt_run(lost, max_attempts=max_adoptions)
+        if run is None:
+            continue
+        with attributed_to(run.run_id):
+            pending = (await graph.aget_state(run_config)).next
+            graph_input = None if pending else await _without_reused_ids(graph, run_config, options.to_input(run))
+            stream = _GraphStream(graph, graph_input, run_config, run, options)
+            result = await _stream_and_finish(graph, stream, run, run_config, options)
+        log.warning("run %s: adopted, %s", run.run_id, result.outcome)
 
 
 @contextmanager

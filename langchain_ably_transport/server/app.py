@@ -106,13 +106,15 @@ def create_app(
     is `serve_graph`'s `authorize`, in `serve_options`). `max_runs`: runs served at once by this replica (429
     beyond). `grace_period_s`: what a draining replica gives its active runs (keep it under your orchestrator's
     termination grace, uvicorn's `--timeout-graceful-shutdown` included). `serve_options`: `serve_graph`'s keyword
-    arguments. `pool_options`: `ConnectionPool`'s. `routes`: Starlette routes of your own, served beside these
-    (a page, its script).
+    arguments; a replica adopts the lost runs of a session it serves (`on_lost="adopt"`) unless they say
+    otherwise. `pool_options`: `ConnectionPool`'s. `routes`: Starlette routes of your own, served beside these (a
+    page, its script).
     """
     if max_runs < 1:
         raise ConfigurationError("max_runs must be at least 1")
     settings = AppSettings(graph, key, endpoint, agent_client_id, namespace, identify, authorize, max_runs,
-                           grace_period_s, token_ttl_s, dict(serve_options or {}), dict(pool_options or {}),
+                           grace_period_s, token_ttl_s, {"on_lost": "adopt", **(serve_options or {})},
+                           dict(pool_options or {}),
                            {**DEFAULT_PATHS, **(paths or {})})
     replica = Replica(settings)
     served = [

@@ -41,6 +41,7 @@ from ..wire.headers import (
 )
 from ..wire.ids import MAX_ID_LENGTH, is_valid_id, read_ids
 from ..wire.invocation import Invocation
+from .adoption import AdoptionClaims
 from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
 from .core import SessionCore, chain_messages
 from .liveness import TrackedRun, agent_instance
@@ -55,6 +56,7 @@ MAX_STEERS_PER_PASS = 32
 TRIGGER_IDS = (names.HEADER_CODEC_MESSAGE_ID, names.HEADER_RUN_ID, names.HEADER_PARENT, names.HEADER_FORK_OF,
                names.HEADER_MSG_REGENERATE)
 DEFAULT_TRIGGER_TIMEOUT_S = 10.0
+CLAIM_WAIT_S = 10.0  # how long an adopter waits to see the channel order the claims
 AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
                       "the conversation can go on")
 
@@ -117,6 +119,7 @@ class AgentSession:
         self._authorize = authorize
         self._coalesce_window = coalesce_window
         self._end_lost_runs = end_lost_runs
+        self._claims = AdoptionClaims()
         self._runs: dict[str, Run] = {}
         self._runs_by_input: dict[str, Run] = {}
         self._early_cancels: OrderedDict[tuple[str | None, str], WireMessage] = OrderedDict()
@@ -213,13 +216,15 @@ class AgentSession:
     # --- what arrives on the channel ---
 
     def _on_folded(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
+        if wire.client_id is not None and wire.client_id == self._client.auth.client_id:
+            self._claims.fold(wire)  # only this agent's processes may claim: a user's forged claim counts for nothing
         if wire.name == names.CANCEL:
             self._on_cancel(wire) if live else self._buffer_cancel(wire)
         elif live and wire.name == names.AI_INPUT:
             run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
             if run is not None and events:
                 self._control(run, "steer", wire, run._on_steer)
-        elif live and wire.name == names.RUN_END:
+        elif live and wire.name in (names.RUN_END, names.RUN_RESUME):
             run = self._runs.get(wire.transport.get(names.HEADER_RUN_ID, ""))
             if run is not None and self._superseded(run, wire):
                 run._on_superseded()
@@ -254,7 +259,7 @@ class AgentSession:
 
 
     def _superseded(self, run: Run, wire: WireMessage) -> bool:
-        """Another process of this agent ended the run (it found it lost): this invocation must stop."""
+        """Another process of this agent ended or adopted the run (it found it lost): this invocation must stop."""
         other_invocation = wire.transport.get(names.HEADER_INVOCATION_ID) != run.invocation_id
         client_id = self._client.auth.client_id  # an anonymous agent cannot tell its processes from other clients
         return run.started and not run.ended and other_invocation and client_id not in (None, "*") \
@@ -280,14 +285,57 @@ class AgentSession:
         for lost in self.core.lost_runs():
             if lost.run_id in self._runs or lost.run_id not in {r.run_id for r in self.core.lost_runs()}:
                 continue
-            await self.core.writer.publish(run_end_message(
-                run_id=lost.run_id, reason=names.RunEndReason.ERROR, run_client_id=lost.run_client_id,
-                invocation_id=lost.invocation_id, input_client_id=lost.input_client_id,
-                input_codec_message_id=lost.input_codec_message_id, error_code=ErrorCode.STREAM_ERROR,
-                error_message=AGENT_LOST_MESSAGE))
-            log.warning("run %s on %s lost its agent; ended as error", lost.run_id, self._name)
+            await self._end_lost(lost, AGENT_LOST_MESSAGE)
             ended.append(lost.run_id)
         return ended
+
+    def lost_runs(self) -> list[TrackedRun]:
+        """Runs still active whose agent instance has left the liveness channel: crashed, or cut off for good."""
+        return [lost for lost in self.core.lost_runs() if lost.run_id not in self._runs]
+
+    async def adopt_run(self, lost: TrackedRun, *, max_attempts: int = 3) -> Run | None:
+        """Take over a lost run, under its own id: a `Run` that has published its claim (`ai-run-resume` with
+        `lcat-adoption`, naming this process's instance) and won it, for the caller to pipe into and end.
+
+        None when another process's claim came first (this one then publishes nothing more), or when the run has
+        been adopted `max_attempts` times already, or its input is gone from the session: it is then ended
+        `error` instead, as a lost run is without adoption.
+        """
+        attempt = self._claims.attempts(lost.run_id) + 1
+        if attempt > max_attempts:
+            await self._end_lost(lost, f"agent lost {attempt} times: the run crashed every agent that served it")
+            return None
+        trigger = self._input_of(lost.input_codec_message_id)
+        if trigger is None:
+            await self._end_lost(lost, AGENT_LOST_MESSAGE)
+            return None
+        run = Run(self, Trigger.of(trigger), lost.run_id, adoption=attempt)
+        self._runs[run.run_id] = run
+        await run.start()
+        await self.core.wait_for(lambda: self._claims.first(run.run_id, attempt) is not None, CLAIM_WAIT_S)
+        if self._claims.first(run.run_id, attempt) != run.invocation_id:
+            log.info("run %s on %s: another process adopted it first", run.run_id, self._name)
+            run.ended = True
+            self._runs.pop(run.run_id, None)
+            return None
+        log.warning("run %s on %s lost its agent; adopted (attempt %d)", run.run_id, self._name, attempt)
+        return run
+
+    def _input_of(self, codec_message_id: str | None) -> WireMessage | None:
+        """The newest input wire of the user message `codec_message_id` on this session."""
+        if not codec_message_id:
+            return None
+        wires = [wire for wires in self.core.tree.inputs_by_event.values() for wire in wires
+                 if wire.transport.get(names.HEADER_CODEC_MESSAGE_ID) == codec_message_id]
+        return wires[-1] if wires else None
+
+    async def _end_lost(self, lost: TrackedRun, message: str) -> None:
+        await self.core.writer.publish(run_end_message(
+            run_id=lost.run_id, reason=names.RunEndReason.ERROR, run_client_id=lost.run_client_id,
+            invocation_id=lost.invocation_id, input_client_id=lost.input_client_id,
+            input_codec_message_id=lost.input_codec_message_id, error_code=ErrorCode.STREAM_ERROR,
+            error_message=message))
+        log.warning("run %s on %s lost its agent; ended as error: %s", lost.run_id, self._name, message)
 
     def _buffer_cancel(self, wire: WireMessage) -> None:
         """Keep a cancel of an input whose run is not known yet: the newest per input and sender, at most 20 per
@@ -324,10 +372,11 @@ class _Steers:
 class Run:
     """One invocation of a run. `start()`, then `pipe()` passes, then `end()` or `suspend()`."""
 
-    def __init__(self, session: AgentSession, trigger: Trigger, run_id: str) -> None:
+    def __init__(self, session: AgentSession, trigger: Trigger, run_id: str, *, adoption: int | None = None) -> None:
         self._session = session
         self.trigger = trigger
         self.run_id = run_id
+        self.adoption = adoption  # the attempt, when this process took the run over from a lost agent
         self.invocation_id = str(uuid.uuid4())
         self.cancelled = asyncio.Event()
         self.started = False
@@ -376,8 +425,10 @@ class Run:
             raise RunError(f"run {self.run_id} already started")
         if await self._early_cancel_allowed():
             self.cancelled.set()
-        if self.is_continuation:
+        if self.is_continuation or self.adoption:
             message = run_resume_message(**self._lifecycle())
+            if self.adoption:
+                message.transport[names.HEADER_ADOPTION] = str(self.adoption)
         else:
             message = run_start_message(**self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
                                         regenerates=self.trigger.regenerates)

@@ -65,6 +65,8 @@ TRANSPORT_HEADERS = frozenset({
 # liveness channel while it lives (`session/liveness.py`), so a run still active once its instance left is lost. JS
 # SDKs do not read the key (nothing in 0.8.0 reads a transport key it does not know).
 HEADER_LIVENESS = "lcat-liveness"
+# This library's extension: on an `ai-run-resume`, that it claims a lost run for the n-th time (`session/adoption.py`).
+HEADER_ADOPTION = "lcat-adoption"
 
 # --- Codec-tier reserved keys (§1.3): a codec may not bind these as fields ---------------------------------
 

@@ -1,4 +1,5 @@
-"""An agent killed with -9 mid-run: clients learn the run is lost, the next process ends it, the thread goes on.
+"""An agent killed with -9 mid-run: clients learn the run is lost, the next process ends it (or adopts and finishes
+it), and the thread goes on.
 
 The dev server runs with a 1 s presence leave delay (Ably's is 15 s) so the bound is short enough for CI.
 """
@@ -154,3 +155,43 @@ async def test_a_js_client_that_joined_while_the_run_was_stuck_sees_it_end_as_er
     [ended] = [run for run in result["runs"] if run["runId"] == lost]
     assert stuck["status"] == "active", "what every JS anchor shows for a killed agent's run"
     assert ended["status"] == "error" and ended["error"]["message"] == AGENT_LOST_MESSAGE
+
+
+# --- adoption: the next process finishes the lost run instead of ending it ---
+
+
+async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers(crash_server, clients, channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        sent = await user.send("are you back?")
+        result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
+                                   client=agent, on_lost="adopt")
+
+        assert result.outcome == "complete" and result.run_id != lost
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 10)
+        assert user.lost_runs() == []
+        runs = [node.key for node in user.runs()]
+        assert runs.count(lost) == 1 and len(runs) == 2, "one run was finished, not a second one started"
+        assert await user.core.wait_for(lambda: user.messages()[-1].content == "I am back.", 10)
+        assert any(message.content == "I carried on." for message in user.messages())
+
+        state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
+        kinds = [(type(m), m.content) for m in state.values["messages"]]
+        assert kinds == [(HumanMessage, "tell me everything"), (AIMessage, "I carried on."),
+                         (HumanMessage, "are you back?"), (AIMessage, "I am back.")]
+
+
+async def test_a_run_adopted_as_often_as_allowed_is_ended_error_instead(crash_server, clients, channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        sent = await user.send("are you back?")
+        result = await serve_graph(chat_graph(AblySaver(agent), "I am back."), sent.invocation, client=agent,
+                                   on_lost="adopt", max_adoptions=0)
+        assert result.outcome == "complete"
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.ERROR, 10)
+        assert "agent lost 1 times" in user.core.tree.run(lost).error.message

@@ -1,0 +1,30 @@
+"""Adoption claims, folded as every process folds them: the first claim of an attempt wins everywhere."""
+
+from __future__ import annotations
+
+from langchain_ably_transport.session.adoption import AdoptionClaims
+from langchain_ably_transport.wire import names
+from langchain_ably_transport.wire.envelope import WireMessage
+
+
+def _claim(run_id: str, invocation_id: str, attempt: str | None, name: str = names.RUN_RESUME) -> WireMessage:
+    transport = {names.HEADER_RUN_ID: run_id, names.HEADER_INVOCATION_ID: invocation_id}
+    if attempt is not None:
+        transport[names.HEADER_ADOPTION] = attempt
+    return WireMessage(name=name, transport=transport)
+
+
+def test_the_first_claim_of_each_attempt_wins_and_attempts_count_up():
+    claims = AdoptionClaims()
+    for wire in (_claim("r", "a", "1"), _claim("r", "b", "1"), _claim("r", "c", "2"), _claim("other", "d", "1")):
+        claims.fold(wire)
+    assert claims.first("r", 1) == "a" and claims.first("r", 2) == "c" and claims.first("r", 3) is None
+    assert claims.attempts("r") == 2 and claims.attempts("other") == 1 and claims.attempts("never") == 0
+
+
+def test_only_resumes_with_a_well_formed_attempt_are_claims():
+    claims = AdoptionClaims()
+    for wire in (_claim("r", "a", None), _claim("r", "b", "x"), _claim("r", "c", "-1"), _claim("r", "d", "99999"),
+                 _claim("r", "e", "1", name=names.RUN_START), _claim("", "f", "1")):
+        claims.fold(wire)
+    assert claims.attempts("r") == 0 and claims.first("r", 1) is None
