@@ -216,8 +216,7 @@ class AgentSession:
     # --- what arrives on the channel ---
 
     def _on_folded(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
-        if wire.client_id is not None and wire.client_id == self._client.auth.client_id:
-            self._claims.fold(wire)  # only this agent's processes may claim: a user's forged claim counts for nothing
+        self._claims.fold(wire)  # the core passes on agent messages from trusted agents only: a user cannot claim
         if wire.name == names.CANCEL:
             self._on_cancel(wire) if live else self._buffer_cancel(wire)
         elif live and wire.name == names.AI_INPUT:

@@ -195,3 +195,28 @@ async def test_a_run_adopted_as_often_as_allowed_is_ended_error_instead(crash_se
         assert result.outcome == "complete"
         assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.ERROR, 10)
         assert "agent lost 1 times" in user.core.tree.run(lost).error.message
+
+
+async def test_a_users_forged_claim_does_not_stop_the_agent_adopting(crash_server, clients, channel_name):
+    """A claim is an `ai-run-resume` with `lcat-adoption`; those a user publishes count for nothing, so they can
+    neither win the run nor use up its adoptions."""
+    from ably.types.message import Message
+
+    from langchain_ably_transport.wire.headers import run_resume_message
+
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+        mallory = await clients(crash_server, client_id="mallory")
+        for attempt in ("1", "2", "3"):  # were they believed, the run would look adopted (and crashed) 3 times
+            forged = run_resume_message(run_id=lost, invocation_id=f"forged-{attempt}")
+            forged.transport[names.HEADER_ADOPTION] = attempt
+            await mallory.channels.get(channel_name).publish(Message(**forged.to_publish()))
+
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        sent = await user.send("are you back?")
+        result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
+                                   client=agent, on_lost="adopt")
+        assert result.outcome == "complete"
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 10)
+        assert any(message.content == "I carried on." for message in user.messages())
