@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -59,6 +60,15 @@ async def _crash_mid_stream(server, user: ClientSession, text: str) -> str:
     return run_id
 
 
+async def _lost_then_asked(server, clients, user: ClientSession) -> tuple[str, Any, Any]:
+    """A run whose agent was killed mid-stream and is now known lost, then the user's next message: the lost run's
+    id, a connection for the next agent process, and the message sent."""
+    lost = await _crash_mid_stream(server, user, "tell me everything")
+    assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+    agent = await clients(server, client_id=AGENT_ID)
+    return lost, agent, await user.send("are you back?")
+
+
 async def test_clients_learn_a_killed_agents_run_is_lost_within_the_presence_leave_delay(crash_server, clients,
                                                                                         channel_name):
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
@@ -76,11 +86,7 @@ async def test_clients_learn_a_killed_agents_run_is_lost_within_the_presence_lea
 
 async def test_the_next_process_ends_the_lost_run_and_the_thread_continues(crash_server, clients, channel_name):
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
-        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
-
-        agent = await clients(crash_server, client_id=AGENT_ID)
-        sent = await user.send("are you back?")
+        lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
         result = await serve_graph(chat_graph(AblySaver(agent), "I am back."), sent.invocation, client=agent)
 
         assert result.outcome == "complete"
@@ -162,11 +168,7 @@ async def test_a_js_client_that_joined_while_the_run_was_stuck_sees_it_end_as_er
 
 async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers(crash_server, clients, channel_name):
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
-        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
-
-        agent = await clients(crash_server, client_id=AGENT_ID)
-        sent = await user.send("are you back?")
+        lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
         result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
                                    client=agent, on_lost="adopt")
 
@@ -186,10 +188,7 @@ async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers
 
 async def test_a_run_adopted_as_often_as_allowed_is_ended_error_instead(crash_server, clients, channel_name):
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
-        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
-        agent = await clients(crash_server, client_id=AGENT_ID)
-        sent = await user.send("are you back?")
+        lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
         result = await serve_graph(chat_graph(AblySaver(agent), "I am back."), sent.invocation, client=agent,
                                    on_lost="adopt", max_adoptions=0)
         assert result.outcome == "complete"
@@ -205,16 +204,12 @@ async def test_a_users_forged_claim_does_not_stop_the_agent_adopting(crash_serve
     from langchain_ably_transport.wire.headers import run_resume_message
 
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
-        assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
+        lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
         mallory = await clients(crash_server, client_id="mallory")
         for attempt in ("1", "2", "3"):  # were they believed, the run would look adopted (and crashed) 3 times
             forged = run_resume_message(run_id=lost, invocation_id=f"forged-{attempt}")
             forged.transport[names.HEADER_ADOPTION] = attempt
             await mallory.channels.get(channel_name).publish(Message(**forged.to_publish()))
-
-        agent = await clients(crash_server, client_id=AGENT_ID)
-        sent = await user.send("are you back?")
         result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
                                    client=agent, on_lost="adopt")
         assert result.outcome == "complete"
