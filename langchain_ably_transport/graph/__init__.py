@@ -1,5 +1,5 @@
 """Serving LangGraph graphs on a session: runs that stream, suspend on `interrupt()` and resume anywhere."""
 
-from .serve import GraphRunResult, messages_input, serve_graph
+from .serve import GraphRunResult, messages_input, serve_graph, watch_session
 
-__all__ = ["GraphRunResult", "messages_input", "serve_graph"]
+__all__ = ["GraphRunResult", "messages_input", "serve_graph", "watch_session"]

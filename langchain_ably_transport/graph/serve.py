@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -195,10 +195,61 @@ async def _stream_and_finish(graph: Any, stream: _GraphStream, run: Run, run_con
     return await _finish(graph, run, run_config, result, stream)
 
 
+async def watch_session(
+    graph: Any,
+    session_name: str,
+    *,
+    client: AblyRealtime | ConnectionPool,
+    watch_s: float,
+    config: RunnableConfig | None = None,
+    to_input: InputMapper = messages_input,
+    coalesce_window: float | None = None,
+    visibility: Mapping[str, Visibility] | None = None,
+    authorize: Authorize = run_owner_only,
+    trusted_agents: Iterable[str] | None = None,
+    durability: Durability | None = None,
+    stop: asyncio.Event | None = None,
+    max_adoptions: int = 3,
+) -> list[GraphRunResult]:
+    """Watch `session_name` for `watch_s` seconds (or until `stop` is set) and adopt every run of it whose agent
+    dies meanwhile, as `serve_graph(on_lost="adopt")` does; what the adopted runs ended as.
+
+    A replica watches the sessions it served recently, so that a run whose replica is killed is finished by a
+    survivor about one presence leave delay later, with no new message from the user. Watching publishes nothing:
+    it costs an attached channel. Several watchers of one session race to claim a lost run; one wins
+    (`AgentSession.adopt_run`). The other keyword arguments are `serve_graph`'s.
+    """
+    options = _Options(to_input, "queue", 0.0, visibility, durability, stop)
+    thread_config = _thread_config(config, session_name)
+    results: list[GraphRunResult] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + watch_s
+    async with leased(client, session_name) as connection, \
+            AgentSession(connection, session_name, coalesce_window=coalesce_window, history_pages=1,
+                         authorize=authorize, trusted_agents=trusted_agents, end_lost_runs=False) as session:
+        while (remaining := deadline - loop.time()) > 0 and not (stop is not None and stop.is_set()):
+            if await _unless_stopped(session.wait_for(lambda: bool(session.lost_runs()), remaining), stop):
+                results += await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
+    return results
+
+
+async def _unless_stopped(waiting: Awaitable[bool], stop: asyncio.Event | None) -> bool:
+    """What `waiting` answers, or False as soon as `stop` is set."""
+    answer = asyncio.ensure_future(waiting)
+    stopped = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+    try:
+        await asyncio.wait({answer, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        answer.cancel()
+    return answer.done() and not answer.cancelled() and answer.result()
+
+
 async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: RunnableConfig, options: _Options,
-                           max_adoptions: int) -> None:
+                           max_adoptions: int) -> list[GraphRunResult]:
     """Finish, here, the session's runs whose agent died: from the thread's newest checkpoint when the graph was
     mid-run, else from the run's input."""
+    results = []
     for lost in session.lost_runs():
         run = await session.adopt_run(lost, max_attempts=max_adoptions)
         if run is None:
@@ -209,6 +260,9 @@ async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: Runnab
             stream = _GraphStream(graph, graph_input, run_config, run, options)
             result = await _stream_and_finish(graph, stream, run, run_config, options)
         log.warning("run %s: adopted, %s", run.run_id, result.outcome)
+        result.messages = ledger.run(run.run_id)
+        results.append(result)
+    return results
 
 
 @contextmanager

@@ -36,13 +36,14 @@ from ..capabilities import browser_capability
 from ..checkpoint import AblySaver
 from ..connection import client_options
 from ..errors import ConfigurationError, InvalidInvocationError
-from ..graph import GraphRunResult, serve_graph
+from ..graph import GraphRunResult, serve_graph, watch_session
 from ..ledger import ledger
 from ..pool import ConnectionPool
 from ..tokens import issue_token
 from ..wire.invocation import Invocation
 from . import metrics
-from .runs import Admission, RunSupervisor
+from .runs import STOP_WAIT_S, Admission, RunSupervisor
+from .watch import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ MaybeAwaitable = Any  # a value, or an awaitable of it
 Identify = Callable[[Request, str], MaybeAwaitable]  # (request, session) -> the user's clientId, or None
 AuthorizeInvocation = Callable[[Request, Invocation], MaybeAwaitable]  # -> whether it may be served
 GraphSource = Any  # a StateGraph (compiled here with the app's AblySaver), a callable(saver) -> graph, or a graph
+_WATCH_OPTIONS = frozenset(inspect.signature(watch_session).parameters) - {"graph", "session_name", "client",
+                                                                           "watch_s", "stop"}
 
 
 @dataclass
@@ -69,6 +72,8 @@ class AppSettings:
     max_runs: int
     grace_period_s: float
     token_ttl_s: float
+    watch_s: float
+    max_watched: int
     serve_options: Mapping[str, Any]
     pool_options: Mapping[str, Any]
     paths: Mapping[str, str]
@@ -90,6 +95,8 @@ def create_app(
     max_runs: int = 64,
     grace_period_s: float = 25.0,
     token_ttl_s: float = 3600.0,
+    watch_s: float = 600.0,
+    max_watched: int = 256,
     serve_options: Mapping[str, Any] | None = None,
     pool_options: Mapping[str, Any] | None = None,
     paths: Mapping[str, str] | None = None,
@@ -107,13 +114,15 @@ def create_app(
     beyond). `grace_period_s`: what a draining replica gives its active runs (keep it under your orchestrator's
     termination grace, uvicorn's `--timeout-graceful-shutdown` included). `serve_options`: `serve_graph`'s keyword
     arguments; a replica adopts the lost runs of a session it serves (`on_lost="adopt"`) unless they say
-    otherwise. `pool_options`: `ConnectionPool`'s. `routes`: Starlette routes of your own, served beside these (a
-    page, its script).
+    otherwise, and then watches each session it served for `watch_s` seconds (at most `max_watched` of them), to
+    adopt a run whose replica dies with no new message from the user (`server.watch`). `pool_options`:
+    `ConnectionPool`'s. `routes`: Starlette routes of your own, served beside these (a page, its script).
     """
     if max_runs < 1:
         raise ConfigurationError("max_runs must be at least 1")
     settings = AppSettings(graph, key, endpoint, agent_client_id, namespace, identify, authorize, max_runs,
-                           grace_period_s, token_ttl_s, {"on_lost": "adopt", **(serve_options or {})},
+                           grace_period_s, token_ttl_s, watch_s, max_watched,
+                           {"on_lost": "adopt", **(serve_options or {})},
                            dict(pool_options or {}),
                            {**DEFAULT_PATHS, **(paths or {})})
     replica = Replica(settings)
@@ -138,6 +147,7 @@ class Replica:
     refused: Counter[str] = field(default_factory=Counter)
     pool: ConnectionPool | None = None
     runs: RunSupervisor | None = None
+    watch: SessionWatch | None = None
     signing_key: str | None = None
     first_output: metrics.FirstOutputClock = field(default_factory=metrics.FirstOutputClock)
     _graph: Any = None
@@ -151,10 +161,13 @@ class Replica:
             saver = AblySaver(pool)
             self.pool, self._graph = pool, _compiled(settings.graph, saver)
             self.runs = RunSupervisor(self._serve, settings.max_runs)
+            adopting = settings.serve_options["on_lost"] == "adopt"
+            self.watch = SessionWatch(self._watch, settings.watch_s if adopting else 0.0, settings.max_watched)
             unwatch = ledger.watch(self.first_output)
             try:
                 yield
             finally:
+                await self.watch.close(STOP_WAIT_S)
                 await self.runs.drain(settings.grace_period_s)
                 await saver.aflush()
                 unwatch()
@@ -162,6 +175,12 @@ class Replica:
     async def _serve(self, invocation: Invocation, stop: Any) -> GraphRunResult:
         assert self.pool is not None
         return await serve_graph(self._graph, invocation, client=self.pool, stop=stop, **self.settings.serve_options)
+
+    async def _watch(self, session_name: str, seconds: float, stop: Any) -> list[GraphRunResult]:
+        assert self.pool is not None
+        options = {k: v for k, v in self.settings.serve_options.items() if k in _WATCH_OPTIONS}
+        return await watch_session(self._graph, session_name, client=self.pool, watch_s=seconds, stop=stop,
+                                   **options)
 
     # --- routes ---
 
@@ -178,6 +197,8 @@ class Replica:
         if admission == Admission.DRAINING:
             return self._refuse("draining", 503, "this replica is shutting down; retry on another",
                                 retry_after=RETRY_AFTER_DRAINING_S)
+        assert self.watch is not None
+        self.watch.served(invocation.session_name)
         return JSONResponse({"accepted": invocation.to_json()}, status_code=202)
 
     async def _invocation(self, request: Request) -> Invocation | Response:
@@ -223,7 +244,9 @@ class Replica:
 
     async def metrics(self, request: Request) -> Response:
         runs = self.runs
+        watch = self.watch
         text = metrics.render(outcomes=runs.outcomes if runs else {}, active=runs.active if runs else 0,
+                              adopted=watch.adopted if watch else {}, watched=watch.sessions if watch else 0,
                               refused=self.refused, ledger=ledger, first_output=self.first_output.histogram)
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

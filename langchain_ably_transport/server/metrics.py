@@ -4,6 +4,8 @@
 | --- | --- | --- |
 | `lcat_runs_total{outcome}` | counter | runs served, by outcome (complete, suspended, cancelled, error, ...) |
 | `lcat_runs_active` | gauge | runs being served now |
+| `lcat_runs_adopted_total{outcome}` | counter | runs whose replica died, adopted by this one's watch, by outcome |
+| `lcat_sessions_watched` | gauge | recently served sessions watched for lost runs (`server.watch`) |
 | `lcat_invocations_refused_total{reason}` | counter | invocations answered 4xx/5xx, by reason |
 | `lcat_messages_published_total{kind}` | counter | messages this process published, by kind (the ledger) |
 | `lcat_publish_refusals_total{code}` | counter | publishes Ably refused for rate (each waited out and sent again) |
@@ -62,13 +64,17 @@ class FirstOutputClock:
             self.histogram.observe(time.monotonic() - started)
 
 
-def render(*, outcomes: Mapping[str, int], active: int, refused: Mapping[str, int], ledger: MessageLedger,
-           first_output: Histogram) -> str:
+def render(*, outcomes: Mapping[str, int], active: int, adopted: Mapping[str, int], watched: int,
+           refused: Mapping[str, int], ledger: MessageLedger, first_output: Histogram) -> str:
     """The exposition text."""
     lines: list[str] = []
     lines += _family("lcat_runs_total", "counter", "Runs served by this replica, by outcome.",
                      _labelled("lcat_runs_total", "outcome", outcomes))
     lines += _family("lcat_runs_active", "gauge", "Runs being served now.", [f"lcat_runs_active {active}"])
+    lines += _family("lcat_runs_adopted_total", "counter", "Runs adopted from a replica that died, by outcome.",
+                     _labelled("lcat_runs_adopted_total", "outcome", adopted))
+    lines += _family("lcat_sessions_watched", "gauge", "Recently served sessions watched for lost runs.",
+                     [f"lcat_sessions_watched {watched}"])
     lines += _family("lcat_invocations_refused_total", "counter", "Invocations refused, by reason.",
                      _labelled("lcat_invocations_refused_total", "reason", refused))
     published = {str(kind): count for kind, count in ledger.process().items()}

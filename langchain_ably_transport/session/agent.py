@@ -45,6 +45,7 @@ from .adoption import AdoptionClaims
 from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
 from .core import SessionCore, chain_messages
 from .liveness import TrackedRun, agent_instance
+from .repair import LeftOpen
 from .tree import Node
 from .trust import agent_trust
 
@@ -120,6 +121,7 @@ class AgentSession:
         self._coalesce_window = coalesce_window
         self._end_lost_runs = end_lost_runs
         self._claims = AdoptionClaims()
+        self._left_open = LeftOpen()
         self._runs: dict[str, Run] = {}
         self._runs_by_input: dict[str, Run] = {}
         self._early_cancels: OrderedDict[tuple[str | None, str], WireMessage] = OrderedDict()
@@ -217,6 +219,7 @@ class AgentSession:
 
     def _on_folded(self, wire: WireMessage, events: list[DecodedEvent], live: bool) -> None:
         self._claims.fold(wire)  # the core passes on agent messages from trusted agents only: a user cannot claim
+        self._left_open.fold(wire)  # nor make an adopter close a stream
         if wire.name == names.CANCEL:
             self._on_cancel(wire) if live else self._buffer_cancel(wire)
         elif live and wire.name == names.AI_INPUT:
@@ -318,7 +321,19 @@ class AgentSession:
             self._runs.pop(run.run_id, None)
             return None
         log.warning("run %s on %s lost its agent; adopted (attempt %d)", run.run_id, self._name, attempt)
+        await self._close_left_open(lost)
         return run
+
+    async def _close_left_open(self, lost: TrackedRun) -> None:
+        """End what the lost agent left open in its run (`repair`): its streams and steps, `cancelled`."""
+        await self.core.load_older_until(lambda: self._left_open.saw_invocation(lost.invocation_id))
+        closing = [self.core.writer.append(stream.serial, stream.closing())
+                   for stream in self._left_open.streams(lost.run_id)]
+        for failed in [r for r in await asyncio.gather(*closing, return_exceptions=True) if isinstance(r, Exception)]:
+            log.warning("run %s on %s: a stream its lost agent left open was not closed: %s", lost.run_id,
+                        self._name, failed)  # it stays `streaming`; the run goes on regardless
+        for step in self._left_open.steps(lost.run_id):
+            await self.core.writer.publish(step.closing())
 
     def _input_of(self, codec_message_id: str | None) -> WireMessage | None:
         """The newest input wire of the user message `codec_message_id` on this session."""

@@ -19,9 +19,11 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.devserver import spawn
-from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.graph import serve_graph, watch_session
 from langchain_ably_transport.session import AgentSession
 from langchain_ably_transport.session.agent import AGENT_LOST_MESSAGE
+from langchain_ably_transport.session.repair import LeftOpen
+from langchain_ably_transport.wire.envelope import WireMessage
 from langchain_ably_transport.wire import names
 
 from ..graph.graphs import chat_graph
@@ -58,6 +60,16 @@ async def _crash_mid_stream(server, user: ClientSession, text: str) -> str:
         worker.kill()
         worker.wait()
     return run_id
+
+
+async def _left_open(client: Any, channel_name: str) -> LeftOpen:
+    """What the session's history shows open: streams still `streaming`, steps not ended."""
+    left_open = LeftOpen()
+    page = await client.channels.get(channel_name).history(limit=1000)
+    for message in reversed(page.items):
+        if (wire := WireMessage.from_ably(message)) is not None:
+            left_open.fold(wire)
+    return left_open
 
 
 async def _lost_then_asked(server, clients, user: ClientSession) -> tuple[str, Any, Any]:
@@ -169,10 +181,14 @@ async def test_a_js_client_that_joined_while_the_run_was_stuck_sees_it_end_as_er
 async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers(crash_server, clients, channel_name):
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
         lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
+        cut = await _left_open(agent, channel_name)
+        assert len(cut.streams(lost)) == 1 and len(cut.steps(lost)) == 1, "the killed agent left its text open"
         result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
                                    client=agent, on_lost="adopt")
 
         assert result.outcome == "complete" and result.run_id != lost
+        repaired = await _left_open(agent, channel_name)
+        assert repaired.streams(lost) == [] and repaired.steps(lost) == [], "the adopter closed the cut-off answer"
         assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 10)
         assert user.lost_runs() == []
         runs = [node.key for node in user.runs()]
@@ -215,3 +231,32 @@ async def test_a_users_forged_claim_does_not_stop_the_agent_adopting(crash_serve
         assert result.outcome == "complete"
         assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 10)
         assert any(message.content == "I carried on." for message in user.messages())
+
+
+async def test_a_watcher_adopts_a_lost_run_with_no_new_message_from_the_user(crash_server, clients, channel_name):
+    """What a replica does for the sessions it served recently: the user sends nothing, the run is finished."""
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        stop = asyncio.Event()
+        watching = asyncio.ensure_future(watch_session(chat_graph(AblySaver(agent), "I carried on."), channel_name,
+                                                       client=agent, watch_s=60, stop=stop))
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        killed_at = time.monotonic()
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 20)
+        print(f"adopted and finished {time.monotonic() - killed_at:.2f} s after the kill (leave {LEAVE_DELAY_S} s)")
+        assert [node.key for node in user.runs()] == [lost], "the same run, no second one"
+        assert await user.core.wait_for(lambda: user.messages()[-1].content == "I carried on.", 5)
+        stop.set()
+        [adopted] = await asyncio.wait_for(watching, 10)
+        assert (adopted.outcome, adopted.run_id) == ("complete", lost)
+        assert (await _left_open(agent, channel_name)).streams(lost) == []
+
+
+async def test_a_watcher_that_is_stopped_ends_at_once_having_adopted_nothing(crash_server, clients, channel_name):
+    agent = await clients(crash_server, client_id=AGENT_ID)
+    stop = asyncio.Event()
+    watching = asyncio.ensure_future(watch_session(chat_graph(AblySaver(agent), "unused"), channel_name,
+                                                   client=agent, watch_s=60, stop=stop))
+    await asyncio.sleep(0.5)
+    stop.set()
+    assert await asyncio.wait_for(watching, 5) == []
