@@ -1,4 +1,5 @@
-"""Replicas in processes of their own: uvicorn behind a round-robin proxy, and a SIGTERM in the middle of a run."""
+"""Replicas in processes of their own: uvicorn behind a round-robin proxy, a SIGTERM in the middle of a run, and a
+replica killed with -9 mid-stream whose run a survivor finishes while the genuine JS client watches."""
 
 from __future__ import annotations
 
@@ -13,14 +14,26 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from aiohttp import ClientSession as HttpSession
 from aiohttp import web
 
 from langchain_ably_transport import ClientSession
+from langchain_ably_transport.devserver import spawn
+
+from ..interop.test_ai_transport import js
 
 ROOT = Path(__file__).resolve().parents[2]
+LEAVE_DELAY_S = 1.0  # the dev server's presence leave delay in the crash test (Ably's is 15 s)
+
+
+@pytest.fixture(scope="module")
+def crash_server():
+    with spawn(args=["--presence-leave-delay", str(LEAVE_DELAY_S)]) as running:
+        yield running
 
 
 def _free_port() -> int:
@@ -117,3 +130,47 @@ async def test_sigterm_mid_run_ends_it_cleanly_within_the_grace_period_and_the_r
             # uvicorn re-raises the signal once its graceful shutdown is done, as a process killed by it would end
             assert process.wait(timeout=15) in (0, -signal.SIGTERM)
             assert time.monotonic() - started < 1 + 10
+
+
+async def test_kill_9_mid_stream_the_surviving_replica_finishes_the_run_and_a_js_client_sees_one_run(crash_server,
+                                                                                                      clients):
+    """Replica b served the conversation's first turn, so it watches the session. The genuine @ably/ai-transport
+    client sends the second; replica a streams it and is killed with -9. b adopts the run: the client sees it
+    reach `complete` with b's answer, under the same run id, and no second run; the user sent nothing more."""
+    session = f"conversations:{uuid.uuid4().hex[:12]}"
+    with replica(crash_server, "a", REPLY_DELAY_S="0.1") as (a, doomed), \
+            replica(crash_server, "b", REPLY_DELAY_S="0.1") as (b, _):
+        async with ClientSession(await clients(crash_server, client_id="alice"), session) as alice, \
+                httpx.AsyncClient() as http:
+            first = await alice.send("hello")
+            assert (await http.post(f"{b}/api/chat", json=first.invocation.to_json())).status_code == 202
+            assert await alice.wait_for(lambda: len(alice.runs()) == 1 and alice.runs()[0].status == "complete", 20)
+
+            client = await js(crash_server, "client-send.mjs", SESSION=session, TEXT="and then?", CLIENT_ID="alice",
+                              TIMEOUT_MS="45000")
+            sent = await client.next_line()
+            assert (await http.post(f"{a}/api/chat", json=sent["invocation"])).status_code == 202
+            assert await alice.wait_for(lambda: "turn 2 from a word" in _assistant_text(alice), 20), "a streams"
+            doomed.kill()
+            killed_at = time.monotonic()
+            result = await client.result()
+            adopted_after = time.monotonic() - killed_at
+            assert await alice.wait_for(lambda: len(alice.runs()) == 2 and alice.runs()[1].status == "complete", 10)
+
+    assert result["run"]["status"] == "complete" and not result["timedOut"]
+    assert [run["status"] for run in result["runs"]] == ["complete", "complete"], "one run per turn, no second"
+    texts = [_text(message) for message in result["messages"] if message["role"] == "assistant"]
+    words = " word" * 20
+    assert texts[0] == "turn 1 from b" + words
+    cut, continued = texts[1:]
+    assert cut.startswith("turn 2 from a word") and len(cut) < len(continued), "the cut-off text, closed"
+    assert continued == "turn 2 from b" + words, "then b's whole answer, in the same run"
+    print(f"kill -9 to the run complete in the survivor: {adopted_after:.2f} s (leave delay {LEAVE_DELAY_S} s)")
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(part.get("text", "") for part in message["parts"] if part["type"] == "text")
+
+
+def _assistant_text(session: ClientSession) -> str:
+    return " ".join(message.content for message in session.messages() if message.type == "ai")
