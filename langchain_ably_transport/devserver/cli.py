@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {defaults.presence_leave_delay_s:g})")
     parser.add_argument("--max-idle-interval", type=float, default=defaults.max_idle_interval_s,
                         help=f"seconds between server heartbeats at most (default {defaults.max_idle_interval_s:g})")
+    parser.add_argument("--client-timeout", type=float, default=defaults.client_timeout_s,
+                        help="seconds a client may send nothing, not even a pong to a WebSocket ping, before its "
+                             "socket is dropped as lost (resumable; presence leaves after the leave delay); "
+                             f"0 disables (default {defaults.client_timeout_s:g})")
     parser.add_argument("--retention", type=float, default=None,
                         help="seconds of history to keep (Ably keeps 120 without a persistence rule); default: all")
     parser.add_argument("--append-rollup-window", type=int, default=defaults.append_rollup_window_ms,
@@ -65,6 +69,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         connection_state_ttl_s=args.connection_state_ttl,
         presence_leave_delay_s=args.presence_leave_delay,
         max_idle_interval_s=args.max_idle_interval,
+        client_timeout_s=args.client_timeout,
         retention_s=args.retention,
         append_rollup_window_ms=args.append_rollup_window,
     )

@@ -13,6 +13,8 @@ class Limits:
     Ably's is 500 to 10,000 msg/s by plan); `retention_s=None` keeps history forever (Ably's persistence rules
     keep it 24 h to 365 days; without one, Ably keeps 120 s). A connection that drops without closing keeps
     its presence members for `presence_leave_delay_s` (Ably: 15 s), so a quick resume is not seen as leaving.
+    A client that sends nothing, not even a pong to a WebSocket ping, for `client_timeout_s` has its socket
+    dropped as lost (0 never drops one): a frozen process whose TCP connection stays open must still leave.
     """
 
     max_message_size: int = 65536
@@ -23,6 +25,7 @@ class Limits:
     connection_state_ttl_s: float = 120.0
     presence_leave_delay_s: float = 15.0
     max_idle_interval_s: float = 15.0
+    client_timeout_s: float = 15.0
     retention_s: float | None = None
     append_rollup_window_ms: int = 40
     max_channels_per_connection: int = 200

@@ -183,7 +183,8 @@ class RealtimeServer:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         # No permessage-deflate: frames are small and deflating each one costs both ends more than it saves.
-        ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_size, autoping=True, compress=False)
+        ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_size, autoping=True, compress=False,
+                                   heartbeat=_ping_after(self.limits.client_timeout_s))
         await ws.prepare(request)
         try:
             wire_format = WireFormat.parse(request.query.get("format"))
@@ -488,6 +489,18 @@ class _Session:
             await asyncio.sleep(interval / 2)
             if time.monotonic() - self._socket.sent_at >= interval / 2:
                 self._socket.send_frame({"action": int(Action.HEARTBEAT)})
+
+
+def _ping_after(client_timeout_s: float) -> float | None:
+    """aiohttp's `heartbeat`: after that long with no bytes in from the client it sends a WebSocket ping, and
+    if still nothing arrives within half as long it closes the TCP connection without a close frame, which the
+    session takes for a lost socket. 2/3 of the timeout makes silence for exactly `client_timeout_s` the limit.
+
+    The pong comes from the client's WebSocket library (websockets for ably-python, ws for ably-js in Node, the
+    browser), so a client whose event loop still runs answers however little it publishes; a frozen process,
+    an event loop blocked past the ping's deadline (a third of the timeout) or a dead network path does not.
+    """
+    return client_timeout_s * 2 / 3 if client_timeout_s > 0 else None
 
 
 def _rollup_window(value: str | None, default_ms: int) -> float:

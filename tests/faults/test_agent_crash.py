@@ -23,8 +23,8 @@ from langchain_ably_transport.graph import serve_graph, watch_session
 from langchain_ably_transport.session import AgentSession
 from langchain_ably_transport.session.agent import AGENT_LOST_MESSAGE
 from langchain_ably_transport.session.repair import LeftOpen
-from langchain_ably_transport.wire.envelope import WireMessage
 from langchain_ably_transport.wire import names
+from langchain_ably_transport.wire.envelope import WireMessage
 
 from ..graph.graphs import chat_graph
 from .crashing_agent import AGENT_ID
