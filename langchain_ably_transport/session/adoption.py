@@ -28,6 +28,13 @@ class AdoptionClaims:
         self._first.setdefault((run_id, attempt), transport.get(names.HEADER_INVOCATION_ID, ""))
         self._attempts[run_id] = max(attempt, self._attempts.get(run_id, 0))
 
+    def lost(self, wire: WireMessage) -> bool:
+        """Whether `wire` is a claim that another claim of the same attempt came before: it takes nothing."""
+        attempt, run_id = _attempt(wire.transport.get(names.HEADER_ADOPTION)), wire.transport.get(names.HEADER_RUN_ID)
+        if wire.name != names.RUN_RESUME or attempt is None or not run_id:
+            return False
+        return self._first.get((run_id, attempt)) != wire.transport.get(names.HEADER_INVOCATION_ID, "")
+
     def attempts(self, run_id: str) -> int:
         """How many times the run has been adopted so far."""
         return self._attempts.get(run_id, 0)

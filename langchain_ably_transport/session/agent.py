@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ably import AblyRealtime
+from ably.types.connectionstate import ConnectionState
 from langchain_core.messages import BaseMessage
 
 from ..codec import DecodedEvent, MessageEncoder, decode_input
@@ -42,8 +43,10 @@ from ..wire.headers import (
 from ..wire.ids import MAX_ID_LENGTH, is_valid_id, read_ids
 from ..wire.invocation import Invocation
 from .adoption import AdoptionClaims
+from .channel import ChannelWriter, recent_history
 from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
 from .core import SessionCore, chain_messages
+from .fence import FencedWriter, continuity_of
 from .liveness import TrackedRun, agent_instance
 from .repair import LeftOpen
 from .tree import Node
@@ -58,6 +61,8 @@ TRIGGER_IDS = (names.HEADER_CODEC_MESSAGE_ID, names.HEADER_RUN_ID, names.HEADER_
                names.HEADER_MSG_REGENERATE)
 DEFAULT_TRIGGER_TIMEOUT_S = 10.0
 CLAIM_WAIT_S = 10.0  # how long an adopter waits to see the channel order the claims
+RECONNECT_WAIT_S = 120.0  # how long a run cut off by a break waits for its connection (Ably's resume window)
+HOLD_HISTORY_PAGES = 5  # pages of newest history a run cut off by a break reads for another process's hold
 AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
                       "the conversation can go on")
 
@@ -265,7 +270,7 @@ class AgentSession:
         other_invocation = wire.transport.get(names.HEADER_INVOCATION_ID) != run.invocation_id
         client_id = self._client.auth.client_id  # an anonymous agent cannot tell its processes from other clients
         return run.started and not run.ended and other_invocation and client_id not in (None, "*") \
-            and wire.client_id == client_id
+            and wire.client_id == client_id and not self._claims.lost(wire)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -317,7 +322,7 @@ class AgentSession:
         await self.core.wait_for(lambda: self._claims.first(run.run_id, attempt) is not None, CLAIM_WAIT_S)
         if self._claims.first(run.run_id, attempt) != run.invocation_id:
             log.info("run %s on %s: another process adopted it first", run.run_id, self._name)
-            run.ended = True
+            run._finished()
             self._runs.pop(run.run_id, None)
             return None
         log.warning("run %s on %s lost its agent; adopted (attempt %d)", run.run_id, self._name, attempt)
@@ -334,6 +339,50 @@ class AgentSession:
                         self._name, failed)  # it stays `streaming`; the run goes on regardless
         for step in self._left_open.steps(lost.run_id):
             await self.core.writer.publish(step.closing())
+
+    async def _verify_hold(self, run: Run) -> bool:
+        """After a break (`fence`): whether `run` is still this invocation's to publish. Not if another process of
+        this agent has published for it since this one last did (it adopted the run while this one was cut off);
+        else this invocation claims it again, and holds it if its claim comes first. A run found lost stops."""
+        log.warning("run %s on %s: this process was cut off (a stall or a dropped connection); checking that the "
+                    "run is still its own before publishing again", run.run_id, self._name)
+        held = await self._connected() and not await self._held_elsewhere(run) and await self._claim_again(run)
+        if not held:
+            log.warning("run %s on %s: another process holds it now; this invocation stops and publishes nothing "
+                        "more", run.run_id, self._name)
+            run._on_superseded()
+        return held
+
+    async def _connected(self) -> bool:
+        connection = self._client.connection
+        if connection.state == ConnectionState.CONNECTED:
+            return True
+        try:
+            await asyncio.wait_for(connection.once_async(ConnectionState.CONNECTED), RECONNECT_WAIT_S)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _held_elsewhere(self, run: Run) -> bool:
+        """Whether the session's newest history shows this agent publishing for `run` under another invocation
+        after this invocation's newest message."""
+        client_id = self._client.auth.client_id
+        pages = recent_history(self._client, self.core.channel)
+        for _ in range(HOLD_HISTORY_PAGES):
+            page = await anext(pages, None)
+            for wire in (WireMessage.from_ably(message) for message in page or []):
+                if wire is None or wire.client_id != client_id or wire.transport.get(names.HEADER_RUN_ID) != run.run_id:
+                    continue
+                return wire.transport.get(names.HEADER_INVOCATION_ID) != run.invocation_id
+            if page is None:
+                break
+        return False
+
+    async def _claim_again(self, run: Run) -> bool:
+        attempt = self._claims.attempts(run.run_id) + 1
+        await self.core.writer.publish(await run._claim(attempt))
+        await self.core.wait_for(lambda: self._claims.first(run.run_id, attempt) is not None, CLAIM_WAIT_S)
+        return self._claims.first(run.run_id, attempt) == run.invocation_id
 
     def _input_of(self, codec_message_id: str | None) -> WireMessage | None:
         """The newest input wire of the user message `codec_message_id` on this session."""
@@ -396,6 +445,7 @@ class Run:
         self.started = False
         self.ended = False
         self._steps = 0
+        self._writer: FencedWriter | None = None
         self._steers = _Steers()
         self.steered = asyncio.Event()
         # Anchors as JS agents compute them (§2.4): outputs hang under the trigger when it is a node of the
@@ -439,20 +489,44 @@ class Run:
             raise RunError(f"run {self.run_id} already started")
         if await self._early_cancel_allowed():
             self.cancelled.set()
-        if self.is_continuation or self.adoption:
-            message = run_resume_message(**self._lifecycle())
-            if self.adoption:
-                message.transport[names.HEADER_ADOPTION] = str(self.adoption)
+        if self.adoption:
+            message = await self._claim(self.adoption)
+        elif self.is_continuation:
+            message = await self._announced(run_resume_message(**self._lifecycle()))
         else:
-            message = run_start_message(**self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
-                                        regenerates=self.trigger.regenerates)
-        if instance := await agent_instance(self._core.client).enter():
-            message.transport[names.HEADER_LIVENESS] = instance
+            message = await self._announced(run_start_message(
+                **self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
+                regenerates=self.trigger.regenerates))
+        continuity = continuity_of(self._core.client)
+        self._writer = FencedWriter(self._core.writer, continuity, lambda: self._session._verify_hold(self))
         await self._core.writer.publish(message)
+        continuity.hold()
         self.started = True
         if self.trigger.refusal:
             await self.end("error", error_code=ErrorCode.INVALID_ARGUMENT,
                            error_message=f"input refused: {self.trigger.refusal}")
+
+    async def _claim(self, attempt: int) -> WireMessage:
+        """An `ai-run-resume` that claims the run for this invocation, as attempt `attempt` (`adoption`)."""
+        message = await self._announced(run_resume_message(**self._lifecycle()))
+        message.transport[names.HEADER_ADOPTION] = str(attempt)
+        return message
+
+    async def _announced(self, message: WireMessage) -> WireMessage:
+        """`message` naming this process's agent instance, for liveness."""
+        if instance := await agent_instance(self._core.client).enter():
+            message.transport[names.HEADER_LIVENESS] = instance
+        return message
+
+    @property
+    def _out(self) -> FencedWriter | ChannelWriter:
+        """Where the run publishes: behind its fence once it has started."""
+        return self._writer or self._core.writer
+
+    def _finished(self) -> None:
+        if not self.ended and self.started:
+            continuity_of(self._core.client).release()
+        self.ended = True
 
     async def _early_cancel_allowed(self) -> bool:
         trigger_serial = self.trigger.wire.serial or ""
@@ -481,7 +555,7 @@ class Run:
             result = await self._stream(encoder, first, source)
         finally:
             source.close()
-        await self._core.writer.publish(step_end_message(
+        await self._out.publish(step_end_message(
             run_id=self.run_id, step_id=step[0], step_start_serial=step[1], invocation_id=self.invocation_id,
             run_client_id=self.trigger.run_client_id, input_client_id=self.trigger.wire.client_id,
             step_client_id=self.trigger.wire.client_id or "", reason=_STEP_REASONS[result.reason]))
@@ -504,7 +578,7 @@ class Run:
     async def _open_step(self) -> tuple[str, str]:
         step_id = f"{self.invocation_id}-step-{self._steps}"
         self._steps += 1
-        serial = await self._core.writer.publish(step_start_message(
+        serial = await self._out.publish(step_start_message(
             run_id=self.run_id, step_id=step_id, invocation_id=self.invocation_id,
             run_client_id=self.trigger.run_client_id, input_client_id=self.trigger.wire.client_id,
             step_client_id=self.trigger.wire.client_id or ""))
@@ -523,13 +597,13 @@ class Run:
             steer_codec_message_ids=steers,
         )
         options = {} if self._session._coalesce_window is None else {"coalesce_window": self._session._coalesce_window}
-        return MessageEncoder(self._core.writer, transport, **options)
+        return MessageEncoder(self._out, transport, **options)
 
     async def suspend(self) -> None:
         """Publish `ai-run-suspend`: this invocation ends waiting for the client; the run goes on later."""
         self._require_open()
-        await self._core.writer.publish(run_suspend_message(**self._lifecycle()))
-        self.ended = True
+        await self._out.publish(run_suspend_message(**self._lifecycle()))
+        self._finished()
 
     async def end(self, reason: str = "complete", *, error_code: int | None = None,
                   error_message: str | None = None) -> None:
@@ -538,13 +612,13 @@ class Run:
             return
         if reason == names.RunEndReason.ERROR and error_code is None:
             error_code = ErrorCode.STREAM_ERROR
-        await self._core.writer.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
-                                                        error_message=error_message))
-        self.ended = True
+        await self._out.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
+                                                error_message=error_message))
+        self._finished()
 
     def _on_superseded(self) -> None:
         log.warning("run %s was ended by another process of this agent; this invocation stops", self.run_id)
-        self.ended = True
+        self._finished()
         self.cancelled.set()
 
     def _require_open(self) -> None:

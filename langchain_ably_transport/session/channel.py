@@ -108,10 +108,20 @@ def _mutation(message: WireMessage) -> dict[str, Any]:
 
 async def history_before_attach(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE):
     """Pages of the channel's messages up to its attach point, newest first, as ably-python Messages."""
+    async for page in _history(client, channel, page_size, attach_serial(channel)):
+        yield page
+
+
+async def recent_history(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE):
+    """Pages of the channel's messages from the newest the server has, newest first, as ably-python Messages."""
+    async for page in _history(client, channel, page_size, None):
+        yield page
+
+
+async def _history(client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None):
     params: dict[str, Any] = {"limit": page_size, "direction": "backwards"}
-    serial = attach_serial(channel)
-    if serial:
-        params["from_serial"] = serial
+    if from_serial:
+        params["from_serial"] = from_serial
     path = f"/channels/{urllib.parse.quote(channel.name, safe='')}/messages"
     page = await client.request("GET", path, "5", params=params)
     while True:

@@ -3,6 +3,7 @@ replica killed with -9 mid-stream whose run a survivor finishes while the genuin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from langchain_ably_transport import ClientSession
 from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.wire import names
 
 from ..interop.test_ai_transport import js
 
@@ -32,7 +34,7 @@ LEAVE_DELAY_S = 1.0  # the dev server's presence leave delay in the crash test (
 
 @pytest.fixture(scope="module")
 def crash_server():
-    with spawn(args=["--presence-leave-delay", str(LEAVE_DELAY_S)]) as running:
+    with spawn(args=["--presence-leave-delay", str(LEAVE_DELAY_S), "--client-timeout", "1"]) as running:
         yield running
 
 
@@ -166,6 +168,46 @@ async def test_kill_9_mid_stream_the_surviving_replica_finishes_the_run_and_a_js
     assert cut.startswith("turn 2 from a word") and len(cut) < len(continued), "the cut-off text, closed"
     assert continued == "turn 2 from b" + words, "then b's whole answer, in the same run"
     print(f"kill -9 to the run complete in the survivor: {adopted_after:.2f} s (leave delay {LEAVE_DELAY_S} s)")
+
+
+async def test_a_replica_paused_while_its_run_was_adopted_publishes_nothing_more_to_it(crash_server, clients):
+    """Fencing: replica a is frozen (SIGSTOP) mid-stream; the dev server drops its silent socket (1 s) and its
+    presence leaves (1 s); b, watching, adopts and finishes the run. a resumes (SIGCONT): it sees that it was cut
+    off, finds b's hold on the run, and stops without publishing anything more to it."""
+    session = f"conversations:{uuid.uuid4().hex[:12]}"
+    with replica(crash_server, "a", REPLY_DELAY_S="0.1") as (a, paused), \
+            replica(crash_server, "b", REPLY_DELAY_S="0.1") as (b, _):
+        async with ClientSession(await clients(crash_server, client_id="alice"), session) as alice, \
+                httpx.AsyncClient() as http:
+            for turn, url in enumerate((b, a)):
+                sent = await alice.send(f"message {turn}")
+                assert (await http.post(f"{url}/api/chat", json=sent.invocation.to_json())).status_code == 202
+                assert await alice.wait_for(lambda n=turn: len(alice.runs()) == n + 1, 10)
+                if turn == 0:
+                    assert await alice.wait_for(lambda: alice.runs()[0].status == "complete", 10)
+            assert await alice.wait_for(lambda: "turn 2 from a word" in _assistant_text(alice), 20), "a streams"
+            paused.send_signal(signal.SIGSTOP)
+            try:
+                assert await alice.wait_for(lambda: alice.runs()[1].status == "complete", 20), "b finished the run"
+            finally:
+                paused.send_signal(signal.SIGCONT)
+            await asyncio.sleep(3)  # a wakes, and would publish its next words by now
+            assert paused.poll() is None, "a lives on, serving other sessions"
+            seen = list(alice.core._log)  # every message as it arrived, appends included
+
+    run_id = alice.runs()[1].key
+    [started] = [w for w in seen if w.name == names.RUN_START and w.transport[names.HEADER_RUN_ID] == run_id]
+    [claim] = [w for w in seen if names.HEADER_ADOPTION in w.transport]
+    a_invocation, b_invocation = (w.transport[names.HEADER_INVOCATION_ID] for w in (started, claim))
+    repaired = seen[seen.index(claim) + 1:]
+    b_step = next(i for i, w in enumerate(repaired) if w.name == names.STEP_START)
+    closed = {(w.name, w.transport[names.HEADER_INVOCATION_ID], w.transport.get(names.HEADER_STATUS))
+              for w in repaired[:b_step]}
+    assert closed == {(names.STEP_END, a_invocation, None), (names.AI_OUTPUT, a_invocation, "cancelled")}, \
+        "b closed what a left open"
+    after = repaired[b_step:]
+    assert {w.transport.get(names.HEADER_INVOCATION_ID) for w in after} == {b_invocation}, "a published nothing more"
+    assert [w.name for w in after if w.name in names.RUN_LIFECYCLE_NAMES] == [names.RUN_END]
 
 
 def _text(message: dict[str, Any]) -> str:

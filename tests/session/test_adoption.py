@@ -28,3 +28,12 @@ def test_only_resumes_with_a_well_formed_attempt_are_claims():
                  _claim("r", "e", "1", name=names.RUN_START), _claim("", "f", "1")):
         claims.fold(wire)
     assert claims.attempts("r") == 0 and claims.first("r", 1) is None
+
+
+def test_a_claim_that_came_second_in_its_attempt_has_lost_and_other_messages_never_lose():
+    claims = AdoptionClaims()
+    first, second, later = _claim("r", "a", "1"), _claim("r", "b", "1"), _claim("r", "c", "2")
+    for wire in (first, second, later):
+        claims.fold(wire)
+    assert [claims.lost(w) for w in (first, second, later)] == [False, True, False]
+    assert not claims.lost(_claim("r", "z", None)) and not claims.lost(_claim("r", "z", "1", name=names.RUN_END))

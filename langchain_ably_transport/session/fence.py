@@ -1,0 +1,151 @@
+"""Fencing: an agent that was cut off checks that it still holds its run before it publishes again.
+
+Presence leaves some seconds after an agent's connection dies (15 s on Ably), and another process may then adopt
+the run (`adoption`). The cut-off agent may come back: a process that was frozen (SIGSTOP, a paused VM, a loop
+stalled by blocking code) or a connection that dropped and resumed. Either is a *break*. After a break, a run
+publishes nothing more until its session has checked that it still holds it (`AgentSession` does: no other
+invocation of this agent on the run in the session's newest history, and a claim of its own that comes first);
+if it does not, the run stops and publishes nothing more.
+
+Breaks are every departure of the connection from CONNECTED, and every stall of the event loop of `STALL_S` or
+more, seen by a ticker that runs while a run is active. A frozen process wakes with its timers overdue, so a
+publish may come before the ticker runs or the SDK notices its dead socket: the stall is therefore also measured
+at each check. On the healthy path a check is two comparisons and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ably.types.connectionstate import ConnectionState
+
+from ..wire.envelope import WireMessage
+
+STALL_S = 2.0  # a loop that did not run for this long may have been cut off (Ably drops presence after 15 s)
+TICK_S = 0.25
+
+
+class Continuity:
+    """Counts the breaks of one client's connection and process; a run compares the count to its mark."""
+
+    def __init__(self, client: Any) -> None:
+        self.breaks = 0
+        self._holders = 0
+        self._tick = 0.0
+        self._ticker: asyncio.TimerHandle | None = None
+        client.connection.on(self._on_state)
+
+    def _on_state(self, change: Any) -> None:
+        if change.previous == ConnectionState.CONNECTED and change.current != ConnectionState.CONNECTED:
+            self.breaks += 1
+
+    def mark(self) -> int:
+        """The break count now: a run holds its run until it differs."""
+        self._check_stall()
+        return self.breaks
+
+    def broken_since(self, mark: int) -> bool:
+        self._check_stall()
+        return self.breaks != mark
+
+    def hold(self) -> None:
+        """A run is active on this client: watch the loop for stalls until it `release`s."""
+        self._holders += 1
+        if self._ticker is None:
+            self._tick = asyncio.get_running_loop().time()
+            self._schedule()
+
+    def release(self) -> None:
+        self._holders = max(0, self._holders - 1)
+        if self._holders == 0 and self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _check_stall(self) -> None:
+        if self._ticker is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._tick >= STALL_S:
+            self.breaks += 1
+        self._tick = max(self._tick, now - TICK_S)  # one stall counts once
+
+    def _on_tick(self) -> None:
+        self._check_stall()
+        self._tick = asyncio.get_running_loop().time()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._ticker = asyncio.get_running_loop().call_later(TICK_S, self._on_tick)
+
+
+_continuities: weakref.WeakKeyDictionary[Any, Continuity] = weakref.WeakKeyDictionary()
+
+
+def continuity_of(client: Any) -> Continuity:
+    continuity = _continuities.get(client)
+    if continuity is None:
+        continuity = _continuities[client] = Continuity(client)
+    return continuity
+
+
+Verify = Callable[[], Awaitable[bool]]  # after a break: whether the run is still this process's to publish
+
+
+class FencedWriter:
+    """A run's `codec.ChannelWriter`: the session's writer, behind the run's fence.
+
+    While no break has happened since the run's mark, every call goes straight through (an append returns the
+    writer's own future: no task per chunk). After a break, calls queue, and the first verifies once: each is
+    issued after the one before it, in order, or, once the run is found lost, not at all (it returns None).
+    """
+
+    def __init__(self, writer: Any, continuity: Continuity, verify: Verify) -> None:
+        self._writer = writer
+        self._continuity = continuity
+        self._verify = verify
+        self._mark = continuity.mark()
+        self._tail: asyncio.Future[None] | None = None  # issued when the newest queued call has been
+        self.lost = False
+
+    def _clear(self) -> bool:
+        return self._tail is None and not self.lost and not self._continuity.broken_since(self._mark)
+
+    async def _in_order(self, issue: Callable[[], Awaitable[Any]]) -> Any:
+        previous, issued = self._tail, asyncio.get_running_loop().create_future()
+        self._tail = issued
+        pending = None
+        try:
+            if previous is not None:
+                await previous
+            if await self._held():
+                pending = issue()
+        finally:
+            issued.set_result(None)
+            if self._tail is issued:
+                self._tail = None
+        return await pending if pending is not None else None
+
+    async def _held(self) -> bool:
+        """Whether the run is still ours: verified once per break."""
+        if not self.lost and self._continuity.broken_since(self._mark):
+            self._mark = self._continuity.breaks
+            self.lost = not await self._verify()
+        return not self.lost
+
+    async def publish(self, message: WireMessage) -> str | None:
+        if self._clear():
+            return await self._writer.publish(message)
+        return await self._in_order(lambda: self._writer.publish(message))
+
+    def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
+        if self._clear():
+            return self._writer.append(serial, message)
+        return self._in_order(lambda: self._writer.append(serial, message))
+
+    async def update(self, serial: str, message: WireMessage) -> Any:
+        if self._clear():
+            return await self._writer.update(serial, message)
+        return await self._in_order(lambda: self._writer.update(serial, message))
