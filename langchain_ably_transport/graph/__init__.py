@@ -1,5 +1,6 @@
 """Serving LangGraph graphs on a session: runs that stream, suspend on `interrupt()` and resume anywhere."""
 
+from .idempotency import idempotency_key
 from .serve import GraphRunResult, messages_input, serve_graph, watch_session
 
-__all__ = ["GraphRunResult", "messages_input", "serve_graph", "watch_session"]
+__all__ = ["GraphRunResult", "idempotency_key", "messages_input", "serve_graph", "watch_session"]

@@ -38,6 +38,7 @@ from ..wire import names
 from ..wire.invocation import Invocation
 from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
+from .idempotency import RUN_ID_KEY
 from .tasks import DUE, HeldRunningParts, task_chunk
 
 log = logging.getLogger(__name__)
@@ -475,6 +476,7 @@ class _GraphStream:
         self._graph = graph
         self._input = graph_input
         self._config = config
+        self._run_id = run.run_id
         self._durability = options.durability
         self._passes: dict[str, ChunkTranslator] = {}
         self._scope = AgentScope(graph, options.visibility)
@@ -489,7 +491,8 @@ class _GraphStream:
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
         modes = ["messages", "updates", "tasks"]
-        events = self._graph.astream(self._input, self._config, stream_mode=modes, subgraphs=True,
+        config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id}}
+        events = self._graph.astream(self._input, config, stream_mode=modes, subgraphs=True,
                                      durability=self._durability)
         try:
             async with aclosing(self._running.events(events)) as stream:

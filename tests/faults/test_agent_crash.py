@@ -19,14 +19,14 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.devserver import spawn
-from langchain_ably_transport.graph import serve_graph, watch_session
+from langchain_ably_transport.graph import idempotency_key, serve_graph, watch_session
 from langchain_ably_transport.session import AgentSession
 from langchain_ably_transport.session.agent import AGENT_LOST_MESSAGE
 from langchain_ably_transport.session.repair import LeftOpen
 from langchain_ably_transport.wire import names
 from langchain_ably_transport.wire.envelope import WireMessage
 
-from ..graph.graphs import chat_graph
+from ..graph.graphs import chat_builder, chat_graph
 from .crashing_agent import AGENT_ID
 
 LEAVE_DELAY_S = 1.0
@@ -238,14 +238,16 @@ async def test_a_watcher_adopts_a_lost_run_with_no_new_message_from_the_user(cra
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
         agent = await clients(crash_server, client_id=AGENT_ID)
         stop = asyncio.Event()
-        watching = asyncio.ensure_future(watch_session(chat_graph(AblySaver(agent), "I carried on."), channel_name,
-                                                       client=agent, watch_s=60, stop=stop))
+        graph = chat_builder(lambda state: idempotency_key()).compile(checkpointer=AblySaver(agent))
+        watching = asyncio.ensure_future(watch_session(graph, channel_name, client=agent, watch_s=60, stop=stop))
         lost = await _crash_mid_stream(crash_server, user, "tell me everything")
         killed_at = time.monotonic()
         assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.COMPLETE, 20)
         print(f"adopted and finished {time.monotonic() - killed_at:.2f} s after the kill (leave {LEAVE_DELAY_S} s)")
         assert [node.key for node in user.runs()] == [lost], "the same run, no second one"
-        assert await user.core.wait_for(lambda: user.messages()[-1].content == "I carried on.", 5)
+        key = user.messages()[-1].content
+        assert key.startswith(f"{lost}:chat:"), "the step's key: the run, then LangGraph's task"
+        assert _streamed_text(user).startswith(f"{key} word0"), "the killed agent's pass had the same key"
         stop.set()
         [adopted] = await asyncio.wait_for(watching, 10)
         assert (adopted.outcome, adopted.run_id) == ("complete", lost)
