@@ -65,6 +65,20 @@ async def test_invocations_are_answered_on_the_channel_and_the_thread_goes_on(se
     assert "lcat_runs_active 0" in text
     assert 'lcat_first_output_seconds_count 2' in text
     assert 'lcat_messages_published_total{kind="output-create"}' in text
+    assert "lcat_sessions_watched 1" in text, "the session it served is watched for lost runs"
+
+
+async def test_a_replica_watches_at_most_max_watched_sessions_and_none_when_it_ends_lost_runs(server, clients):
+    async with serving(server, max_watched=2) as (app, http):
+        for _ in range(3):
+            async with ClientSession(await clients(client_id="alice"), _session()) as alice:
+                await _turn(http, alice, "hello")
+        await _settled(app)
+        assert app.state.replica.watch.sessions == 2, "the least recently served made way"
+    async with serving(server, serve_options={"on_lost": "end"}) as (app, http), \
+            ClientSession(await clients(client_id="alice"), _session()) as alice:
+        await _turn(http, alice, "hello")
+        assert "lcat_sessions_watched 0" in (await http.get("/metrics")).text
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [
