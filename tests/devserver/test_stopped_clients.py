@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from langchain_ably_transport import connect
 from langchain_ably_transport.devserver import RunningServer, spawn
@@ -92,47 +93,48 @@ def actions(events: Collector) -> list[int]:
     return [e.action for e in events.messages if e.client_id == "replica"]
 
 
-async def test_a_stopped_replica_leaves_presence_and_comes_back_when_continued(channel_name):
+@asynccontextmanager
+async def watched_replica(channel_name: str) -> AsyncIterator[tuple[Any, Any, Collector, Replica]]:
+    """On a server with short limits: a watcher's client, its channel with the presence events it saw, and a
+    replica whose ENTER it has seen."""
     with spawn(args=LIMITS) as server:
         async with connect(server.key, server.url) as watcher:
             watching = watcher.channels.get(channel_name)
             events = Collector()
             await watching.presence.subscribe(events.add)
             async with replica(server, channel_name) as child:
-                connection_id = next(line[1] for line in child.lines if line[0] == "entered")
                 await eventually(lambda: actions(events) == [ENTER], message="the watcher saw no ENTER")
+                yield watcher, watching, events, child
 
-                os.kill(child.process.pid, signal.SIGSTOP)
-                stopped = time.monotonic()
-                await eventually(lambda: actions(events) == [ENTER, LEAVE],
-                                 timeout=CLIENT_TIMEOUT_S + LEAVE_DELAY_S + MARGIN_S,
-                                 message="the stopped replica's member did not leave")
-                assert time.monotonic() - stopped >= LEAVE_DELAY_S, "it left before the leave delay"
-                assert await watching.presence.get() == []
 
-                os.kill(child.process.pid, signal.SIGCONT)
-                # At once the SDK reads the EOF the server sent while it was stopped ("no close frame received or
-                # sent"), reconnects with resume= to the same connection, re-attaches and re-enters (RTP17).
-                await eventually(lambda: child.states[-1:] == ["connected"], timeout=20,
-                                 message="the continued replica did not reconnect")
-                assert child.states == ["disconnected", "connecting", "connected"]
-                assert child.said("state", "connected", connection_id), "the connection was resumed, not replaced"
-                await eventually(lambda: actions(events) == [ENTER, LEAVE, ENTER], timeout=10,
-                                 message="the continued replica did not re-enter")
-                assert [(m.client_id, m.data) for m in await watching.presence.get()] == [("replica", "working")]
+async def test_a_stopped_replica_leaves_presence_and_comes_back_when_continued(channel_name):
+    async with watched_replica(channel_name) as (_, watching, events, child):
+        connection_id = next(line[1] for line in child.lines if line[0] == "entered")
+        os.kill(child.process.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        await eventually(lambda: actions(events) == [ENTER, LEAVE],
+                         timeout=CLIENT_TIMEOUT_S + LEAVE_DELAY_S + MARGIN_S,
+                         message="the stopped replica's member did not leave")
+        assert time.monotonic() - stopped >= LEAVE_DELAY_S, "it left before the leave delay"
+        assert await watching.presence.get() == []
+
+        os.kill(child.process.pid, signal.SIGCONT)
+        # At once the SDK reads the EOF the server sent while it was stopped ("no close frame received or
+        # sent"), reconnects with resume= to the same connection, re-attaches and re-enters (RTP17).
+        await eventually(lambda: child.states[-1:] == ["connected"], timeout=20,
+                         message="the continued replica did not reconnect")
+        assert child.states == ["disconnected", "connecting", "connected"]
+        assert child.said("state", "connected", connection_id), "the connection was resumed, not replaced"
+        await eventually(lambda: actions(events) == [ENTER, LEAVE, ENTER], timeout=10,
+                         message="the continued replica did not re-enter")
+        assert [(m.client_id, m.data) for m in await watching.presence.get()] == [("replica", "working")]
 
 
 async def test_a_healthy_idle_replica_is_never_dropped(channel_name):
-    with spawn(args=LIMITS) as server:
-        async with connect(server.key, server.url) as watcher:
-            watching = watcher.channels.get(channel_name)
-            events = Collector()
-            await watching.presence.subscribe(events.add)
-            async with replica(server, channel_name) as child:
-                await eventually(lambda: actions(events) == [ENTER], message="the watcher saw no ENTER")
-                watcher_id = watcher.connection.connection_manager.connection_id
-                await asyncio.sleep(6 * CLIENT_TIMEOUT_S)  # several timeouts: it answers every ping
-                assert actions(events) == [ENTER]
-                assert child.states == [], "the replica's connection never changed state"
-                assert [m.client_id for m in await watching.presence.get()] == ["replica"]
-                assert watcher.connection.connection_manager.connection_id == watcher_id
+    async with watched_replica(channel_name) as (watcher, watching, events, child):
+        watcher_id = watcher.connection.connection_manager.connection_id
+        await asyncio.sleep(6 * CLIENT_TIMEOUT_S)  # several timeouts: it answers every ping
+        assert actions(events) == [ENTER]
+        assert child.states == [], "the replica's connection never changed state"
+        assert [m.client_id for m in await watching.presence.get()] == ["replica"]
+        assert watcher.connection.connection_manager.connection_id == watcher_id
