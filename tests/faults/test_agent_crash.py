@@ -39,9 +39,14 @@ def crash_server():
         yield running
 
 
-def _start_worker(server, invocation) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.faults.crashing_agent", server.url, server.key,
-                             json.dumps(invocation.to_json())], cwd=ROOT, text=True, stderr=subprocess.PIPE)
+def _start_worker(server, invocation, mode: str = "serve") -> subprocess.Popen[str]:
+    return _worker(server, json.dumps(invocation.to_json()), mode)
+
+
+def _worker(server, arg: str, mode: str) -> subprocess.Popen[str]:
+    """`crashing_agent` in `mode`, in a process of its own."""
+    return subprocess.Popen([sys.executable, "-m", "tests.faults.crashing_agent", server.url, server.key, arg, mode],
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _streamed_text(session: ClientSession) -> str:
@@ -262,3 +267,64 @@ async def test_a_watcher_that_is_stopped_ends_at_once_having_adopted_nothing(cra
     await asyncio.sleep(0.5)
     stop.set()
     assert await asyncio.wait_for(watching, 5) == []
+
+
+def _claims(user: ClientSession, run_id: str) -> list[str]:
+    """The invocation ids of the claims on `run_id`, in channel order."""
+    return [w.transport[names.HEADER_INVOCATION_ID] for w in user.core._log
+            if names.HEADER_ADOPTION in w.transport and w.transport[names.HEADER_RUN_ID] == run_id]
+
+
+def _streams_under(user: ClientSession, invocation_id: str) -> bool:
+    return any(w.name == names.AI_OUTPUT and w.transport.get(names.HEADER_INVOCATION_ID) == invocation_id
+               for w in user.core._log)
+
+
+async def test_a_run_that_crashes_every_adopter_ends_error_after_max_adoptions(crash_server, clients, channel_name):
+    """The run's agent is killed, then each of the two processes that adopt it in turn: the third adopter, allowed
+    two adoptions, ends it `error` with its cause instead of serving it."""
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        lost = await _crash_mid_stream(crash_server, user, "tell me everything")
+        for attempt in (1, 2):
+            adopter = _worker(crash_server, channel_name, "watch")
+            try:
+                assert await user.core.wait_for(lambda n=attempt: len(_claims(user, lost)) == n, 30)
+                assert await user.core.wait_for(lambda: _streams_under(user, _claims(user, lost)[-1]), 10)
+            finally:
+                adopter.kill()
+                adopter.wait()
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        stop = asyncio.Event()
+        last = asyncio.ensure_future(watch_session(chat_graph(AblySaver(agent), "never served"), channel_name,
+                                                   client=agent, watch_s=30, stop=stop, max_adoptions=2))
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status == names.RunStatus.ERROR, 20)
+        stop.set()
+        assert await asyncio.wait_for(last, 10) == []
+        assert "agent lost 3 times" in user.core.tree.run(lost).error.message
+        assert len(_claims(user, lost)) == 2 and "never served" not in _streamed_text(user)
+
+
+async def test_a_run_whose_agent_died_before_the_graph_checkpointed_is_restarted_from_its_input(
+        crash_server, clients, channel_name):
+    async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
+        sent = await user.send("are you there?")
+        worker = _start_worker(crash_server, sent.invocation, "start")
+        try:
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "started"
+            lost = await sent.run_id(timeout=10)
+        finally:
+            worker.kill()
+            worker.wait()
+        agent = await clients(crash_server, client_id=AGENT_ID)
+        graph = chat_graph(AblySaver(agent), "Yes, from the start.")
+        assert (await graph.aget_state({"configurable": {"thread_id": channel_name}})).values == {}, "no checkpoint"
+        stop = asyncio.Event()
+        watching = asyncio.ensure_future(watch_session(graph, channel_name, client=agent, watch_s=30, stop=stop))
+        assert await user.core.wait_for(lambda: user.core.tree.run(lost).status != names.RunStatus.ACTIVE, 20)
+        stop.set()
+        [result] = await asyncio.wait_for(watching, 10)
+        assert (result.outcome, result.run_id) == ("complete", lost)
+        assert user.messages()[-1].content == "Yes, from the start."
+        state = await graph.aget_state({"configurable": {"thread_id": channel_name}})
+        assert [m.content for m in state.values["messages"]] == ["are you there?", "Yes, from the start."]
+
