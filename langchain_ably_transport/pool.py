@@ -33,10 +33,11 @@ HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease e
 
 
 @asynccontextmanager
-async def leased(client: AblyRealtime | ConnectionPool, session_name: str) -> AsyncIterator[AblyRealtime]:
+async def leased(client: AblyRealtime | ConnectionPool, session_name: str, *,
+                 streaming: bool = True) -> AsyncIterator[AblyRealtime]:
     """The connection to serve `session_name` on: a pool's lease for it, or the one client given."""
     if isinstance(client, ConnectionPool):
-        async with client.lease(session_name) as connection:
+        async with client.lease(session_name, streaming=streaming) as connection:
             yield connection
     else:
         yield client
@@ -47,6 +48,7 @@ class _Connection:
     client: AblyRealtime
     stack: AsyncExitStack
     leases: int = 0
+    watches: int = 0  # leases that keep the connection open but publish next to nothing (`lease(streaming=False)`)
     closing: asyncio.TimerHandle | None = None
 
 
@@ -109,22 +111,31 @@ class ConnectionPool:
         return [connection.client for connection in self._connections]
 
     @asynccontextmanager
-    async def lease(self, session_name: str) -> AsyncIterator[AblyRealtime]:
+    async def lease(self, session_name: str, *, streaming: bool = True) -> AsyncIterator[AblyRealtime]:
         """The connection `session_name` is on, held for it until the block ends: the one it had (while it is open),
-        else the least busy one, opened first if every connection is full and the ceiling allows."""
+        else the least busy one, opened first if every connection is full and the ceiling allows.
+
+        `streaming=False`: a session that is only watched (it publishes nothing unless something goes wrong) keeps
+        its connection open without taking a stream's place on it."""
         connection = self._homes.get(session_name)
         if connection is None or connection not in self._connections:
-            connection = await self._place()
+            connection = await self._place() if streaming else min(self._connections, key=lambda c: c.leases)
         self._remember(session_name, connection)
-        connection.leases += 1
+        if streaming:
+            connection.leases += 1
+        else:
+            connection.watches += 1
         if connection.closing is not None:
             connection.closing.cancel()
             connection.closing = None
         try:
             yield connection.client
         finally:
-            connection.leases -= 1
-            if connection.leases == 0:
+            if streaming:
+                connection.leases -= 1
+            else:
+                connection.watches -= 1
+            if connection.leases == connection.watches == 0:
                 self._close_when_idle(connection)
 
     def client_for(self, session_name: str) -> AblyRealtime:
@@ -147,17 +158,21 @@ class ConnectionPool:
             self._homes.popitem(last=False)
 
     async def _place(self) -> _Connection:
-        least = min(self._connections, key=lambda c: c.leases)
-        if least.leases < self._capacity(least) or len(self._connections) >= self._max:
-            return least
-        if self._opening is None:  # sessions arriving together share one new connection, not one each
-            self._opening = asyncio.ensure_future(self._open())
-            self._opening.add_done_callback(lambda _: setattr(self, "_opening", None))
-        try:
-            return await asyncio.shield(self._opening)
-        except Exception as error:  # the account's connection limit, or a network fault: the pool serves on
-            log.warning("could not open another connection (%s): serving on the %d open", error, len(self._connections))
-            return min(self._connections, key=lambda c: c.leases)
+        """The least busy connection with room; sessions arriving while one opens wait for it, then are placed
+        again, so that a burst fills the new connection and opens the next rather than piling onto one."""
+        while True:
+            least = min(self._connections, key=lambda c: c.leases)
+            if least.leases < self._capacity(least) or len(self._connections) >= self._max:
+                return least
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._open())
+                self._opening.add_done_callback(lambda _: setattr(self, "_opening", None))
+            try:
+                await asyncio.shield(self._opening)
+            except Exception as error:  # the account's connection limit, or a network fault: serve on the open
+                log.warning("could not open another connection (%s): serving on the %d open", error,
+                            len(self._connections))
+                return min(self._connections, key=lambda c: c.leases)
 
     def _capacity(self, connection: _Connection) -> int:
         if self._streams is not None:
@@ -182,7 +197,7 @@ class ConnectionPool:
 
     async def _close_if_idle(self, connection: _Connection) -> None:
         connection.closing = None
-        if connection.leases == 0 and connection in self._connections:
+        if connection.leases == connection.watches == 0 and connection in self._connections:
             await self._close(connection)
 
     async def _close(self, connection: _Connection) -> None:

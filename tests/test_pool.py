@@ -33,6 +33,38 @@ async def test_sessions_fill_a_connection_before_another_opens_up_to_the_ceiling
         assert stats.connections == 3 and stats.per_connection == [3, 2, 2], "at the ceiling: the least busy"
 
 
+async def test_sessions_that_arrive_together_are_spread_over_the_connections_opened_for_them(server):
+    """A burst: every session asks while the first new connection is still opening. Each waits for it and is
+    placed again, so the burst fills it and opens the next, instead of piling onto one connection for life."""
+    async with ConnectionPool(server.key, server.url, max_connections=4, streams_per_connection=2) as pool, \
+            contextlib.AsyncExitStack() as leases:
+
+        async def lease(name: str) -> None:
+            await leases.enter_async_context(pool.lease(name))
+
+        await asyncio.gather(*(lease(name) for name in _names(8)))
+        assert sorted(pool.stats().per_connection) == [2, 2, 2, 2]
+
+
+async def test_a_watched_session_keeps_its_connection_open_without_taking_a_streams_place(server):
+    watched, streaming = _names(2)
+    async with ConnectionPool(server.key, server.url, streams_per_connection=1, idle_close_s=0.2) as pool:
+        busy = contextlib.AsyncExitStack()
+        await busy.enter_async_context(pool.lease(_names(1)[0]))  # the home connection is full
+        async with pool.lease(watched) as second:
+            assert second is not pool.home
+        async with busy, pool.lease(watched, streaming=False) as watching:
+            assert watching is second, "its home"
+            async with pool.lease(streaming) as other:
+                assert other is second, "the watch took no place: a session streams beside it"
+            await asyncio.sleep(0.6)
+            assert pool.stats().connections == 2, "a watched session's connection stays open"
+            assert watching.connection.state == "connected"
+            assert pool.stats().per_connection == [1, 0], "a watch is no stream"
+        await asyncio.sleep(0.6)
+        assert pool.stats().connections == 1, "idle once unwatched"
+
+
 async def test_a_session_keeps_its_connection_and_its_thread_goes_there_too(server):
     first, second = _names(2)
     async with ConnectionPool(server.key, server.url, streams_per_connection=1) as pool:

@@ -225,12 +225,13 @@ async def watch_session(
     results: list[GraphRunResult] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + watch_s
-    async with leased(client, session_name) as connection, \
+    async with leased(client, session_name, streaming=False) as connection, \
             AgentSession(connection, session_name, coalesce_window=coalesce_window, history_pages=1,
                          authorize=authorize, trusted_agents=trusted_agents, end_lost_runs=False) as session:
         while (remaining := deadline - loop.time()) > 0 and not (stop is not None and stop.is_set()):
             if await _unless_stopped(session.wait_for(lambda: bool(session.lost_runs()), remaining), stop):
-                results += await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
+                async with leased(client, session_name):  # the adopted run streams: it takes a stream's place
+                    results += await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
     return results
 
 
