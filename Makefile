@@ -28,6 +28,8 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/limits.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/agent_crash.py
+	$(BIN)/python benchmarks/adoption.py
+	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/messages_per_turn.py
 
 devserver: $(PY_READY)
