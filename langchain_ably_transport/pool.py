@@ -1,10 +1,12 @@
 """`ConnectionPool`: an agent process's realtime connections, as many as its published load needs.
 
 Ably accepts 50 messages a second on a connection, and a streaming reply takes 25 (one append per 40 ms rollup
-window): two streams fill a connection. A process serving hundreds of sessions on one connection makes every reply
-wait its turn. The pool places each session on a connection for the session's life (its lease), on the least busy
-one, and opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the
-server's announced `maxInboundRate` and the rollup window), up to `max_connections`. A connection that has held no
+window). The pacer keeps to 90% of the rate (45), so one stream at full speed fits beside its lifecycle and
+checkpoints, and a second would make both wait, more with every token (measured: token p50 191 ms against 37 ms,
+`benchmarks/replicas.py`). A process serving hundreds of sessions on one connection makes every reply wait its
+turn. The pool places each session on a connection for the session's life (its lease), on the least busy one, and
+opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the server's
+announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A connection that has held no
 session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its rate, and,
 given the account's rate (`account_rate`), to what all the pool's connections may publish together; a refusal
 (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
@@ -24,7 +26,7 @@ from ably import AblyRealtime
 
 from .connection import connect
 from .errors import ConfigurationError
-from .sdk.pacer import TokenBucket, inbound_rate, pacer_for
+from .sdk.pacer import RATE_SHARE, TokenBucket, inbound_rate, pacer_for
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class ConnectionPool:
         key, endpoint, **options: as `connect()` takes them, for every connection.
         max_connections: the ceiling (each connection is one of the account's concurrent connections).
         streams_per_connection: sessions a connection holds before another opens; None: the server's
-            `maxInboundRate` times the rollup window (2 on Ably: 50 msg/s, 40 ms).
+            `maxInboundRate`, times the pacer's share (90%), times the rollup window (1 on Ably: 50 msg/s, 40 ms).
         idle_close_s: how long a connection without sessions stays open (the first one always does).
         account_rate: messages a second all the pool's connections may publish together (your Ably account's
             rate, or this process's share of it); None: no such limit is kept to, and the account's refusals
@@ -177,7 +179,7 @@ class ConnectionPool:
     def _capacity(self, connection: _Connection) -> int:
         if self._streams is not None:
             return self._streams
-        return max(1, int(inbound_rate(connection.client) * ROLLUP_WINDOW_S))
+        return max(1, int(inbound_rate(connection.client) * RATE_SHARE * ROLLUP_WINDOW_S))
 
     async def _open(self) -> _Connection:
         key, endpoint, options = self._connect_args
