@@ -6,10 +6,10 @@ checkpoints, and a second would make both wait, more with every token (measured:
 `benchmarks/replicas.py`). A process serving hundreds of sessions on one connection makes every reply wait its
 turn. The pool places each session on a connection for the session's life (its lease), on the least busy one, and
 opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the server's
-announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A connection that has held no
-session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its rate, and,
-given the account's rate (`account_rate`), to what all the pool's connections may publish together; a refusal
-(42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
+announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A connection that
+has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its
+rate, and, given the account's rate (`account_rate`), to what all the pool's connections may publish together; a
+refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
 """
 
 from __future__ import annotations
