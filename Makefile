@@ -15,7 +15,7 @@ demo: $(PY_READY)
 
 test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
 	$(BIN)/ruff check langchain_ably_transport tests benchmarks examples
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/devserver_startup.py
