@@ -12,7 +12,6 @@ lost, and publishing it again once the rate allows keeps everything. Each refusa
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from ably.util.exceptions import AblyException
 from ..errors import RATE_REFUSALS
 from ..ledger import Publication, current_run, ledger
 from .fixes import adopt
+from .per_client import PerClient
 
 T = TypeVar("T")
 DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
@@ -175,7 +175,12 @@ def _settle_with(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None
     task.add_done_callback(copy)
 
 
-_pacers: weakref.WeakKeyDictionary[Any, PublishPacer] = weakref.WeakKeyDictionary()
+def _new_pacer(client: Any) -> PublishPacer:
+    adopt(client)
+    return PublishPacer(lambda: inbound_rate(client))
+
+
+_pacers = PerClient(_new_pacer)
 
 
 def pacer_for(client: Any) -> PublishPacer:
@@ -183,11 +188,7 @@ def pacer_for(client: Any) -> PublishPacer:
 
     The first time it sees a client, it `adopt`s it: the SDK fixes reach every client the package is handed.
     """
-    pacer = _pacers.get(client)
-    if pacer is None:
-        adopt(client)
-        pacer = _pacers[client] = PublishPacer(lambda: inbound_rate(client))
-    return pacer
+    return _pacers.of(client)
 
 
 def inbound_rate(client: Any) -> float:

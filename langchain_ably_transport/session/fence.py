@@ -16,12 +16,12 @@ at each check. On the healthy path a check is two comparisons and publishes noth
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ably.types.connectionstate import ConnectionState
 
+from ..sdk.per_client import PerClient
 from ..wire.envelope import WireMessage
 
 STALL_S = 2.0  # a loop that did not run for this long may have been cut off (Ably drops presence after 15 s)
@@ -81,14 +81,11 @@ class Continuity:
         self._ticker = asyncio.get_running_loop().call_later(TICK_S, self._on_tick)
 
 
-_continuities: weakref.WeakKeyDictionary[Any, Continuity] = weakref.WeakKeyDictionary()
+_continuities = PerClient(Continuity)
 
 
 def continuity_of(client: Any) -> Continuity:
-    continuity = _continuities.get(client)
-    if continuity is None:
-        continuity = _continuities[client] = Continuity(client)
-    return continuity
+    return _continuities.of(client)
 
 
 Verify = Callable[[], Awaitable[bool]]  # after a break: whether the run is still this process's to publish

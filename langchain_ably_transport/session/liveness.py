@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from ably.util.exceptions import AblyException
 
 from ..ledger import MessageKind, Publication
 from ..sdk.pacer import pacer_for
+from ..sdk.per_client import PerClient
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .tree import ConversationTree
@@ -66,15 +66,12 @@ class AgentInstance:
             return False
 
 
-_instances: weakref.WeakKeyDictionary[Any, AgentInstance] = weakref.WeakKeyDictionary()
+_instances = PerClient(AgentInstance)
 
 
 def agent_instance(client: Any) -> AgentInstance:
     """The instance every agent session of `client` announces its runs under (one member per connection)."""
-    instance = _instances.get(client)
-    if instance is None:
-        instance = _instances[client] = AgentInstance(client)
-    return instance
+    return _instances.of(client)
 
 
 _warned: set[int] = set()
