@@ -9,9 +9,11 @@ import logging
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .config import DEFAULT_KEY, ApiKey, Limits, ServerConfig
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING",
                         help="Python logging level of the server's log on stderr: DEBUG, INFO, WARNING, ERROR or "
                              "CRITICAL, any case (default WARNING)")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the server on uvloop's event loop instead of asyncio's (needs uvloop: pip install "
+                             "'langchain-ably-transport[uvloop]'); INFO logs the loop in use (default: asyncio's)")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -87,7 +92,17 @@ def run(args: argparse.Namespace) -> None:
         config = config_from(args)
     except ValueError as exc:
         sys.exit(f"devserver: {exc}")
-    asyncio.run(_serve(config, args.host, args.port))
+    with asyncio.Runner(loop_factory=_uvloop_factory() if args.uvloop else None) as runner:
+        runner.run(_serve(config, args.host, args.port))
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:
+        sys.exit("devserver: --uvloop needs uvloop, which is not installed: pip install uvloop "
+                 "(or pip install 'langchain-ably-transport[uvloop]')")
+    return uvloop.new_event_loop
 
 
 async def _serve(config: ServerConfig, host: str, port: int) -> None:
@@ -98,9 +113,10 @@ async def _serve(config: ServerConfig, host: str, port: int) -> None:
         url = await server.start(host, port)
     except (OSError, sqlite3.Error) as error:  # a port taken or not ours, a data file that cannot be opened
         sys.exit(f"devserver: cannot start on {host}:{port} with --data {config.data_path}: {error}")
+    loop = asyncio.get_running_loop()
+    log.info("serving %s on the %s.%s event loop", url, type(loop).__module__, type(loop).__qualname__)
     print(f"ready {url}", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
