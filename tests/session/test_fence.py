@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langchain_ably_transport import ClientSession
@@ -32,9 +33,10 @@ async def test_a_stalled_loop_is_a_break_and_a_quiet_one_is_not(clients):
         assert not continuity.broken_since(mark)
         _freeze_loop(STALL_S + 0.1)
         assert continuity.broken_since(mark), "seen at the next check, before the ticker runs"
-        assert continuity.breaks == mark + 1
+        assert continuity.mark() == (mark[0], mark[1] + 1)
         await asyncio.sleep(0.6)
-        assert continuity.breaks == mark + 1, "one stall counts once"
+        assert continuity.mark() == (mark[0], mark[1] + 1), "one stall counts once"
+        assert await continuity.lived_through_stalls(), "a heartbeat shows the connection lived through it"
     finally:
         continuity.release()
 
@@ -45,7 +47,7 @@ async def test_a_dropped_connection_is_a_break(clients):
     mark = continuity.mark()
     assert drop_socket(client)
     await asyncio.wait_for(client.connection.once_async("connected"), 15)
-    assert continuity.broken_since(mark)
+    assert continuity.broken_since(mark) and continuity.drops == mark[0] + 1
 
 
 async def _published(client: Any, channel_name: str, count: int) -> list[WireMessage]:
@@ -68,7 +70,7 @@ async def test_after_a_break_publishes_wait_for_one_check_in_order_and_a_failed_
     writer = FencedWriter(ChannelWriter(client.channels.get(channel_name)), continuity, verify)
     await writer.publish(WireMessage(name="before", data="1"))
     assert checks == [], "no check on the healthy path"
-    continuity.breaks += 1  # a break
+    continuity.drops += 1  # a break
     waiting = [asyncio.ensure_future(writer.publish(WireMessage(name="after", data=str(n)))) for n in range(3)]
     await asyncio.sleep(0.2)
     assert checks == [True] and not any(task.done() for task in waiting), "one check; publishes wait for it"
@@ -78,7 +80,7 @@ async def test_after_a_break_publishes_wait_for_one_check_in_order_and_a_failed_
         [("before", "1"), ("after", "0"), ("after", "1"), ("after", "2")]
 
     lost = FencedWriter(ChannelWriter(client.channels.get(channel_name)), continuity, _no)
-    continuity.breaks += 1
+    continuity.drops += 1
     assert await lost.publish(WireMessage(name="lost", data="x")) is None and lost.lost
     assert await lost.append("some-serial", WireMessage(data="y")) is None
     assert [w.name for w in await _published(client, channel_name, 1)] == ["after"], "nothing published"
@@ -88,18 +90,26 @@ async def _no() -> bool:
     return False
 
 
-async def test_a_run_cut_off_that_no_one_adopted_claims_itself_again_and_finishes(clients, channel_name):
-    """A stall long enough that the agent's presence may have left: no other process published for the run,
-    so the run claims itself again (one `ai-run-resume`) and streams on."""
+def _claims(user: ClientSession) -> list[tuple[str | None, str, str]]:
+    return [(w.name, w.transport[names.HEADER_INVOCATION_ID], w.transport[names.HEADER_ADOPTION])
+            for w in user.core._log if names.HEADER_ADOPTION in w.transport]
+
+
+@asynccontextmanager
+async def stalled_run(clients: Any, channel_name: str, during_stall: Any) -> AsyncIterator[tuple[ClientSession, Any]]:
+    """A run whose producer stalls the loop mid-stream (`during_stall(agent_client)` runs first): the user's
+    session once the run has ended, whole, and the run."""
     async with ClientSession(await clients(client_id="alice"), channel_name) as user:
         sent = await user.send("hello")
-        async with AgentSession(await clients(client_id="agent"), channel_name) as session:
+        agent = await clients(client_id="agent")
+        async with AgentSession(agent, channel_name) as session:
             run = await session.create_run(sent.invocation)
             await run.start()
 
             async def stalling() -> AsyncIterator[dict[str, Any]]:
                 yield {"type": "text-start", "id": "t"}
                 yield {"type": "text-delta", "id": "t", "delta": "before the stall, "}
+                during_stall(agent)
                 _freeze_loop(STALL_S + 0.2)
                 yield {"type": "text-delta", "id": "t", "delta": "and after it"}
                 yield {"type": "text-end", "id": "t"}
@@ -108,6 +118,18 @@ async def test_a_run_cut_off_that_no_one_adopted_claims_itself_again_and_finishe
             await run.end()
         assert await user.wait_for(lambda: user.runs()[-1].status == "complete", 10)
         assert user.messages()[-1].content == "before the stall, and after it"
-        claims = [w for w in user.core._log if names.HEADER_ADOPTION in w.transport]
-        assert [(w.name, w.transport[names.HEADER_INVOCATION_ID], w.transport[names.HEADER_ADOPTION])
-                for w in claims] == [(names.RUN_RESUME, run.invocation_id, "1")]
+        yield user, run
+
+
+async def test_a_stall_the_connection_lived_through_costs_a_heartbeat_and_no_message(clients, channel_name):
+    """An overloaded loop stalls: one ping shows the connection never dropped, so no run claims itself again."""
+    async with stalled_run(clients, channel_name, lambda agent: None) as (user, _):
+        assert _claims(user) == []
+
+
+async def test_a_run_whose_connection_dropped_in_a_stall_and_no_one_adopted_claims_itself_again(clients,
+                                                                                               channel_name):
+    """The stall and a dropped socket: the agent may have left presence, so the run checks, finds no other
+    process on it, claims it again (one `ai-run-resume`) and streams on."""
+    async with stalled_run(clients, channel_name, drop_socket) as (user, run):
+        assert _claims(user) == [(names.RUN_RESUME, run.invocation_id, "1")]
