@@ -38,6 +38,8 @@ class MessageKind(StrEnum):
     PRESENCE = "presence"  # an agent instance entering presence on the liveness channel, once per connection
     CHECKPOINT_RECORD = "checkpoint-record"  # `AblySaver`: a checkpoint or a task's writes
     CHECKPOINT_BLOB = "checkpoint-blob"  # `AblySaver`: one chunk of a large value
+    PROTOCOL_EVENTS = "protocol-events"  # the agent-protocol codec: a batch of events (or a part of a large one)
+    PROTOCOL_RESPONSE = "protocol-response"  # the agent-protocol codec: the answer to a client's command
 
 
 @dataclass(frozen=True)

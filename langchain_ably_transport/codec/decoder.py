@@ -40,6 +40,7 @@ from ..wire.names import (
     HEADER_STREAM,
     HEADER_STREAM_ID,
     KIND,
+    PROTOCOL_NAMES,
     TRUE,
     Action,
     StreamStatus,
@@ -133,8 +134,8 @@ class Decoder:
 
     def decode(self, message: WireMessage) -> list[DecodedEvent]:
         """The events of one message; a message without an action is taken as a create."""
-        if self._guard is not None and not self._guard.admit(message):
-            return []
+        if message.name in PROTOCOL_NAMES or (self._guard is not None and not self._guard.admit(message)):
+            return []  # the agent-protocol codec's messages are not UIMessages
         action = message.action or Action.CREATE
         if action is Action.CREATE:
             events = self._create(message)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,9 +25,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Interrupt
 
-from ..checkpoint import AblySaver
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
-from ..errors import CheckpointStorageError, ErrorCode, RunError
+from ..errors import ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
@@ -40,12 +38,20 @@ from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
 from .idempotency import RUN_ID_KEY
 from .tasks import DUE, HeldRunningParts, task_chunk
+from .turns import (
+    ActivePolicy,
+    state_messages,
+    stopping,
+    store_waiting_writes,
+    take_turn,
+    thread_config,
+    without_reused_ids,
+)
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["complete", "suspended", "cancelled", "error", "rejected"]
 InputMapper = Callable[[Run], Any]
-ActivePolicy = Literal["queue", "interrupt", "reject"]
 LostPolicy = Literal["end", "adopt"]
 STOPPED_MESSAGE = "the agent process stopped before the run finished; send the message again"
 INTERRUPT_PART = "interrupt"
@@ -122,16 +128,16 @@ async def serve_graph(
                          authorize=authorize, trusted_agents=trusted_agents,
                          end_lost_runs=on_lost == "end") as session:
         options = _Options(to_input, on_active, wait_for_active_s, visibility, durability, stop)
-        thread_config = _thread_config(config, invocation.session_name)
+        run_config = thread_config(config, invocation.session_name)
         if on_lost == "adopt":
-            await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
+            await _adopt_lost_runs(session, graph, run_config, options, max_adoptions)
         try:
             run = await session.create_run(invocation, timeout=trigger_timeout_s)
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer
             log.warning("invocation %s on %s refused: %s", invocation.input_event_id, invocation.session_name, error)
             return GraphRunResult("rejected", "", error=error)
         with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
-            result = await _answer(session, run, graph, thread_config, options)
+            result = await _answer(session, run, graph, run_config, options)
         result.messages = ledger.run(run.run_id)
         return result
 
@@ -163,13 +169,13 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
     if not run.is_continuation and _says_nothing(run):
         return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
-    if not run.is_continuation and not await _take_turn(session, run, options.on_active, options.wait_for_active_s):
+    if not run.is_continuation and not await take_turn(session, run, options.on_active, options.wait_for_active_s):
         await run.start()
         await run.end("error", error_code=ErrorCode.CONFLICT, error_message="another run of this session is active")
         return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
     try:
         graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
-            await _without_reused_ids(graph, run_config, options.to_input(run))
+            await without_reused_ids(graph, run_config, options.to_input(run))
     except ValueError as error:  # the input cannot be read as what the graph takes
         if run.is_continuation:
             log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
@@ -186,11 +192,11 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
 async def _stream_and_finish(graph: Any, stream: _GraphStream, run: Run, run_config: RunnableConfig,
                              options: _Options) -> GraphRunResult:
     """Pipe the graph's stream into the started run, then end, suspend or stop it."""
-    with _stopping(run, options.stop):
+    with stopping(run, options.stop):
         result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
     await stream.settle()  # sub-agent messages a cancel cut short end before the run does
     if result.reason == "cancelled" and options.stop is not None and options.stop.is_set():
-        await _store_waiting_writes(graph, run, run_config)
+        await store_waiting_writes(graph, run, run_config)
         await run.end("error", error_message=STOPPED_MESSAGE)
         return GraphRunResult("error", run.run_id, error=RunError(STOPPED_MESSAGE))
     return await _finish(graph, run, run_config, result, stream)
@@ -221,7 +227,7 @@ async def watch_session(
     (`AgentSession.adopt_run`). The other keyword arguments are `serve_graph`'s.
     """
     options = _Options(to_input, "queue", 0.0, visibility, durability, stop)
-    thread_config = _thread_config(config, session_name)
+    run_config = thread_config(config, session_name)
     results: list[GraphRunResult] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + watch_s
@@ -231,7 +237,7 @@ async def watch_session(
         while (remaining := deadline - loop.time()) > 0 and not (stop is not None and stop.is_set()):
             if await _unless_stopped(session.wait_for(lambda: bool(session.lost_runs()), remaining), stop):
                 async with leased(client, session_name):  # the adopted run streams: it takes a stream's place
-                    results += await _adopt_lost_runs(session, graph, thread_config, options, max_adoptions)
+                    results += await _adopt_lost_runs(session, graph, run_config, options, max_adoptions)
     return results
 
 
@@ -258,7 +264,7 @@ async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: Runnab
             continue
         with attributed_to(run.run_id):
             pending = (await graph.aget_state(run_config)).next
-            graph_input = None if pending else await _without_reused_ids(graph, run_config, options.to_input(run))
+            graph_input = None if pending else await without_reused_ids(graph, run_config, options.to_input(run))
             stream = _GraphStream(graph, graph_input, run_config, run, options)
             result = await _stream_and_finish(graph, stream, run, run_config, options)
         log.warning("run %s: adopted, %s", run.run_id, result.outcome)
@@ -267,18 +273,6 @@ async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: Runnab
     return results
 
 
-@contextmanager
-def _stopping(run: Run, stop: asyncio.Event | None) -> Iterator[None]:
-    """While the run streams, `stop` being set cancels it as a client's cancel would."""
-    if stop is None:
-        yield
-        return
-    watcher = asyncio.ensure_future(stop.wait())
-    watcher.add_done_callback(lambda done: run.cancelled.set() if not done.cancelled() else None)
-    try:
-        yield
-    finally:
-        watcher.cancel()
 
 
 def _says_nothing(run: Run) -> bool:
@@ -315,45 +309,10 @@ def _already_answered(session: AgentSession, run: Run) -> bool:
     return session.answered(run.trigger.codec_message_id, besides=run.run_id)
 
 
-async def _take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
-    """Apply the double-texting policy; False: the new input is rejected. An `interrupt` cancels only the runs
-    whose cancel `authorize` would take from the new input's sender, and waits for the others."""
-
-    def active() -> list[str]:
-        return session.active_runs(besides=run.run_id)
-
-    busy = active()
-    if not busy:
-        return True
-    if policy == "reject":
-        return False
-    if policy == "interrupt":
-        for run_id in busy:
-            if await session.allows("cancel", run_id, run.trigger.wire):
-                await session.cancel_run(run_id)
-    if not await session.wait_for(lambda: not active(), timeout):
-        log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run.run_id)
-    return True
 
 
-async def _without_reused_ids(graph: Any, config: RunnableConfig, graph_input: Any) -> Any:
-    """A client names its message's id, and LangGraph's `add_messages` replaces the thread's message of the same id:
-    a new message reusing one (anyone's, read off the channel) gets a fresh id, so no input rewrites history."""
-    messages = graph_input.get("messages") if isinstance(graph_input, dict) else None
-    if not messages:
-        return graph_input
-    taken = {message.id for message in _state_messages((await graph.aget_state(config)).values) if message.id}
-    fresh = [m.model_copy(update={"id": str(uuid.uuid4())}) if isinstance(m, BaseMessage) and m.id in taken else m
-             for m in messages]
-    return {**graph_input, "messages": fresh}
 
 
-def _thread_config(config: RunnableConfig | None, session_name: str) -> RunnableConfig:
-    merged: dict[str, Any] = dict(config or {})
-    configurable = dict(merged.get("configurable") or {})
-    configurable.setdefault("thread_id", session_name)
-    merged["configurable"] = configurable
-    return merged  # type: ignore[return-value]
 
 
 async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Command | None:
@@ -366,7 +325,7 @@ async def _resume_command(graph: Any, run: Run, config: RunnableConfig) -> Comma
     complete no interrupt, so the run stays suspended.
     """
     state = await graph.aget_state(config)
-    messages = _state_messages(state.values)
+    messages = state_messages(state.values)
     answers = _answers_by_id(run.trigger_inputs())
     if answers is not None:
         reviews = {interrupt.id for interrupt in state.interrupts if gates_tool_calls(interrupt)}
@@ -408,8 +367,6 @@ async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]], run: Ru
             yield chunk
 
 
-def _state_messages(values: Any) -> list[BaseMessage]:
-    return list(values.get("messages") or []) if isinstance(values, dict) else []
 
 
 async def _pending(graph: Any, config: RunnableConfig) -> tuple[Interrupt, ...]:
@@ -420,7 +377,7 @@ async def _interrupt_chunks(graph: Any, config: RunnableConfig, interrupts: list
     """Each interrupt as `tool-approval-request`s when it is a human-in-the-loop one, else a `data-interrupt`."""
     if not interrupts:
         return []
-    messages = _state_messages((await graph.aget_state(config)).values)
+    messages = state_messages((await graph.aget_state(config)).values)
     chunks: list[dict[str, Any]] = []
     for interrupt in interrupts:
         approvals = approval_request_chunks(interrupt, messages)
@@ -438,7 +395,7 @@ def _continuation_text(run: Run) -> str:
 
 
 async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, stream: _GraphStream) -> GraphRunResult:
-    await _store_waiting_writes(graph, run, config)
+    await store_waiting_writes(graph, run, config)
     if result.reason == "cancelled":
         await run.end("cancelled")
         return GraphRunResult("cancelled", run.run_id)
@@ -452,15 +409,6 @@ async def _finish(graph: Any, run: Run, config: RunnableConfig, result: Any, str
     return GraphRunResult("complete", run.run_id)
 
 
-async def _store_waiting_writes(graph: Any, run: Run, config: RunnableConfig) -> None:
-    """Writes of finished tasks waiting for a checkpoint that will not come (a cancelled or failed step) are
-    stored before the run ends, so another process resuming it finds them."""
-    if not isinstance(graph.checkpointer, AblySaver):
-        return
-    try:
-        await graph.checkpointer.aflush(config["configurable"]["thread_id"])
-    except CheckpointStorageError as error:
-        log.warning("run %s: its finished tasks' writes were not stored: %s", run.run_id, error)
 
 
 class _GraphStream:

@@ -174,6 +174,14 @@ class AgentSession:
             self._runs_by_input[trigger.codec_message_id] = run
         return run
 
+    def run_for_command(self, wire: WireMessage, *, resumes: str | None = None) -> Run:
+        """A run triggered by a codec's command rather than a UIMessage input: a fresh one, or a continuation of the
+        suspended run `resumes`. Its owner is the command's verified clientId, as an input's would be."""
+        trigger = Trigger(wire, "", resumes, wire.client_id or "", None, None, None)
+        run = Run(self, trigger, run_id=resumes or str(uuid.uuid4()))
+        self._runs[run.run_id] = run
+        return run
+
     def owner_of(self, run_id: str) -> str | None:
         """The Ably clientId of the client whose input started `run_id` (None: anonymous, or not known here)."""
         run = self._runs.get(run_id)
@@ -517,6 +525,11 @@ class Run:
         if instance := await agent_instance(self._core.client).enter():
             message.transport[names.HEADER_LIVENESS] = instance
         return message
+
+    async def publish(self, message: WireMessage) -> str | None:
+        """Publish a codec's own message for this run, behind its fence (None once another process holds it)."""
+        self._require_open()
+        return await self._out.publish(message)
 
     @property
     def _out(self) -> FencedWriter | ChannelWriter:

@@ -81,7 +81,9 @@ class ChannelWriter:
 
 
 _KINDS = {name: MessageKind.LIFECYCLE for name in names.RUN_LIFECYCLE_NAMES | names.STEP_LIFECYCLE_NAMES} | {
-    names.AI_INPUT: MessageKind.INPUT, names.CANCEL: MessageKind.INPUT, names.AI_OUTPUT: MessageKind.OUTPUT_CREATE}
+    names.AI_INPUT: MessageKind.INPUT, names.CANCEL: MessageKind.INPUT, names.AI_OUTPUT: MessageKind.OUTPUT_CREATE,
+    names.PROTOCOL_COMMAND: MessageKind.INPUT, names.PROTOCOL_EVENTS: MessageKind.PROTOCOL_EVENTS,
+    names.PROTOCOL_RESPONSE: MessageKind.PROTOCOL_RESPONSE}
 
 
 @dataclass

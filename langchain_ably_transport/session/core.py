@@ -35,7 +35,6 @@ Listener = Callable[[WireMessage, list[DecodedEvent], bool], None]
 LostListener = Callable[[list[TrackedRun]], None]
 PRESENCE_SYNC_TIMEOUT_S = 10.0
 REJECTED_KEPT = 100
-CLIENT_NAMES = frozenset({names.AI_INPUT, names.CANCEL})
 
 
 class SessionCore:
@@ -226,7 +225,7 @@ class SessionCore:
         """
         if wire is None:
             return False
-        if self.trusted_agents is None or wire.name in CLIENT_NAMES or wire.client_id in self.trusted_agents:
+        if self.trusted_agents is None or wire.name in names.CLIENT_NAMES or wire.client_id in self.trusted_agents:
             return True
         log.warning("ignored %s from %r on %s: not a trusted agent", wire.name, wire.client_id, self.name)
         self.rejected.append(wire)

@@ -21,10 +21,20 @@ STEP_START = "ai-step-start"
 STEP_END = "ai-step-end"
 CANCEL = "ai-cancel"
 
+# This library's extension: the agent-protocol codec (`codec/agent_protocol`), LangChain's agent streaming protocol
+# on the same session. A client publishes commands, the agent answers each and publishes batches of events; the
+# run lifecycle and cancels above stay as they are.
+PROTOCOL_COMMAND = "lg-command"
+PROTOCOL_RESPONSE = "lg-response"
+PROTOCOL_EVENTS = "lg-events"
+PROTOCOL_NAMES = frozenset({PROTOCOL_COMMAND, PROTOCOL_RESPONSE, PROTOCOL_EVENTS})
+
 RUN_LIFECYCLE_NAMES = frozenset({RUN_START, RUN_RESUME, RUN_SUSPEND, RUN_END})
 STEP_LIFECYCLE_NAMES = frozenset({STEP_START, STEP_END})
 CODEC_NAMES = frozenset({AI_INPUT, AI_OUTPUT})
 ALL_NAMES = RUN_LIFECYCLE_NAMES | STEP_LIFECYCLE_NAMES | CODEC_NAMES | {CANCEL}
+# What a client may publish on a session; everything else is an agent's, believed from trusted agents only.
+CLIENT_NAMES = frozenset({AI_INPUT, CANCEL, PROTOCOL_COMMAND})
 
 # --- Transport-tier header keys (§1.2) ---------------------------------------------------------------------
 
@@ -52,6 +62,13 @@ HEADER_STEP_REASON = "step-reason"
 HEADER_STEP_CLIENT_ID = "step-client-id"
 HEADER_INPUT_CODEC_MESSAGE_ID = "input-codec-message-id"
 HEADER_STEER_CODEC_MESSAGE_IDS = "steer-codec-message-ids"
+# This library's extension, on the agent-protocol codec's messages: the command a response answers (the client's
+# nonce and its command id), and the seq range of an event batch, or the part of an event split over messages.
+HEADER_COMMAND_KEY = "command-key"
+HEADER_FIRST_SEQ = "first-seq"
+HEADER_LAST_SEQ = "last-seq"
+HEADER_PART = "part"
+HEADER_PARTS = "parts"
 
 TRANSPORT_HEADERS = frozenset({
     HEADER_STREAM, HEADER_STATUS, HEADER_STREAM_ID, HEADER_DISCRETE, HEADER_RUN_ID, HEADER_INVOCATION_ID,
