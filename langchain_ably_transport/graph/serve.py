@@ -169,7 +169,8 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         return GraphRunResult("rejected", run.run_id, error=RuntimeError("the input already has a run"))
     if not run.is_continuation and _says_nothing(run):
         return await _end_unreadable(run, ValueError("the input is no message, tool result or approval"))
-    if not run.is_continuation and not await take_turn(session, run, options.on_active, options.wait_for_active_s):
+    if not run.is_continuation and not await take_turn(session, run.run_id, run.trigger.wire, options.on_active,
+                                                    options.wait_for_active_s):
         await run.start()
         await run.end("error", error_code=ErrorCode.CONFLICT, error_message="another run of this session is active")
         return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))

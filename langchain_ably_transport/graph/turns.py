@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from ..checkpoint import AblySaver
 from ..errors import CheckpointStorageError
 from ..session import AgentSession, Run
+from ..wire.envelope import WireMessage
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,14 @@ def thread_config(config: RunnableConfig | None, session_name: str) -> RunnableC
     return merged  # type: ignore[return-value]
 
 
-async def take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeout: float) -> bool:
-    """Apply the double-texting policy; False: the new input is rejected. An `interrupt` cancels only the runs
-    whose cancel `authorize` would take from the new input's sender, and waits for the others."""
+async def take_turn(session: AgentSession, run_id: str, trigger: WireMessage, policy: ActivePolicy,
+                    timeout: float) -> bool:
+    """Apply the double-texting policy for the run `run_id` that `trigger` asks for; False: it is rejected. An
+    `interrupt` cancels only the runs whose cancel `authorize` would take from the trigger's sender, and waits for
+    the others."""
 
     def active() -> list[str]:
-        return session.active_runs(besides=run.run_id)
+        return session.active_runs(besides=run_id)
 
     busy = active()
     if not busy:
@@ -43,11 +46,11 @@ async def take_turn(session: AgentSession, run: Run, policy: ActivePolicy, timeo
     if policy == "reject":
         return False
     if policy == "interrupt":
-        for run_id in busy:
-            if await session.allows("cancel", run_id, run.trigger.wire):
-                await session.cancel_run(run_id)
+        for busy_id in busy:
+            if await session.allows("cancel", busy_id, trigger):
+                await session.cancel_run(busy_id)
     if not await session.wait_for(lambda: not active(), timeout):
-        log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run.run_id)
+        log.warning("runs %s still active after %.0f s; %s goes ahead", active(), timeout, run_id)
     return True
 
 

@@ -210,6 +210,15 @@ class AgentSession:
         return [node.key for node in self.core.tree.nodes.values()
                 if _from_agent(node) and node.key != besides and node.status == names.RunStatus.ACTIVE]
 
+    def suspended_runs(self) -> list[str]:
+        """The runs an agent started that wait on the client (an `interrupt()`), oldest first."""
+        return [node.key for node in self.core.tree.nodes.values()
+                if _from_agent(node) and node.status == names.RunStatus.SUSPENDED]
+
+    async def publish(self, message: WireMessage) -> str | None:
+        """Publish a codec's message that belongs to no run (the answer to a client's command)."""
+        return await self.core.writer.publish(message)
+
     def answered(self, codec_message_id: str, *, besides: str) -> bool:
         """Whether an agent's run other than `besides` already answers the user message `codec_message_id` (a
         replayed invocation asks again)."""

@@ -2,9 +2,11 @@
 
 Ably accepts 50 messages a second per connection and channel, and bills each: a model streaming 100 tokens a
 second must not cost 100 messages. `EventBatcher` stamps each event with the thread's next `seq` and a stable
-`event_id`, and publishes whatever gathered while the previous message was in flight or during the window
-(40 ms, Ably's rollup) as one `lg-events` message: `{"events": [...]}`, headed with its run and seq range.
-Publishes are sequential, so the channel holds events in `seq` order and history replays a run exactly.
+`event_id`, `synth:<run id>:<seq>`. That is the shape LangGraph's SDK reads a run's id from, and the only one: a
+root lifecycle event without it ends whatever run the client is waiting on. It publishes whatever gathered
+while the previous message was in flight or during the window (40 ms, Ably's rollup) as one `lg-events`
+message: `{"events": [...]}`, headed with its run and seq range. Publishes are sequential, so the channel holds
+a run's events in `seq` order and history replays a run exactly.
 
 A batch that would pass the message limit (64 KiB) is cut between events; one event that alone passes it (a
 long thread's `values`) is sent as its JSON text cut into consecutive `part`/`parts` messages, which a reader
@@ -16,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ...wire import names
-from ...wire.envelope import WireMessage
+from ...wire.envelope import WireMessage, data_size
 from ..encoder import DEFAULT_COALESCE_WINDOW, DEFAULT_ENVELOPE_RESERVE, DEFAULT_MAX_MESSAGE_BYTES
 from .events import Event
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[WireMessage], Awaitable[Any]]
+_EMPTY_BATCH = len('{"events": []}')
 
 
 def event_text(stamped: Event) -> str:
@@ -36,25 +39,25 @@ def event_text(stamped: Event) -> str:
 class EventBatcher:
     """`add()` events as they come; `close()` publishes the rest and raises the first publish failure."""
 
-    def __init__(self, publish: Publish, *, run_id: str, invocation_id: str, next_seq: int,
+    def __init__(self, publish: Publish, *, run_id: str, invocation_id: str, seq: Iterator[int],
                  window: float = DEFAULT_COALESCE_WINDOW,
                  max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES - DEFAULT_ENVELOPE_RESERVE) -> None:
         self._publish = publish
         self._headers = {names.HEADER_RUN_ID: run_id, names.HEADER_INVOCATION_ID: invocation_id}
-        self._prefix = invocation_id.split("-")[0]
-        self.next_seq = next_seq
+        self._run_id = run_id
+        self._seq = seq  # the thread's: a run cancelled by a newer one may still be publishing its last events
         self._window = window
         self._max_bytes = max_bytes
-        self._pending: list[tuple[Event, int]] = []  # each stamped event with the bytes of its JSON
+        self._pending: list[tuple[Event, int]] = []  # each stamped event with its bytes as Ably counts them
         self._wake = asyncio.Event()
         self._closing = False
         self._flusher = asyncio.ensure_future(self._flush_forever())
 
     def add(self, events: list[Event]) -> None:
         for unstamped in events:
-            stamped = {**unstamped, "event_id": f"{self._prefix}.{self.next_seq}", "seq": self.next_seq}
-            self.next_seq += 1
-            self._pending.append((stamped, len(event_text(stamped).encode())))
+            seq = next(self._seq)
+            stamped = {**unstamped, "event_id": f"synth:{self._run_id}:{seq}", "seq": seq}
+            self._pending.append((stamped, data_size(stamped)))
         if events:
             self._wake.set()
 
@@ -80,17 +83,17 @@ class EventBatcher:
         """Consecutive events in as few messages as the size limit allows; an event too large alone in parts."""
         messages: list[WireMessage] = []
         group: list[Event] = []
-        size = 0
+        size = _EMPTY_BATCH
         for stamped, length in batch:
-            if length > self._max_bytes:
+            if length + _EMPTY_BATCH > self._max_bytes:
                 messages += self._group(group) + self._parts(stamped)
-                group, size = [], 0
+                group, size = [], _EMPTY_BATCH
                 continue
-            if group and size + length + 1 > self._max_bytes:
+            if group and size + length + 2 > self._max_bytes:
                 messages += self._group(group)
-                group, size = [], 0
+                group, size = [], _EMPTY_BATCH
             group.append(stamped)
-            size += length + 1
+            size += length + 2  # the separator ably-python's JSON puts between list items
         return messages + self._group(group)
 
     def _group(self, group: list[Event]) -> list[WireMessage]:

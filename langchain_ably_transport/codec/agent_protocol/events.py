@@ -29,10 +29,14 @@ LIFECYCLE_KEYS = ("event", "graph_name", "cause", "error", "checkpoint")
 ROOT: list[str] = []
 
 
-def event(method: str, namespace: Iterable[str], data: Any, *, timestamp: int | None = None) -> Event:
-    """A protocol event without its `seq` and `event_id`."""
-    return {"type": "event", "method": method,
-            "params": {"namespace": list(namespace), "timestamp": timestamp or _now_ms(), "data": data}}
+def event(method: str, namespace: Iterable[str], data: Any, *, timestamp: int | None = None,
+          node: str | None = None) -> Event:
+    """A protocol event without its `seq` and `event_id`. `node`: the graph node a `messages` event comes from; the
+    SDK keys a streaming message by its namespace and node."""
+    params: dict[str, Any] = {"namespace": list(namespace), "timestamp": timestamp or _now_ms(), "data": data}
+    if node is not None:
+        params["node"] = node
+    return {"type": "event", "method": method, "params": params}
 
 
 class EventNormalizer:
@@ -47,8 +51,14 @@ class EventNormalizer:
         """`{interrupt id: payload}` of every interrupt this run asked for."""
         return dict(self._asked)
 
-    def started(self) -> Event:
-        return event("lifecycle", ROOT, {"event": "started", "graph_name": self.graph_name})
+    def running(self) -> Event:
+        """The root run's first event, for a fresh run and a resumed one alike (the SDK reads a run's start, and
+        its id, from it)."""
+        return event("lifecycle", ROOT, {"event": "running", "graph_name": self.graph_name})
+
+    def answered(self, interrupt_ids: Iterable[str]) -> Event:
+        """`input.answered`: the interrupts a resume answers, so that every other client stops showing them."""
+        return event("input.answered", ROOT, {"interrupt_ids": list(interrupt_ids)})
 
     def finished(self, status: str, error: str | None = None) -> Event:
         """The root run's last lifecycle event: `completed`, `interrupted` or `failed` (with `error`)."""
@@ -64,7 +74,9 @@ class EventNormalizer:
         data = params.get("data")
         timestamp = params.get("timestamp")
         if method == "messages":
-            return [event("messages", namespace, payload, timestamp=timestamp) for payload in _message_events(data)]
+            node = _node(data)
+            return [event("messages", namespace, payload, timestamp=timestamp, node=node)
+                    for payload in _message_events(data)]
         if method == "values":
             return [event("values", namespace, to_json(data), timestamp=timestamp),
                     *self._requested(namespace, params.get("interrupts") or ())]
@@ -100,6 +112,12 @@ def _message_events(data: Any) -> list[Any]:
     if isinstance(payload, BaseMessage):
         return []  # a tool's result is the `tools` channel's, and the bridge can only say `ai`: `values` tells them
     return [to_json(payload)] if isinstance(payload, Mapping) else []
+
+
+def _node(data: Any) -> str | None:
+    metadata = data[1] if isinstance(data, tuple | list) and len(data) > 1 else None
+    node = metadata.get("langgraph_node") if isinstance(metadata, Mapping) else None
+    return node if isinstance(node, str) else None
 
 
 def _updates(data: Any) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -47,7 +48,7 @@ def text_events(n: int, size: int = 10) -> list[dict[str, Any]]:
 @pytest.mark.asyncio
 async def test_events_added_within_a_window_go_out_as_one_message_numbered_from_next_seq() -> None:
     channel = Channel()
-    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="abc-def", next_seq=7)
+    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="abc-def", seq=itertools.count(7))
     batcher.add(text_events(50))
     await batcher.close()
     assert len(channel.messages) == 1
@@ -56,13 +57,13 @@ async def test_events_added_within_a_window_go_out_as_one_message_numbered_from_
     assert message.transport[names.HEADER_RUN_ID] == "r"
     assert (message.transport[names.HEADER_FIRST_SEQ], message.transport[names.HEADER_LAST_SEQ]) == ("7", "56")
     assert [e["seq"] for e in channel.events()] == list(range(7, 57))
-    assert channel.events()[0]["event_id"] == "abc.7" and batcher.next_seq == 57
+    assert channel.events()[0]["event_id"] == "synth:r:7"
 
 
 @pytest.mark.asyncio
 async def test_a_steady_stream_costs_one_message_per_window_not_one_per_event() -> None:
     channel = Channel(delay=0.002)
-    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", next_seq=0, window=0.04)
+    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", seq=itertools.count(0), window=0.04)
     for _ in range(100):  # 100 events a second for a second
         batcher.add(text_events(1))
         await asyncio.sleep(0.01)
@@ -74,7 +75,7 @@ async def test_a_steady_stream_costs_one_message_per_window_not_one_per_event() 
 @pytest.mark.asyncio
 async def test_a_batch_over_the_limit_is_cut_between_events() -> None:
     channel = Channel()
-    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", next_seq=0, max_bytes=2000)
+    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", seq=itertools.count(0), max_bytes=2000)
     batcher.add(text_events(40, size=100))
     await batcher.close()
     assert len(channel.messages) > 1
@@ -85,7 +86,7 @@ async def test_a_batch_over_the_limit_is_cut_between_events() -> None:
 @pytest.mark.asyncio
 async def test_an_event_larger_than_a_message_is_sent_in_parts_cut_between_characters() -> None:
     channel = Channel()
-    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", next_seq=0, max_bytes=1000)
+    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", seq=itertools.count(0), max_bytes=1000)
     big = event("values", [], {"messages": [{"type": "ai", "content": "é€😀" * 2000}]})
     batcher.add([*text_events(1), big, *text_events(1)])
     await batcher.close()
@@ -100,7 +101,7 @@ async def test_a_failed_publish_is_raised_by_close() -> None:
     async def failing(message: WireMessage) -> None:
         raise RuntimeError("refused")
 
-    batcher = EventBatcher(failing, run_id="r", invocation_id="i", next_seq=0)
+    batcher = EventBatcher(failing, run_id="r", invocation_id="i", seq=itertools.count(0))
     batcher.add(text_events(1))
     with pytest.raises(RuntimeError, match="refused"):
         await batcher.close()

@@ -24,7 +24,7 @@ async def normalized(graph: Any, graph_input: Any, thread: str = "t") -> list[di
         warnings.simplefilter("ignore")
         run = await graph.astream_events(graph_input, config, version="v3",
                                          transformers=[UpdatesTransformer, CheckpointsTransformer])
-    events = [normalizer.started()]
+    events = [normalizer.running()]
     async for raw in run:
         events += normalizer.normalize(raw)
     for item in events:
@@ -61,12 +61,13 @@ def of(events: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
 @pytest.mark.asyncio
 async def test_tokens_are_content_block_deltas_and_values_are_message_dicts() -> None:
     events = await normalized(chat_then_approve(), {"messages": [HumanMessage("hi")]})
-    assert events[0]["params"]["data"] == {"event": "started", "graph_name": "agent"}
+    assert events[0]["params"]["data"] == {"event": "running", "graph_name": "agent"}
     data = [e["params"]["data"] for e in of(events, "messages")]
     assert [d["event"] for d in data] == ["message-start", "content-block-start", "content-block-delta",
                                           "content-block-delta", "content-block-delta", "content-block-finish",
                                           "message-finish"]
     assert "".join(d["delta"]["text"] for d in data if d["event"] == "content-block-delta") == "Hello there friend"
+    assert {e["params"]["node"] for e in of(events, "messages")} == {"chat"}  # the SDK keys a message by its node
     root_values = [e["params"]["data"] for e in of(events, "values") if e["params"]["namespace"] == []]
     assert [m["type"] for m in root_values[-1]["messages"]] == ["human", "ai"]
     assert root_values[-1]["messages"][0]["content"] == "hi"
