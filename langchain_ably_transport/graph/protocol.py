@@ -119,17 +119,16 @@ class _ProtocolThread:
         self._options = options
         self._last_seq: int | None = None
         self._seq: Iterator[int] = itertools.count(1)
-        self._other_codec: str | None = None
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         core = self._session.core
         core.listen(self._on_message, replay=True)
-        await core.load_older_until(lambda: self._last_seq is not None or self._other_codec is not None)
-        if self._other_codec is not None:
+        await core.load_older_until(lambda: self._last_seq is not None or bool(core.names_seen & names.CODEC_NAMES))
+        if other := sorted(core.names_seen & names.CODEC_NAMES):
             core.unlisten(self._on_message)
-            raise ConfigurationError(f"session {core.name!r} carries the UIMessage codec (it holds {self._other_codec} "
+            raise ConfigurationError(f"session {core.name!r} carries the UIMessage codec (it holds {other[0]} "
                                      "messages); one codec serves a session: use serve_graph, or a new session")
         self._seq = itertools.count((self._last_seq or 0) + 1)
 
@@ -141,11 +140,9 @@ class _ProtocolThread:
     def _on_message(self, wire: WireMessage, events: list[Any], live: bool) -> None:
         if wire.name == names.PROTOCOL_EVENTS and (last := _int(wire.transport.get(names.HEADER_LAST_SEQ))) is not None:
             self._last_seq = max(self._last_seq or 0, last)
-        elif wire.name in names.CODEC_NAMES:
-            self._other_codec = self._other_codec or wire.name
-            if live:
-                log.warning("%s from %r on %s ignored: the session carries the agent protocol", wire.name,
-                            wire.client_id, self._session.core.name)
+        elif live and wire.name in names.CODEC_NAMES:
+            log.warning("%s from %r on %s ignored: the session carries the agent protocol", wire.name, wire.client_id,
+                        self._session.core.name)
         elif live and wire.name == names.PROTOCOL_COMMAND:
             task = asyncio.ensure_future(self._serve(wire))
             self._tasks.add(task)
@@ -187,16 +184,23 @@ class _ProtocolThread:
             graph_input = _graph_input(params.get("input"))
         except (ValueError, TypeError, KeyError, NotImplementedError) as error:
             return await self._refuse(command, "invalid_argument", f"unreadable input: {_text(error)}")
-        strategy = params.get("multitask_strategy")
-        policy = STRATEGIES.get(strategy, self._options.on_active) if isinstance(strategy, str) else \
-            self._options.on_active
         async with self._starting:
+            policy = self._policy(params.get("multitask_strategy"))
             if not await take_turn(self._session, command.key, command.wire, policy, self._options.wait_for_active_s):
                 return await self._refuse(command, "invalid_argument", "a run of this thread is active")
             graph_input = await without_reused_ids(self._graph, self._config, graph_input)
             run = await self._start(self._session.run_for_command(command.wire))
         await self._answer(success(command, {"run_id": run.run_id}))
         await self._stream(run, graph_input)
+
+    def _policy(self, strategy: Any) -> ActivePolicy:
+        """The double-texting policy of a `run.start`. A run its user just stopped is not in the way: the SDK sends
+        the next input at once, while the cancelled run is still ending, so that input waits for it."""
+        session = self._session
+        if all(session.stopping(run_id) for run_id in session.active_runs()):
+            return "queue"
+        return STRATEGIES.get(strategy, self._options.on_active) if isinstance(strategy, str) else \
+            self._options.on_active
 
     async def _input_respond(self, command: ProtocolCommand) -> None:
         try:

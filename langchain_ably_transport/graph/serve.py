@@ -26,7 +26,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Interrupt
 
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
-from ..errors import ErrorCode, RunError
+from ..errors import ConfigurationError, ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
@@ -131,6 +131,11 @@ async def serve_graph(
         run_config = thread_config(config, invocation.session_name)
         if on_lost == "adopt":
             await _adopt_lost_runs(session, graph, run_config, options, max_adoptions)
+        if carried := sorted(session.core.names_seen & names.PROTOCOL_NAMES):
+            error = ConfigurationError(f"session {invocation.session_name!r} carries the agent protocol (it holds "
+                                       f"{carried[0]} messages); one codec serves a session: use serve_thread")
+            log.warning("invocation %s refused: %s", invocation.input_event_id, error)
+            return GraphRunResult("rejected", "", error=error)
         try:
             run = await session.create_run(invocation, timeout=trigger_timeout_s)
         except RunError as error:  # no such input on the session (a stale or made-up invocation): nothing to answer

@@ -210,6 +210,11 @@ class AgentSession:
         return [node.key for node in self.core.tree.nodes.values()
                 if _from_agent(node) and node.key != besides and node.status == names.RunStatus.ACTIVE]
 
+    def stopping(self, run_id: str) -> bool:
+        """Whether `run_id` runs here and has been cancelled, but has not ended yet."""
+        run = self._runs.get(run_id)
+        return run is not None and run.cancelled.is_set() and not run.ended
+
     def suspended_runs(self) -> list[str]:
         """The runs an agent started that wait on the client (an `interrupt()`), oldest first."""
         return [node.key for node in self.core.tree.nodes.values()

@@ -103,6 +103,7 @@ class SessionCore:
         self._initial_pages = history_pages
         self._history: AsyncIterator[list[Any]] | None = None
         self._log: list[WireMessage] = []
+        self.names_seen: set[str] = set()  # what the session carries (a codec's layer refuses the other codec's)
         self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
         self._presence = client.channels.get(LIVENESS_CHANNEL).presence
@@ -253,6 +254,8 @@ class SessionCore:
                 log.exception("a listener of %s failed on %s %s", self.name, wire.name, wire.serial)
 
     def _apply(self, wire: WireMessage, events: list[DecodedEvent]) -> None:
+        if wire.name is not None:
+            self.names_seen.add(wire.name)
         try:
             self.tree.apply(wire, events)
         except Exception:  # as in `_decode`: a hostile message is skipped, never fatal

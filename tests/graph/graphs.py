@@ -27,8 +27,8 @@ def chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> Any:
     return chat_builder(lambda state: next(texts), delay=delay).compile(checkpointer=saver)
 
 
-def chat_builder(reply: Callable[[MessagesState], str], *, delay: float = 0.0) -> StateGraph:
-    """START -> chat -> END, uncompiled; `chat` streams `reply(state)` word by word, `delay` seconds apart."""
+def chat_node(reply: Callable[[MessagesState], str], *, delay: float = 0.0) -> Callable[..., Any]:
+    """A node that streams `reply(state)` word by word, `delay` seconds apart."""
 
     async def chat(state: MessagesState) -> dict[str, Any]:
         model = GenericFakeChatModel(messages=iter([AIMessage(content=reply(state))]))
@@ -38,8 +38,13 @@ def chat_builder(reply: Callable[[MessagesState], str], *, delay: float = 0.0) -
             await asyncio.sleep(delay)
         return {"messages": [last]}
 
+    return chat
+
+
+def chat_builder(reply: Callable[[MessagesState], str], *, delay: float = 0.0) -> StateGraph:
+    """START -> chat -> END, uncompiled; `chat` streams `reply(state)` word by word, `delay` seconds apart."""
     graph = StateGraph(MessagesState)
-    graph.add_node("chat", chat)
+    graph.add_node("chat", chat_node(reply, delay=delay))
     graph.add_edge(START, "chat")
     graph.add_edge("chat", END)
     return graph
@@ -161,4 +166,48 @@ def nested_chat_graph(saver: AblySaver, *replies: str, delay: float = 0.0) -> An
     graph.add_node("researcher", chat_graph(None, *replies, delay=delay))  # type: ignore[arg-type]
     graph.add_edge(START, "researcher")
     graph.add_edge("researcher", END)
+    return graph.compile(checkpointer=saver)
+
+
+class PacedChatModel(BaseChatModel):
+    """Streams `reply` word by word, `delay` seconds apart, from `ainvoke` too: LangGraph's v3 stream (what the
+    agent-protocol codec reads) streams a model's tokens when a node invokes it, not when it iterates `astream`."""
+
+    reply: str
+    delay: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "paced-script"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
+
+    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                       **kwargs: Any) -> Any:
+        for i, word in enumerate(self.reply.split(" ")):
+            await asyncio.sleep(self.delay)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0 else f" {word}"))
+
+
+def protocol_graph(saver: Any, reply: str = "Happy to help with that.", *, delay: float = 0.0,
+                   approve: bool = False) -> Any:
+    """START -> chat (streams `reply` word by word, `delay` s apart) [-> approve (interrupt) -> END]: what the
+    agent-protocol tests serve; `approve` asks the user, and answers with the answer it got."""
+    model = PacedChatModel(reply=reply, delay=delay)
+
+    async def chat(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def approval(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"Answer received: {interrupt({'question': 'Go ahead?'})}.")]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chat", chat)
+    graph.add_edge(START, "chat")
+    if approve:
+        graph.add_node("approve", approval)
+        graph.add_edge("chat", "approve")
+    graph.add_edge("approve" if approve else "chat", END)
     return graph.compile(checkpointer=saver)
