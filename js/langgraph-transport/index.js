@@ -19,6 +19,7 @@ const RUN_ID = 'run-id';
 const RUN_REASON = 'run-reason';
 const ERROR_MESSAGE = 'error-message';
 const HISTORY_PAGE = 100;
+const AGENT_NAMES = new Set([RESPONSE, EVENTS, RUN_END]);
 const CHANNELS = new Map([
   ['values', 'values'], ['checkpoints', 'checkpoints'], ['updates', 'updates'], ['messages', 'messages'],
   ['tools', 'tools'], ['lifecycle', 'lifecycle'], ['input.requested', 'input'], ['input.answered', 'input'],
@@ -208,11 +209,13 @@ export class AblyAgentServerAdapter {
   }
 
   #take(message, live) {
-    if (message.name === RESPONSE && live && this.#believed(message)) {
+    if (AGENT_NAMES.has(message.name) && !this.#believed(message)) {
+      console.warn(`ignored ${message.name} from ${message.clientId}: not a trusted agent of thread ${this.threadId}`);
+    } else if (message.name === RESPONSE && live) {
       this.#waiting.get(transportOf(message)[KEY])?.(message.data);
-    } else if (message.name === EVENTS && this.#believed(message)) {
+    } else if (message.name === EVENTS) {
       for (const event of this.#reader.read(message)) this.#add(event);
-    } else if (message.name === RUN_END && this.#believed(message)) {
+    } else if (message.name === RUN_END) {
       this.#endedWithoutTerminal(transportOf(message));
     }
   }

@@ -39,7 +39,7 @@ class ProtocolClient:
             pieces = self.parts.setdefault(wire.transport[names.HEADER_EVENT_ID], [])
             pieces.append(wire.data)
             if len(pieces) == int(wire.transport[names.HEADER_PARTS]):
-                self.events.append(json.loads("".join(pieces)))
+                self.events.append(json.loads("".join(self.parts.pop(wire.transport[names.HEADER_EVENT_ID]))))
         elif wire.name == names.PROTOCOL_EVENTS:
             self.events += wire.data["events"]
         self.changed.set()
