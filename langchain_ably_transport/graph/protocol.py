@@ -190,7 +190,8 @@ class _ProtocolThread:
                 return await self._refuse(command, "invalid_argument", "a run of this thread is active")
             graph_input = await without_reused_ids(self._graph, self._config, graph_input)
             run = await self._start(self._session.run_for_command(command.wire))
-        await self._answer(success(command, {"run_id": run.run_id}))
+        with attributed_to(run.run_id):  # the answer is part of what the turn costs
+            await self._answer(success(command, {"run_id": run.run_id}))
         await self._stream(run, graph_input)
 
     def _policy(self, strategy: Any) -> ActivePolicy:
@@ -217,7 +218,8 @@ class _ProtocolThread:
             if not await self._session.allows("resume", suspended[-1], command.wire):
                 return await self._refuse(command, "permission_denied", "only the run's owner may answer it")
             run = await self._start(self._session.run_for_command(command.wire, resumes=suspended[-1]))
-        await self._answer(success(command))
+        with attributed_to(run.run_id):
+            await self._answer(success(command))
         resume = Command(resume=answers, update=command.params.get("update"), goto=_goto(command.params.get("goto")))
         await self._stream(run, resume, answered=answers)
 

@@ -191,23 +191,49 @@ class PacedChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word if i == 0 else f" {word}"))
 
 
-def protocol_graph(saver: Any, reply: str = "Happy to help with that.", *, delay: float = 0.0,
-                   approve: bool = False) -> Any:
-    """START -> chat (streams `reply` word by word, `delay` s apart) [-> approve (interrupt) -> END]: what the
-    agent-protocol tests serve; `approve` asks the user, and answers with the answer it got."""
+def _paced_node(reply: str, delay: float = 0.0) -> Callable[..., Any]:
     model = PacedChatModel(reply=reply, delay=delay)
 
     async def chat(state: MessagesState) -> dict[str, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
+    return chat
+
+
+def protocol_graph(saver: Any, reply: str = "Happy to help with that.", *, delay: float = 0.0,
+                   approve: bool = False) -> Any:
+    """START -> chat (streams `reply` word by word, `delay` s apart) [-> approve (interrupt) -> END]: what the
+    agent-protocol tests serve; `approve` asks the user, and answers with the answer it got."""
     def approval(state: MessagesState) -> dict[str, Any]:
         return {"messages": [AIMessage(content=f"Answer received: {interrupt({'question': 'Go ahead?'})}.")]}
 
     graph = StateGraph(MessagesState)
-    graph.add_node("chat", chat)
+    graph.add_node("chat", _paced_node(reply, delay))
     graph.add_edge(START, "chat")
     if approve:
         graph.add_node("approve", approval)
         graph.add_edge("chat", "approve")
     graph.add_edge("approve" if approve else "chat", END)
     return graph.compile(checkpointer=saver)
+
+
+def protocol_subgraph_graph(saver: Any) -> Any:
+    """START -> research (a subgraph whose node streams "Found it.") -> answer (streams the answer) -> END."""
+    research = StateGraph(MessagesState)
+    research.add_node("search", _paced_node("Found it."))
+    research.add_edge(START, "search")
+    research.add_edge("search", END)
+    graph = StateGraph(MessagesState)
+    graph.add_node("research", research.compile())
+    graph.add_node("answer", _paced_node("Here is the answer."))
+    graph.add_edge(START, "research")
+    graph.add_edge("research", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=saver)
+
+
+def protocol_tool_agent(saver: Any) -> Any:
+    """`create_agent` calling `deploy` once, then quoting its answer."""
+    from langchain.agents import create_agent
+
+    return create_agent(DeployModel(), [deploy], checkpointer=saver)

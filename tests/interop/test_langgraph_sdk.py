@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ from ably.types.message import Message
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from langchain_ably_transport import AblySaver
+from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_thread
 from langchain_ably_transport.wire import names
 
-from ..graph.graphs import PacedChatModel, protocol_graph
+from ..graph.graphs import PacedChatModel, protocol_graph, protocol_subgraph_graph, protocol_tool_agent
 from ..graph.protocol_client import ProtocolClient
 
 DEVICE = Path(__file__).resolve().parent.parent / "js" / "langgraph" / "device.mjs"
@@ -189,6 +190,21 @@ async def test_a_reload_hydrates_from_the_channel_and_an_interrupt_can_still_be_
             assert later.ready["state"]["interrupts"] == []
 
 
+async def test_tool_calls_and_subgraphs_reach_the_page(server, clients):
+    thread = thread_name()
+    async with agent(clients, thread, protocol_tool_agent), device(server, thread) as front_end:
+        await front_end.op("submit", text="Deploy it")
+        done = await front_end.shows("Done: deployed to prod.")
+        assert [(t["name"], t["status"]) for t in done["toolCalls"]] == [("deploy", "finished")]
+        assert "deployed to prod" in json.dumps(done["toolCalls"][0]["output"])
+    thread = thread_name()
+    async with agent(clients, thread, protocol_subgraph_graph), device(server, thread) as front_end:
+        await front_end.op("submit", text="Research it")
+        done = await front_end.shows("Here is the answer.")
+        assert [(g["nodeName"], g["status"]) for g in done["subgraphs"]] == [("research", "complete")]
+        assert [text for kind, text in texts(done) if kind == "ai"] == ["Found it.", "Here is the answer."]
+
+
 def cancellable_graph(saver: AblySaver, cancelled_at: list[float]) -> Any:
     """START -> chat (streams an endless reply) -> END; records when the graph's task is cancelled."""
 
@@ -226,29 +242,32 @@ async def test_stop_cancels_the_graph_through_the_channel(server, clients):
             assert cancelled_at[turn] - asked < 2.0  # the p99 figure is measured in benchmarks/langgraph_protocol.py
 
 
+async def start_agent(server: Any, thread: str, reply: str = "Deploying now.", delay: float = 0.0,
+                      approve: bool = True) -> asyncio.subprocess.Process:
+    """`tests/graph/protocol_agent.py` serving `thread`, once it says it is ready."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.graph.protocol_agent", server.url, server.key, thread, reply, str(delay),
+        "1" if approve else "0", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert line.strip() == b"ready", line
+    return process
+
+
+async def stop_agent(process: asyncio.subprocess.Process) -> None:
+    process.terminate()
+    await asyncio.wait_for(process.wait(), 30)
+
+
 async def test_a_resume_is_served_by_a_fresh_process(server):
     thread = thread_name()
-
-    async def start_agent() -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.graph.protocol_agent", server.url, server.key, thread, "Deploying now.", "0",
-            "1", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert line.strip() == b"ready", (line, await process.stderr.read() if process.stderr else b"")
-        return process
-
-    async def stop_agent(process: asyncio.subprocess.Process) -> None:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 30)
-
-    first = await start_agent()
+    first = await start_agent(server, thread)
     try:
         async with device(server, thread) as front_end:
             await front_end.op("submit", text="Deploy?")
             await front_end.wait("interrupt")
             await stop_agent(first)
-            second = await start_agent()  # nothing in memory: the thread is on the channel
+            second = await start_agent(server, thread)  # nothing in memory: the thread is on the channel
             try:
                 await front_end.op("respond", response="yes")
                 done = await front_end.shows("Answer received: yes.")
@@ -285,3 +304,33 @@ async def test_the_transport_declarations_fit_the_sdk_types():
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, out.decode()
+
+
+LEAVE_DELAY_S = 1.0  # Ably's is 15 s; short here, so that a crash shows within seconds
+
+
+@pytest.fixture(scope="module")
+def crash_server() -> Iterator[Any]:
+    with spawn(args=["--inbound-rate", "0", "--presence-leave-delay", str(LEAVE_DELAY_S)]) as running:
+        yield running
+
+
+async def test_a_run_whose_agent_is_killed_fails_on_the_page_instead_of_hanging(crash_server):
+    thread = thread_name()
+    endless = " ".join(f"w{i}" for i in range(5000))
+    doomed = await start_agent(crash_server, thread, endless, delay=0.02, approve=False)
+    try:
+        async with device(crash_server, thread) as front_end:
+            await front_end.op("submit", text="Talk forever")
+            await front_end.wait("tokens")
+            doomed.kill()  # kill -9: no lifecycle, no presence leave of its own
+            await doomed.wait()
+            survivor = await start_agent(crash_server, thread, approve=False)  # it ends the lost run
+            try:
+                failed = await front_end.wait("error", ms=20000)
+                assert "agent lost" in failed["error"]
+            finally:
+                await stop_agent(survivor)
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()

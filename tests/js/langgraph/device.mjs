@@ -5,7 +5,7 @@
 //      TRUSTED (an agent clientId whose events are believed; default: anyone's), BINARY (0 for JSON; default 1).
 // stdin: one JSON op per line; stdout: one JSON answer per op (and nothing else), {"failed": "..."} when it fails.
 //   {"op":"submit","text":"hi"}                  start a run (not awaited)          -> {"submitted":true}
-//   {"op":"wait","for":"idle|loading|interrupt|tokens|text","text"?,"ms":10000}    -> the state once it holds
+//   {"op":"wait","for":"idle|loading|interrupt|tokens|error|text","text"?,"ms":10000} -> the state once it holds
 //     (`text`: not loading, no interrupt pending, and the newest message reads `text`. The SDK may end loading a
 //     moment before a run's last events land, as the terminal comes on its lifecycle stream too: wait for what
 //     the page must show.)
@@ -61,6 +61,9 @@ function state() {
     isLoading: s.isLoading,
     error: s.error ? String(s.error.message ?? s.error) : null,
     partialTexts: texts.size,
+    toolCalls: (s.toolCalls ?? []).map((t) => ({ name: t.name, status: t.status, output: t.output ?? null })),
+    subgraphs: [...controller.subgraphStore.getSnapshot().values()]
+      .map((g) => ({ nodeName: g.nodeName, namespace: g.namespace, status: g.status })),
   };
 }
 
@@ -69,6 +72,7 @@ const conditions = {
   loading: (s) => s.isLoading,
   interrupt: (s) => !s.isLoading && s.interrupts.length > 0,
   tokens: (s) => s.partialTexts > 1,
+  error: (s) => !s.isLoading && s.error !== null,
   text: (s, op) => !s.isLoading && s.interrupts.length === 0 && s.messages.at(-1)?.text === op.text,
 };
 
