@@ -25,7 +25,6 @@ from ably import AblyRealtime
 from langchain_core._api import LangChainBetaWarning
 from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
-from langgraph.stream import CheckpointsTransformer, TasksTransformer, UpdatesTransformer
 from langgraph.types import Command, Durability, Send
 
 from ..codec.agent_protocol import (
@@ -55,11 +54,11 @@ from .turns import ActivePolicy, stopping, store_waiting_writes, take_turn, thre
 
 log = logging.getLogger(__name__)
 
-TRANSFORMERS = (UpdatesTransformer, CheckpointsTransformer, TasksTransformer)
 STRATEGIES: dict[str, ActivePolicy] = {"reject": "reject", "interrupt": "interrupt", "rollback": "interrupt",
                                        "enqueue": "queue"}
 ECHO_WAIT_S = 5.0  # how long a started run waits to see its own lifecycle folded, before the next command
 MAX_ERROR_TEXT = 500
+CLOSE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -133,9 +132,15 @@ class _ProtocolThread:
         self._seq = itertools.count((self._last_seq or 0) + 1)
 
     async def close(self) -> None:
+        """Stop hearing commands, and let those in hand finish: a streaming run ends as `stop` makes it. One still
+        waiting its turn after `CLOSE_WAIT_S` (a queued `run.start`) is dropped unanswered; its client times out."""
         self._session.core.unlisten(self._on_message)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self._tasks:
+            return
+        _, waiting = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT_S)
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
 
     def _on_message(self, wire: WireMessage, events: list[Any], live: bool) -> None:
         if wire.name == names.PROTOCOL_EVENTS and (last := _int(wire.transport.get(names.HEADER_LAST_SEQ))) is not None:
@@ -271,10 +276,12 @@ class _ProtocolThread:
                       batcher: EventBatcher) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LangChainBetaWarning)  # v3 is experimental; the codec pins what it reads
-            stream = await self._graph.astream_events(graph_input, config, version="v3", transformers=TRANSFORMERS,
+            stream = await self._graph.astream_events(graph_input, config, version="v3",
+                                                      transformers=normalizer.transformers(),
                                                       durability=self._options.durability)
         async for raw in stream:
             batcher.add(normalizer.normalize(raw))
+        batcher.add(normalizer.flush())
 
     async def _finish(self, run: Run, batcher: EventBatcher, outcome: str, error: str | None) -> None:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from langchain_core.language_models._compat_bridge import message_to_events
 from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.stream import StreamTransformer
 from langgraph.types import Interrupt
 from pydantic import BaseModel
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 LIFECYCLE_KEYS = ("event", "graph_name", "cause", "error", "checkpoint")
+TASK_KEYS = ("id", "name", "triggers", "error", "interrupts")  # a task's input and result are in `values`/`updates`
 ROOT: list[str] = []
 
 
@@ -45,6 +47,7 @@ class EventNormalizer:
     def __init__(self, graph_name: str) -> None:
         self.graph_name = graph_name
         self._asked: dict[str, Any] = {}
+        self._tasks: list[Mapping[str, Any]] = []
 
     @property
     def interrupts(self) -> dict[str, Any]:
@@ -67,7 +70,28 @@ class EventNormalizer:
             data["error"] = error
         return event("lifecycle", ROOT, data)
 
+    def transformers(self) -> list[Any]:
+        """What the v3 stream needs besides its defaults: `updates` and `checkpoints`, and a tap on `tasks`."""
+        from langgraph.stream import CheckpointsTransformer, UpdatesTransformer
+
+        return [UpdatesTransformer, CheckpointsTransformer, lambda scope: _TaskTap(scope, self._tasks)]
+
     def normalize(self, raw: Mapping[str, Any]) -> list[Event]:
+        """`raw` as protocol events, after the tasks that started or ended before it."""
+        tasks, self._tasks[:] = list(self._tasks), []
+        return [*(self._event(task) for task in tasks), *self._normalized(raw)]
+
+    def flush(self) -> list[Event]:
+        """The tasks tapped since the last event (the last ones of a run)."""
+        return self.normalize({})
+
+    def _event(self, task: Mapping[str, Any]) -> Event:
+        params = task.get("params") or {}
+        data = params.get("data") if isinstance(params.get("data"), Mapping) else {}
+        return event("tasks", params.get("namespace") or [], {k: to_json(data[k]) for k in TASK_KEYS if k in data},
+                     timestamp=params.get("timestamp"))
+
+    def _normalized(self, raw: Mapping[str, Any]) -> list[Event]:
         method = raw.get("method")
         params = raw.get("params") or {}
         namespace = list(params.get("namespace") or [])
@@ -88,9 +112,10 @@ class EventNormalizer:
                           timestamp=timestamp)]
         if method == "checkpoints" and isinstance(data, Mapping):
             return [event("checkpoints", namespace, _checkpoint(data), timestamp=timestamp)]
-        if method in ("tools", "tasks", "custom") or (isinstance(method, str) and method.startswith("custom:")):
+        if method in ("tools", "custom") or (isinstance(method, str) and method.startswith("custom:")):
             return [event(method, namespace, to_json(data), timestamp=timestamp)]
-        log.debug("v3 event %r not mapped to the protocol", method)
+        if method is not None:
+            log.debug("v3 event %r not mapped to the protocol", method)
         return []
 
     def _requested(self, namespace: list[str], interrupts: Iterable[Any]) -> list[Event]:
@@ -101,6 +126,25 @@ class EventNormalizer:
                 self._asked[interrupt.id] = payload = to_json(interrupt.value)
                 asked.append(event("input.requested", namespace, {"interrupt_id": interrupt.id, "payload": payload}))
         return asked
+
+
+class _TaskTap(StreamTransformer):
+    """LangGraph's v3 stream turns `tasks` events into subgraph lifecycle and keeps them off its main log: this keeps
+    a copy of each, at the root scope (which sees every namespace), for the protocol's `tasks` channel."""
+
+    required_stream_modes = ("tasks",)
+
+    def __init__(self, scope: tuple[str, ...], sink: list[Mapping[str, Any]]) -> None:
+        super().__init__(scope)
+        self._sink = sink if not scope else None
+
+    def init(self) -> dict[str, Any]:
+        return {}
+
+    def process(self, event: Any) -> bool:
+        if self._sink is not None and event.get("method") == "tasks":
+            self._sink.append(event)
+        return True
 
 
 def _message_events(data: Any) -> list[Any]:

@@ -10,7 +10,6 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.stream import CheckpointsTransformer, UpdatesTransformer
 from langgraph.types import Command, interrupt
 
 from examples._fake_models import ScriptedChatModel, ScriptedToolModel
@@ -22,11 +21,11 @@ async def normalized(graph: Any, graph_input: Any, thread: str = "t") -> list[di
     config = {"configurable": {"thread_id": thread}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = await graph.astream_events(graph_input, config, version="v3",
-                                         transformers=[UpdatesTransformer, CheckpointsTransformer])
+        run = await graph.astream_events(graph_input, config, version="v3", transformers=normalizer.transformers())
     events = [normalizer.running()]
     async for raw in run:
         events += normalizer.normalize(raw)
+    events += normalizer.flush()
     for item in events:
         json.dumps(item, allow_nan=False)  # every event is JSON as it stands
     return events
@@ -94,6 +93,19 @@ async def test_updates_and_checkpoints_take_the_protocol_shapes() -> None:
     checkpoints = [e["params"]["data"] for e in of(events, "checkpoints") if e["params"]["namespace"] == []]
     assert checkpoints[0]["source"] == "input" and checkpoints[0]["step"] == -1
     assert checkpoints[1]["parent_id"] == checkpoints[0]["id"]
+
+
+@pytest.mark.asyncio
+async def test_tasks_are_told_in_their_namespace_without_their_inputs() -> None:
+    events = await normalized(chat_then_approve(), {"messages": [HumanMessage("hi")]})
+    tasks = of(events, "tasks")
+    root = [e["params"]["data"] for e in tasks if e["params"]["namespace"] == []]
+    assert [t["name"] for t in root if "triggers" in t] == ["chat", "sub"]  # each task's start
+    assert any(t["name"] == "chat" and t.get("error") is None and "triggers" not in t for t in root)  # its result
+    nested = [e for e in tasks if e["params"]["namespace"]]
+    assert any(e["params"]["namespace"][0].startswith("sub:") and e["params"]["data"]["name"] == "approve"
+               for e in nested)
+    assert all("input" not in e["params"]["data"] and "result" not in e["params"]["data"] for e in tasks)
 
 
 @pytest.mark.asyncio
