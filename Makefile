@@ -6,6 +6,8 @@ PY_READY := $(VENV)/.installed
 JS_READY := tests/js/node_modules/.installed
 # examples/web: its JS dependencies (SDKs, esbuild, playwright-core) and the Chromium tests/web drives.
 WEB_READY := examples/web/node_modules/.installed
+# examples/langgraph-web: React's useStream on js/langgraph-transport (its JS packages, esbuild, playwright-core).
+LANGGRAPH_WEB_READY := examples/langgraph-web/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint bench devserver
@@ -13,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 demo: $(PY_READY)
 	$(BIN)/python examples/quickstart.py
 
-test: $(PY_READY) $(JS_READY) $(WEB_READY) $(CHROMIUM)
+test: $(PY_READY) $(JS_READY) $(WEB_READY) $(LANGGRAPH_WEB_READY) $(CHROMIUM)
 	$(BIN)/ruff check langchain_ably_transport tests benchmarks examples
 	$(BIN)/python -m pytest -n 2
 
@@ -47,6 +49,10 @@ $(JS_READY): tests/js/package-lock.json
 
 $(WEB_READY): examples/web/package-lock.json
 	npm ci --prefix examples/web --no-audit --no-fund
+	touch $@
+
+$(LANGGRAPH_WEB_READY): examples/langgraph-web/package-lock.json
+	npm ci --prefix examples/langgraph-web --no-audit --no-fund
 	touch $@
 
 # Debian's chromium (root, as in CI); the file itself is the stamp. Elsewhere, install Chromium yourself and set

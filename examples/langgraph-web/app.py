@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -70,7 +71,7 @@ SOURCES = (PAGE / "main.jsx", HERE.parents[1] / "js" / "langgraph-transport" / "
 log = logging.getLogger("examples.langgraph_web")
 
 AGENT_CLIENT_ID = "agent"
-READY_TIMEOUT_S = 15.0  # the transport waits as long for an answer to a command
+READY_TIMEOUT_S = 15.0  # as long as the transport waits for the answer to a command (commandTimeoutMs)
 THREAD_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # the page makes a uuid
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 SYSTEM = ("system", "You are a concise assistant that explains durable agent sessions.")
@@ -80,9 +81,9 @@ REPLIES = [
     "runs the graph, and publishes the protocol's events back in batches, so every token you see arrived over "
     "Ably. Reload the page: the conversation comes back from the channel's history.",
     "Press Stop while I stream: useStream cancels the run, and the transport publishes that cancel on the "
-    "channel, where the agent hears it and cancels the graph's task. The thread's checkpoint stays as it was "
-    "before this answer, so the conversation can carry on from there, in this tab or in any other one that "
-    "opens the same thread, and nothing of the cancelled answer is kept.",
+    "channel, where the agent hears it and cancels the graph's task. The thread keeps your question, and the "
+    "conversation carries on from there, in this tab or in any other one that opens the same thread; "
+    "nothing of the cancelled answer is kept.",
     "Open this page's URL in a second tab: both follow the same thread, live and from history, and either can "
     "stop my runs.",
 ]
@@ -316,7 +317,9 @@ def main() -> None:
         app = make_app(key, endpoint or "")
     except ConfigurationError as error:  # a key or endpoint out of shape: say what is expected, no traceback
         raise SystemExit(str(error)) from None
-    asyncio.run(serve(app, args.host, args.port))
+    # uvicorn raises the SIGINT it handled again once it has shut down (the threads stopped): no traceback for it.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(app, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -125,8 +125,10 @@ function safeParse(text) {
   }
 }
 
+/** 16 random hex digits (`getRandomValues` works on plain-http pages, where `randomUUID` does not exist). */
 function randomId() {
-  return globalThis.crypto.randomUUID().replaceAll('-', '').slice(0, 16);
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0'))
+    .join('');
 }
 
 /**
@@ -148,7 +150,10 @@ export class AblyAgentServerAdapter {
   #seen = new Set();
   #streams = new Set();
   #waiting = new Map();
-  #listener = (message) => (this.#held ? this.#held.push(message) : this.#take(message, true));
+  #listener = (message) => (this.#held ? this.#held.push(message) : this.#take(message));
+  #onAttached = (change) => {
+    if (!change.resumed && this.#held === null && this.#channel) this.#recover();
+  };
 
   /**
    * @param {object} options
@@ -173,10 +178,17 @@ export class AblyAgentServerAdapter {
     this.threadId = threadId;
   }
 
-  /** Attach, then read history back to the start of the thread's newest run: what every stream replays first. */
+  /**
+   * Attach, then read history back to the start of the thread's newest run: what every stream replays first. An
+   * open that fails is tried again by the next call.
+   */
   open() {
     if (!this.threadId) return Promise.reject(new Error('no thread id: pass `threadId`, or let the SDK bind one'));
-    this.#opening ??= this.#attach();
+    this.#opening ??= this.#attach().catch((error) => {
+      this.#channel?.unsubscribe(this.#listener);
+      this.#channel = this.#opening = this.#held = null;
+      throw error;
+    });
     return this.#opening;
   }
 
@@ -184,18 +196,45 @@ export class AblyAgentServerAdapter {
     const channel = this.#channel = this.#realtime.channels.get(this.#channelName(this.threadId));
     this.#held = [];
     await channel.subscribe(this.#listener);
+    this.#older = await this.#backfill(channel);
+    channel.on('attached', this.#onAttached);
+  }
+
+  /**
+   * Fold history before the attach point back to the newest run's start, or to an event already folded, then
+   * what arrived live meanwhile (held until then): no gap, no duplicate. The page that goes on further back.
+   */
+  async #backfill(channel) {
     const newestFirst = [];
     let page = await channel.history({ untilAttach: true, limit: HISTORY_PAGE });
     while (page) {
       newestFirst.push(...page.items);
-      if (page.items.some((m) => m.name === EVENTS && this.#startsRun(m)) || !page.hasNext()) break;
+      if (page.items.some((m) => m.name === EVENTS && this.#reaches(m)) || !page.hasNext()) break;
       page = await page.next();
     }
-    this.#older = page?.hasNext() ? page : null;
-    for (const message of newestFirst.reverse()) this.#take(message, false);
+    for (const message of newestFirst.reverse()) this.#take(message);
     const held = this.#held;
     this.#held = null;
-    for (const message of held) this.#take(message, true);
+    for (const message of held) this.#take(message);
+    return page?.hasNext() ? page : null;
+  }
+
+  /** The channel re-attached without continuity (offline past Ably's 2-minute resume window): read what it missed. */
+  #recover() {
+    const channel = this.#channel;
+    this.#held = [];
+    this.#backfill(channel).catch((error) => {
+      console.warn(`thread ${this.threadId}: events missed while detached could not be read: ${error?.message}`);
+      const held = this.#held ?? [];
+      this.#held = null;
+      for (const message of held) this.#take(message);
+    });
+  }
+
+  /** Whether `message` starts the newest run, or holds an event already folded: history need go no further. */
+  #reaches(message) {
+    const data = typeof message.data === 'string' ? undefined : message.data;
+    return this.#startsRun(message) || (data?.events ?? []).some((e) => this.#seen.has(e?.event_id));
   }
 
   #startsRun(message) {
@@ -208,10 +247,10 @@ export class AblyAgentServerAdapter {
     return !this.#trusted || this.#trusted.has(message.clientId);
   }
 
-  #take(message, live) {
+  #take(message) {
     if (AGENT_NAMES.has(message.name) && !this.#believed(message)) {
       console.warn(`ignored ${message.name} from ${message.clientId}: not a trusted agent of thread ${this.threadId}`);
-    } else if (message.name === RESPONSE && live) {
+    } else if (message.name === RESPONSE) {  // an answer read from history (after a gap) counts as well
       this.#waiting.get(transportOf(message)[KEY])?.(message.data);
     } else if (message.name === EVENTS) {
       for (const event of this.#reader.read(message)) this.#add(event);
@@ -354,6 +393,7 @@ export class AblyAgentServerAdapter {
     this.#seen = new Set();
     this.#reader = new EventReader();
     if (!channel) return;
+    channel.off('attached', this.#onAttached);
     channel.unsubscribe(this.#listener);
     await channel.detach().catch(() => {});
   }

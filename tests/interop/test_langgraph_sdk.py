@@ -190,6 +190,24 @@ async def test_a_reload_hydrates_from_the_channel_and_an_interrupt_can_still_be_
             assert later.ready["state"]["interrupts"] == []
 
 
+async def test_a_device_that_lost_continuity_reads_what_it_missed(server, clients):
+    thread = thread_name()
+    async with agent(clients, thread, lambda saver: protocol_graph(saver, "First answer.")), \
+            device(server, thread) as away, device(server, thread) as other:
+        await away.op("submit", text="first")
+        await away.shows("First answer.")
+        await away.op("detach")  # as a device offline past Ably's resume window finds itself
+        await other.op("submit", text="second")
+        await other.shows("First answer.")  # the same scripted answer, for the second question
+        await away.op("attach")  # attached without continuity: the transport reads history it missed
+        shown = await away.wait("idle")
+        deadline = time.monotonic() + 10
+        while [t for _, t in texts(shown)] != ["first", "First answer.", "second", "First answer."]:
+            assert time.monotonic() < deadline, texts(shown)
+            await asyncio.sleep(0.1)
+            shown = await away.op("state")
+
+
 async def test_tool_calls_and_subgraphs_reach_the_page(server, clients):
     thread = thread_name()
     async with agent(clients, thread, protocol_tool_agent), device(server, thread) as front_end:

@@ -13,6 +13,8 @@
 //   {"op":"stop"}                               stop() the running run              -> {"stopped":true}
 //   {"op":"state"}                               the state now                       -> {values, messages, ...}
 //   {"op":"events"}                              every event seen, in order          -> {"events":[{event_id, method}]}
+//   {"op":"detach"} / {"op":"attach"}            the thread's channel, as a long time offline would leave it
+//                                                (a re-attach without continuity)    -> {"detached"|"attached":true}
 //   {"op":"close"}                               dispose, close the client and exit  -> {"closed":true}
 import readline from 'node:readline';
 
@@ -112,6 +114,12 @@ async function run(op) {
       return state();
     case 'events':
       return { events: seen.map((e) => ({ event_id: e.event_id, seq: e.seq, method: e.method })) };
+    case 'detach':
+      await client.channels.get(thread).detach();
+      return { detached: true };
+    case 'attach':
+      await client.channels.get(thread).attach();
+      return { attached: true };
     case 'close':
       await controller.dispose();
       await closeAll(client);
