@@ -9,21 +9,24 @@ the shape of a real tool-calling turn, enough for `create_agent` and its middlew
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langgraph.graph import END, START, MessagesState, StateGraph
 
 
-def chat_model(*replies: str, in_call_order: bool = False) -> BaseChatModel:
+def chat_model(*replies: str, in_call_order: bool = False, delay: float = 0.0) -> BaseChatModel:
     """`ChatOpenAI` when OPENAI_API_KEY is set and `langchain-openai` is installed, else a scripted model:
-    by default `ScriptedChatModel` (the reply follows the conversation's turn); `in_call_order=True` answers
-    successive calls with successive replies, for chains that send each question on its own."""
+    by default `ScriptedChatModel` (the reply follows the conversation's turn, streamed `delay` seconds a word);
+    `in_call_order=True` answers successive calls with successive replies, for chains that send each question on
+    its own."""
     if os.environ.get("OPENAI_API_KEY"):
         try:
             from langchain_openai import ChatOpenAI
@@ -33,7 +36,7 @@ def chat_model(*replies: str, in_call_order: bool = False) -> BaseChatModel:
             pass
     if in_call_order:
         return GenericFakeChatModel(messages=iter([AIMessage(content=reply) for reply in replies]))
-    return ScriptedChatModel(replies=list(replies))
+    return ScriptedChatModel(replies=list(replies), delay=delay)
 
 
 def tool_calling_model(tool: str, args: dict[str, Any], done_prefix: str = "Done:") -> BaseChatModel:
@@ -49,7 +52,10 @@ def tool_calling_model(tool: str, args: dict[str, Any], done_prefix: str = "Done
 
 
 class _StreamingFake(BaseChatModel):
-    """A chat model whose turn is a list of chunks: `invoke` merges them, `stream` yields them."""
+    """A chat model whose turn is a list of chunks: `invoke` merges them, `stream` yields them, `delay` seconds
+    apart in `astream` (and in `ainvoke` under LangGraph, which streams a node's model calls)."""
+
+    delay: float = 0.0
 
     def _turn(self, messages: list[BaseMessage]) -> list[AIMessageChunk]:
         raise NotImplementedError
@@ -69,6 +75,27 @@ class _StreamingFake(BaseChatModel):
         # LangChain's `stream`/`astream` report each chunk to the callbacks (`on_llm_new_token`) themselves.
         for chunk in self._turn(messages):
             yield ChatGenerationChunk(message=chunk)
+
+    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._turn(messages):
+            await asyncio.sleep(self.delay)
+            yield ChatGenerationChunk(message=chunk)
+
+
+def chat_builder(system: tuple[str, str], *replies: str, delay: float = 0.0) -> StateGraph:
+    """START -> chat -> END, uncompiled: one model pass (`chat_model(*replies, delay=delay)`) over the whole thread,
+    after the `system` message. The node calls `ainvoke`, which LangGraph streams token by token."""
+    model = chat_model(*replies, delay=delay)
+
+    async def chat(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke([system, *state["messages"]])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chat", chat)
+    graph.add_edge(START, "chat")
+    graph.add_edge("chat", END)
+    return graph
 
 
 class ScriptedChatModel(_StreamingFake):

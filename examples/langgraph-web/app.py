@@ -41,16 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
-from _fake_models import ScriptedChatModel
+from _fake_models import chat_builder
 
 from langchain_ably_transport import (
     AblySaver,
@@ -89,44 +87,9 @@ REPLIES = [
 ]
 
 
-class PacedChatModel(ScriptedChatModel):
-    """The scripted model, streamed at a reading pace (`delay` seconds a word) so Stop has time to act.
-
-    LangGraph's v3 stream, which `serve_thread` reads, streams a model's tokens when a node calls `ainvoke`: that
-    call streams through `_astream` because LangGraph listens to the tokens, so the pace goes here."""
-
-    delay: float = 0.04
-
-    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._turn(messages):
-            await asyncio.sleep(self.delay)
-            yield ChatGenerationChunk(message=chunk)
-
-
-def chat_model() -> Any:
-    if os.environ.get("OPENAI_API_KEY"):
-        try:
-            from langchain_openai import ChatOpenAI
-
-            return ChatOpenAI(model="gpt-4o-mini")
-        except ImportError:
-            pass
-    return PacedChatModel(replies=REPLIES)
-
-
 def builder() -> StateGraph:
-    """START -> chat -> END: one model pass over the whole thread."""
-    model = chat_model()
-
-    async def chat(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [await model.ainvoke([SYSTEM, *state["messages"]])]}
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("chat", chat)
-    graph.add_edge(START, "chat")
-    graph.add_edge("chat", END)
-    return graph
+    """START -> chat -> END: one model pass over the whole thread, streamed 0.04 s a word when scripted."""
+    return chat_builder(SYSTEM, *REPLIES, delay=0.04)
 
 
 def channel_of(thread_id: str) -> str:

@@ -28,21 +28,18 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
-from _fake_models import ScriptedChatModel
+from _fake_models import chat_builder
 
 from langchain_ably_transport import ConfigurationError, client_options
 from langchain_ably_transport.server import create_app
@@ -66,41 +63,9 @@ REPLIES = [
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 
 
-class PacedChatModel(ScriptedChatModel):
-    """The scripted model, streamed at a reading pace (`delay` seconds a word) so Cancel has time to act."""
-
-    delay: float = 0.08
-
-    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._turn(messages):
-            await asyncio.sleep(self.delay)
-            yield ChatGenerationChunk(message=chunk)
-
-
-def chat_model() -> Any:
-    if os.environ.get("OPENAI_API_KEY"):
-        try:
-            from langchain_openai import ChatOpenAI
-
-            return ChatOpenAI(model="gpt-4o-mini")
-        except ImportError:
-            pass
-    return PacedChatModel(replies=REPLIES)
-
-
 def builder() -> StateGraph:
-    """START -> chat -> END: one model pass over the whole thread."""
-    model = chat_model()
-
-    async def chat(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [await model.ainvoke([SYSTEM, *state["messages"]])]}
-
-    graph = StateGraph(MessagesState)
-    graph.add_node("chat", chat)
-    graph.add_edge(START, "chat")
-    graph.add_edge("chat", END)
-    return graph
+    """START -> chat -> END: one model pass over the whole thread, streamed 0.08 s a word when scripted."""
+    return chat_builder(SYSTEM, *REPLIES, delay=0.08)
 
 
 def build_bundle() -> None:
