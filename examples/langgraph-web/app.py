@@ -31,8 +31,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,11 +42,12 @@ import uvicorn
 from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import chat_builder
+from _page import build_bundle, page_routes
 
 from langchain_ably_transport import (
     AblySaver,
@@ -62,7 +61,6 @@ from langchain_ably_transport.graph import serve_thread
 
 HERE = Path(__file__).resolve().parent
 PAGE = HERE / "page"
-BUNDLE = PAGE / "bundle.js"
 # What the bundle is built from: the page's script and the transport it imports from the repository.
 SOURCES = (PAGE / "main.jsx", HERE.parents[1] / "js" / "langgraph-transport" / "index.js")
 
@@ -177,39 +175,6 @@ def _report_end(thread_id: str, task: asyncio.Task[None]) -> None:
 
 # --- routes ---
 
-def build_bundle() -> None:
-    """`page/bundle.js`, built by esbuild when it is missing or older than a source (`npm ci` first if needed)."""
-    if BUNDLE.exists() and BUNDLE.stat().st_mtime >= max(source.stat().st_mtime for source in SOURCES):
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SystemExit("building page/bundle.js needs Node.js and npm (https://nodejs.org)")
-    if not (HERE / "node_modules" / "esbuild").is_dir():
-        print("installing the page's JS dependencies (npm ci)…", flush=True)
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-    print("bundling page/main.jsx with esbuild…", flush=True)
-    subprocess.run([npm, "run", "--silent", "build"], cwd=HERE, check=True)
-
-
-async def index(request: Request) -> Response:
-    return FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-async def bundle(request: Request) -> Response:
-    return FileResponse(BUNDLE, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
-
-
-def config_route(options: dict[str, Any]) -> Route:
-    """`/api/config`: `{devServer: {host, port, tls} | null, agentClientId}`."""
-    dev_server = ({"host": options["endpoint"], "port": options.get("tls_port") or options["port"],
-                   "tls": options["tls"]} if "tls" in options else None)
-
-    async def config(request: Request) -> Response:
-        return JSONResponse({"devServer": dev_server, "agentClientId": AGENT_CLIENT_ID})
-
-    return Route("/api/config", config)
-
-
 def token_route(key: str) -> Route:
     """`/api/token`: a JWT for one thread's channel. Demo only: the clientId is the page's choice, save the
     agent's, whose events every page trusts. A real app decides it from its login and checks the thread is the
@@ -248,8 +213,8 @@ def serve_route(agents: Agents) -> Route:
 def make_app(key: str | None, endpoint: str) -> Starlette:
     options = client_options(key, endpoint)  # resolves `local`, and fails here on a key or endpoint out of shape
     agents = Agents(builder(), key, endpoint)
-    routes = [Route("/", index), Route("/bundle.js", bundle), config_route(options), token_route(options["key"]),
-              serve_route(agents), Route("/favicon.ico", lambda request: Response(status_code=204))]
+    routes = [*page_routes(HERE, options, agentClientId=AGENT_CLIENT_ID), token_route(options["key"]),
+              serve_route(agents)]
     return Starlette(routes=routes, lifespan=agents.lifespan)
 
 
@@ -271,7 +236,7 @@ def main() -> None:
     # Warnings from the SDKs; the app's own INFO lines (one per thread). ably-python's INFO lines carry tokens.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    build_bundle()
+    build_bundle(HERE, SOURCES)
     key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
     if not key and not endpoint:
         print("no ABLY_API_KEY: using the embedded dev server (endpoint='local')", flush=True)

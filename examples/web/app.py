@@ -25,28 +25,23 @@ import asyncio
 import logging
 import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import chat_builder
+from _page import build_bundle, page_routes
 
 from langchain_ably_transport import ConfigurationError, client_options
 from langchain_ably_transport.server import create_app
 
 HERE = Path(__file__).resolve().parent
 PAGE = HERE / "page"
-BUNDLE = PAGE / "bundle.js"
 
 log = logging.getLogger("examples.web")
 
@@ -68,44 +63,6 @@ def builder() -> StateGraph:
     return chat_builder(SYSTEM, *REPLIES, delay=0.08)
 
 
-def build_bundle() -> None:
-    """`page/bundle.js`, built by esbuild when it is missing or older than `main.js` (`npm ci` first if needed)."""
-    source = PAGE / "main.js"
-    if BUNDLE.exists() and BUNDLE.stat().st_mtime >= source.stat().st_mtime:
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SystemExit("building page/bundle.js needs Node.js and npm (https://nodejs.org)")
-    if not (HERE / "node_modules" / "esbuild").is_dir():
-        print("installing the page's JS dependencies (npm ci)…", flush=True)
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-    print("bundling page/main.js with esbuild…", flush=True)
-    subprocess.run([npm, "run", "--silent", "build"], cwd=HERE, check=True)
-
-
-# --- the page's routes ---
-
-async def index(request: Request) -> Response:
-    return FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-async def bundle(request: Request) -> Response:
-    return FileResponse(BUNDLE, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
-
-
-def page_routes(options: dict[str, Any]) -> list[Route]:
-    """The page, its script, and `/api/config`: the dev server ably-js connects to (`{host, port, tls}`), or
-    Ably's defaults (`null`)."""
-    dev_server = ({"host": options["endpoint"], "port": options.get("tls_port") or options["port"],
-                   "tls": options["tls"]} if "tls" in options else None)
-
-    async def config(request: Request) -> Response:
-        return JSONResponse({"devServer": dev_server})
-
-    return [Route("/", index), Route("/bundle.js", bundle), Route("/api/config", config),
-            Route("/favicon.ico", lambda request: Response(status_code=204))]
-
-
 def identify(request: Request, session: str) -> str | None:
     """Demo only: the clientId the page asks for. A real app decides it from its own login, and checks that the
     conversation is the user's (docs/security.md, docs/deploy.md)."""
@@ -116,7 +73,7 @@ def identify(request: Request, session: str) -> str | None:
 def make_app(key: str | None, endpoint: str) -> Starlette:
     options = client_options(key, endpoint)  # resolves `local`, and fails here on a key or endpoint out of shape
     return create_app(builder(), key=options["key"], endpoint=endpoint, identify=identify,
-                      routes=page_routes(options))
+                      routes=page_routes(HERE, options))
 
 
 async def serve(app: Starlette, host: str, port: int) -> None:
@@ -137,7 +94,7 @@ def main() -> None:
     # Warnings from the SDKs; the app's own INFO lines (one per run). ably-python's INFO lines carry tokens.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("langchain_ably_transport.server").setLevel(logging.INFO)
-    build_bundle()
+    build_bundle(HERE, [PAGE / "main.js"])
     key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
     if not key and not endpoint:
         print("no ABLY_API_KEY: using the embedded dev server (endpoint='local')", flush=True)
