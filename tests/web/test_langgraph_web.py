@@ -11,11 +11,7 @@ rather than skip it, so CI cannot silently lose the browser coverage.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,59 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from langchain_ably_transport import local
+from .apps import CHROMIUM, PNG_SIGNATURE, served
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "examples" / "langgraph-web"
 BROWSER_SCRIPT = Path(__file__).resolve().parent / "langgraph_browser.mjs"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _require_prerequisites() -> None:
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: install Node.js >= 18")
-    if not (WEB / "node_modules" / "playwright-core").is_dir():
-        pytest.fail(f"{WEB / 'node_modules'} is missing: run `npm ci --prefix examples/langgraph-web` (or `make test`)")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or `make test`), or set CHROMIUM_PATH")
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """examples/langgraph-web/app.py on a free port, on the embedded default (no Ably or OpenAI credentials; the
-    local dev server's state in a folder of the module's own, stopped after)."""
-    _require_prerequisites()
-    home = tmp_path_factory.mktemp("local-home")
-    env = {k: v for k, v in os.environ.items() if k not in ("ABLY_API_KEY", "ABLY_ENDPOINT", "OPENAI_API_KEY")}
-    port = _free_port()
-    app = subprocess.Popen([sys.executable, str(WEB / "app.py"), "--port", str(port)], stdout=subprocess.PIPE,
-                           text=True, env={**env, "PYTHONUNBUFFERED": "1", local.ENV_HOME: str(home)})
-    try:
-        deadline = time.monotonic() + 120  # the first run may `npm ci` and bundle
-        assert app.stdout is not None
-        for line in app.stdout:
-            if line.startswith("open "):
-                yield line.removeprefix("open ").strip()
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            pytest.fail(f"app.py exited ({app.poll()}) before printing its URL")
-    finally:
-        app.terminate()
-        try:
-            app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
-        local.stop(home)
+    """examples/langgraph-web/app.py, its dev server's state in a folder of the module's own."""
+    with served(WEB, tmp_path_factory.mktemp("local-home")) as url:
+        yield url
 
 
 def _status(url: str, method: str = "GET") -> int:

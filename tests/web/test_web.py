@@ -9,65 +9,24 @@ CI cannot silently lose the browser coverage.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from langchain_ably_transport import local
+from .apps import CHROMIUM, PNG_SIGNATURE, served
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "examples" / "web"
 BROWSER_SCRIPT = Path(__file__).resolve().parent / "browser.mjs"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def app_url(tmp_path: Path) -> Iterator[str]:
-    """examples/web/app.py on a free port, on the embedded default (no Ably or OpenAI credentials; the local
-    dev server's state in a folder of the test's own, stopped after)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: install Node.js >= 18")
-    if not (WEB / "node_modules" / "playwright-core").is_dir():
-        pytest.fail(f"{WEB / 'node_modules'} is missing: run `npm ci --prefix examples/web` (or `make test`)")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or `make test`), or set CHROMIUM_PATH")
-    env = {k: v for k, v in os.environ.items() if k not in ("ABLY_API_KEY", "ABLY_ENDPOINT", "OPENAI_API_KEY")}
-    port = _free_port()
-    app = subprocess.Popen([sys.executable, str(WEB / "app.py"), "--port", str(port)], stdout=subprocess.PIPE,
-                           text=True, env={**env, "PYTHONUNBUFFERED": "1", local.ENV_HOME: str(tmp_path)})
-    try:
-        deadline = time.monotonic() + 120  # the first run may `npm ci` and bundle
-        assert app.stdout is not None
-        for line in app.stdout:
-            if line.startswith("open "):
-                yield line.removeprefix("open ").strip()
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            pytest.fail(f"app.py exited ({app.poll()}) before printing its URL")
-    finally:
-        app.terminate()
-        try:
-            app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
-        local.stop(tmp_path)
+    """examples/web/app.py, the local dev server's state in the test's own folder."""
+    with served(WEB, tmp_path) as url:
+        yield url
 
 
 def test_a_browser_streams_the_answer_rerenders_it_after_a_reload_and_cancels_a_run(app_url, tmp_path):
