@@ -33,6 +33,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/adoption.py
 	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/messages_per_turn.py
+	$(BIN)/python benchmarks/langgraph_protocol.py
 
 devserver: $(PY_READY)
 	$(BIN)/langchain-ably-transport devserver
