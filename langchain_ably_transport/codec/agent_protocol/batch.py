@@ -3,10 +3,11 @@
 Ably accepts 50 messages a second per connection and channel, and bills each: a model streaming 100 tokens a
 second must not cost 100 messages. `EventBatcher` stamps each event with the thread's next `seq` and a stable
 `event_id`, `synth:<run id>:<seq>`. That is the shape LangGraph's SDK reads a run's id from, and the only one: a
-root lifecycle event without it ends whatever run the client is waiting on. It publishes whatever gathered
-while the previous message was in flight or during the window (40 ms, Ably's rollup) as one `lg-events`
-message: `{"events": [...]}`, headed with its run and seq range. Publishes are sequential, so the channel holds
-a run's events in `seq` order and history replays a run exactly.
+root lifecycle event without it ends whatever run the client is waiting on. It publishes what gathered since
+its last publish as one `lg-events` message, `{"events": [...]}`, headed with its run and seq range. It does so at
+most once per window (40 ms, Ably's rollup) and at once when the last publish is a window old, so that the first
+token of a reply waits for nothing. Publishes are sequential, so the channel holds a run's events in `seq` order,
+and history replays a run exactly.
 
 A batch that would pass the message limit (64 KiB) is cut between events; one event that alone passes it (a
 long thread's `values`) is sent as its JSON text cut into consecutive `part`/`parts` messages, which a reader
@@ -68,11 +69,16 @@ class EventBatcher:
         await self._flusher
 
     async def _flush_forever(self) -> None:
+        """Publish at most once a window, at once when the last publish is a window old: the first token of a
+        reply waits for nothing, and a steady stream goes out one message per window."""
+        loop = asyncio.get_running_loop()
+        last = -self._window
         while True:
             await self._wake.wait()
-            if not self._closing:
-                await asyncio.sleep(self._window)
+            if not self._closing and (wait := last + self._window - loop.time()) > 0:
+                await asyncio.sleep(wait)
             self._wake.clear()
+            last = loop.time()
             batch, self._pending = self._pending, []
             for message in self._messages(batch):
                 await self._publish(message)

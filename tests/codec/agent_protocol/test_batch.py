@@ -105,3 +105,17 @@ async def test_a_failed_publish_is_raised_by_close() -> None:
     batcher.add(text_events(1))
     with pytest.raises(RuntimeError, match="refused"):
         await batcher.close()
+
+
+@pytest.mark.asyncio
+async def test_the_first_event_after_a_quiet_window_goes_out_at_once() -> None:
+    channel = Channel()
+    batcher = EventBatcher(channel.publish, run_id="r", invocation_id="i", seq=itertools.count(0), window=0.2)
+    batcher.add(text_events(1))
+    await asyncio.sleep(0.05)
+    assert len(channel.messages) == 1  # a window of 0.2 s was not waited for
+    batcher.add(text_events(1))
+    await asyncio.sleep(0.05)
+    assert len(channel.messages) == 1  # the next waits for the window since the last publish
+    await batcher.close()
+    assert len(channel.messages) == 2
