@@ -124,6 +124,14 @@ class Store:
         self._waiting: list[Callable[[], None]] = []
         self._unit: list[tuple[str, tuple[Any, ...]]] | None = None  # the statements of the unit being written
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}  # the group's, by statement, in first-seen order
+        # The packed bodies of the messages the unit writes, by (channel, serial), and the group's not yet executed:
+        # what a read of one message looks up before it would have to execute the group's writes.
+        self._unit_bodies: dict[tuple[str, str], bytes] = {}
+        self._deferred_bodies: dict[tuple[str, str], bytes] = {}
+        # Per channel, loaded on its first duplicate check: the serial of each message id stored (what retention
+        # keeps), so that a fresh id, the common case, costs no query.
+        self._ids: dict[str, dict[str, str]] = {}
+        self._unit_ids: list[tuple[str, str, str]] = []
 
     def close(self) -> None:
         self.commit()
@@ -142,12 +150,17 @@ class Store:
         """One unit of writes, in the turn's group transaction; a unit that raises writes nothing."""
         committed_by_loop = self._open_group()
         unit = self._unit = []
+        self._unit_bodies, self._unit_ids = {}, []
         try:
             yield
         finally:
             self._unit = None
         for statement, row in unit:
             self._deferred.setdefault(statement, []).append(row)
+        self._deferred_bodies.update(self._unit_bodies)
+        for channel, message_id, serial in self._unit_ids:
+            if (ids := self._ids.get(channel)) is not None:
+                ids.setdefault(message_id, serial)
         if not committed_by_loop:
             self.commit()
 
@@ -160,6 +173,7 @@ class Store:
         """Execute the group's deferred writes (before a read, and at the commit). If they fail, nothing of the
         group is durable: it is rolled back, and what waited for it (ACKs among it) is dropped."""
         deferred, self._deferred = self._deferred, {}
+        self._deferred_bodies = {}
         try:
             for statement, rows in deferred.items():
                 if len(rows) == 1:
@@ -173,6 +187,7 @@ class Store:
     def _abandon_group(self) -> None:
         log.exception("the store could not write; %d waiting frames dropped", len(self._waiting))
         self._group_open = False
+        self._ids.clear()  # it knows ids of rows rolled back: reloaded on the next check
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
         self._waiting.clear()
@@ -224,14 +239,22 @@ class Store:
                     (channel, channel_serial, action, timestamp, pack(body)))
 
     def insert_message(self, channel: str, message: dict[str, Any], channel_serial: str) -> None:
+        body = self._remember(channel, message)
         self._write("INSERT INTO messages (channel, serial, channel_serial, timestamp, message_id, body)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (channel, message["serial"], channel_serial, message["timestamp"], message.get("id"),
-                     pack(message)))
+                    (channel, message["serial"], channel_serial, message["timestamp"], message.get("id"), body))
 
     def replace_message(self, channel: str, message: dict[str, Any]) -> None:
         self._write("UPDATE messages SET body = ? WHERE channel = ? AND serial = ?",
-                    (pack(message), channel, message["serial"]))
+                    (self._remember(channel, message), channel, message["serial"]))
+
+    def _remember(self, channel: str, message: dict[str, Any]) -> bytes:
+        """`message` packed, and kept where a read of it finds it until the group's writes are executed."""
+        body = pack(message)
+        self._unit_bodies[(channel, message["serial"])] = body
+        if message.get("id") is not None:
+            self._unit_ids.append((channel, message["id"], message["serial"]))
+        return body
 
     def add_version(self, channel: str, message: dict[str, Any]) -> None:
         self._write("INSERT INTO versions (channel, serial, timestamp, body) VALUES (?, ?, ?, ?)",
@@ -239,6 +262,7 @@ class Store:
 
     def expire(self, before_ms: int) -> int:
         """Drop everything published before `before_ms`; returns the number of events dropped."""
+        self._ids.clear()  # reloaded from what is left, on each channel's next duplicate check
         with self.transaction():
             self._flush()
             self._db.execute(
@@ -267,16 +291,30 @@ class Store:
         return row[0] if row else None
 
     def message(self, channel: str, serial: str) -> dict[str, Any] | None:
-        row = self._read(
+        """The message `serial` as it stands: an append or an update reads it, so it is looked up among the group's
+        deferred writes first, and does not force them out one append at a time."""
+        if (pending := self._deferred_bodies.get((channel, serial))) is not None:
+            return unpack(pending)
+        row = self._db.execute(
             "SELECT body FROM messages WHERE channel = ? AND serial = ?", (channel, serial)
         ).fetchone()
         return unpack(row[0]) if row else None
 
     def messages_with_id(self, channel: str, message_id: str) -> dict[str, Any] | None:
-        row = self._read(
-            "SELECT body FROM messages WHERE channel = ? AND message_id = ?", (channel, message_id)
-        ).fetchone()
-        return unpack(row[0]) if row else None
+        """The message published with `message_id`: the duplicate check of every publish that names its id, as
+        ably-python's do. A fresh id costs a dictionary lookup, and a repeated one a read of its message."""
+        serial = self._channel_ids(channel).get(message_id)
+        return None if serial is None else self.message(channel, serial)
+
+    def _channel_ids(self, channel: str) -> dict[str, str]:
+        ids = self._ids.get(channel)
+        if ids is None:
+            rows = self._read("SELECT message_id, serial FROM messages WHERE channel = ? AND message_id IS NOT NULL"
+                              " ORDER BY id", (channel,)).fetchall()
+            ids = self._ids[channel] = {}
+            for message_id, serial in rows:
+                ids.setdefault(message_id, serial)
+        return ids
 
     def events_after(self, channel: str, channel_serial: str) -> list[Event]:
         rows = self._read(

@@ -49,3 +49,43 @@ def test_without_an_event_loop_each_unit_commits_itself(tmp_path):
         _event(store, "a")
     assert _durable(path) == ["a"]
     store.close()
+
+
+def _message(serial: str, message_id: str, timestamp: int = 1) -> dict:
+    return {"serial": serial, "id": message_id, "timestamp": timestamp, "data": serial}
+
+
+async def test_a_duplicate_is_found_before_and_after_its_group_executes_and_after_a_restart(tmp_path):
+    path = str(tmp_path / "d.sqlite3")
+    store = Store(path)
+    assert store.messages_with_id("c", "m1") is None  # the channel's ids, loaded empty
+    with store.transaction():
+        store.insert_message("c", _message("s1", "m1"), "s1")
+    assert store.messages_with_id("c", "m1")["serial"] == "s1"  # deferred, not yet written
+    assert _durable_messages(path) == []
+    with pytest.raises(ValueError), store.transaction():
+        store.insert_message("c", _message("s2", "m2"), "s2")
+        raise ValueError("this unit fails")
+    assert store.messages_with_id("c", "m2") is None
+    await asyncio.sleep(0)
+    assert _durable_messages(path) == ["s1"]
+    store.close()
+    restarted = Store(path)
+    assert restarted.messages_with_id("c", "m1")["serial"] == "s1"
+    assert restarted.messages_with_id("other", "m1") is None
+    restarted.close()
+
+
+def test_an_expired_message_is_no_duplicate(tmp_path):
+    store = Store(str(tmp_path / "e.sqlite3"))
+    with store.transaction():
+        store.insert_message("c", _message("s1", "m1", timestamp=1), "s1")
+    assert store.messages_with_id("c", "m1") is not None
+    store.expire(before_ms=2)
+    assert store.messages_with_id("c", "m1") is None
+    store.close()
+
+
+def _durable_messages(path: str) -> list[str]:
+    with sqlite3.connect(path) as other:
+        return [row[0] for row in other.execute("SELECT serial FROM messages ORDER BY id")]
