@@ -270,9 +270,11 @@ async def test_a_watcher_that_is_stopped_ends_at_once_having_adopted_nothing(cra
 
 
 def _claims(user: ClientSession, run_id: str) -> list[str]:
-    """The invocation ids of the claims on `run_id`, in channel order."""
-    return [w.transport[names.HEADER_INVOCATION_ID] for w in user.core._log
-            if names.HEADER_ADOPTION in w.transport and w.transport[names.HEADER_RUN_ID] == run_id]
+    """The invocation ids that claimed `run_id`, in channel order, each once: an adopter cut off by a loaded
+    machine's stall claims its run again (`fence`), under the same invocation id."""
+    claims = [w.transport[names.HEADER_INVOCATION_ID] for w in user.core._log
+              if names.HEADER_ADOPTION in w.transport and w.transport[names.HEADER_RUN_ID] == run_id]
+    return list(dict.fromkeys(claims))
 
 
 def _streams_under(user: ClientSession, invocation_id: str) -> bool:
