@@ -196,7 +196,9 @@ export class AblyAgentServerAdapter {
     const channel = this.#channel = this.#realtime.channels.get(this.#channelName(this.threadId));
     this.#held = [];
     await channel.subscribe(this.#listener);
-    this.#older = await this.#backfill(channel);
+    const older = await this.#backfill(channel);
+    if (this.#channel !== channel) return;  // closed, or bound to another thread, meanwhile
+    this.#older = older;
     channel.on('attached', this.#onAttached);
   }
 
@@ -209,7 +211,7 @@ export class AblyAgentServerAdapter {
     let page = await channel.history({ untilAttach: true, limit: HISTORY_PAGE });
     while (page) {
       newestFirst.push(...page.items);
-      if (page.items.some((m) => m.name === EVENTS && this.#reaches(m)) || !page.hasNext()) break;
+      if (page.items.some((m) => m.name === EVENTS && this.#believed(m) && this.#reaches(m)) || !page.hasNext()) break;
       page = await page.next();
     }
     for (const message of newestFirst.reverse()) this.#take(message);

@@ -122,19 +122,19 @@ class _ProtocolThread:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
-        core = self._session.core
-        core.listen(self._on_message, replay=True)
-        await core.load_older_until(lambda: self._last_seq is not None or bool(core.names_seen & names.CODEC_NAMES))
-        if other := sorted(core.names_seen & names.CODEC_NAMES):
-            core.unlisten(self._on_message)
-            raise ConfigurationError(f"session {core.name!r} carries the UIMessage codec (it holds {other[0]} "
+        session = self._session
+        session.listen(self._on_message, replay=True)
+        await session.load_older_until(lambda: self._last_seq is not None or bool(session.carries(names.CODEC_NAMES)))
+        if other := session.carries(names.CODEC_NAMES):
+            session.unlisten(self._on_message)
+            raise ConfigurationError(f"session {session.name!r} carries the UIMessage codec (it holds {other[0]} "
                                      "messages); one codec serves a session: use serve_graph, or a new session")
         self._seq = itertools.count((self._last_seq or 0) + 1)
 
     async def close(self) -> None:
         """Stop hearing commands, and let those in hand finish: a streaming run ends as `stop` makes it. One still
         waiting its turn after `CLOSE_WAIT_S` (a queued `run.start`) is dropped unanswered; its client times out."""
-        self._session.core.unlisten(self._on_message)
+        self._session.unlisten(self._on_message)
         if not self._tasks:
             return
         _, waiting = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT_S)
@@ -147,7 +147,7 @@ class _ProtocolThread:
             self._last_seq = max(self._last_seq or 0, last)
         elif live and wire.name in names.CODEC_NAMES:
             log.warning("%s from %r on %s ignored: the session carries the agent protocol", wire.name, wire.client_id,
-                        self._session.core.name)
+                        self._session.name)
         elif live and wire.name == names.PROTOCOL_COMMAND:
             task = asyncio.ensure_future(self._serve(wire))
             self._tasks.add(task)
@@ -158,7 +158,7 @@ class _ProtocolThread:
     async def _serve(self, wire: WireMessage) -> None:
         command = read_command(wire)
         if isinstance(command, Refusal):
-            log.warning("command from %r on %s refused: %s", wire.client_id, self._session.core.name, command.message)
+            log.warning("command from %r on %s refused: %s", wire.client_id, self._session.name, command.message)
             if (answer := refused(command)) is not None:
                 await self._answer(answer)
             return
@@ -166,18 +166,18 @@ class _ProtocolThread:
         try:
             await handlers[command.method](command)
         except Exception as error:  # a command must never take the thread down
-            log.exception("%s from %r on %s failed", command.method, wire.client_id, self._session.core.name)
+            log.exception("%s from %r on %s failed", command.method, wire.client_id, self._session.name)
             await self._answer(failure(command.key, command.id, "unknown_error", _text(error)))
 
     async def _answer(self, message: WireMessage) -> None:
         try:
             await self._session.publish(message)
         except Exception as error:  # the client's `send` times out and says so; the thread goes on
-            log.warning("an answer on %s was not published: %s", self._session.core.name, error)
+            log.warning("an answer on %s was not published: %s", self._session.name, error)
 
     async def _refuse(self, command: ProtocolCommand, code: ErrorCode, message: str) -> None:
         log.warning("%s from %r on %s refused: %s", command.method, command.wire.client_id,
-                    self._session.core.name, message)
+                    self._session.name, message)
         await self._answer(failure(command.key, command.id, code, message))
 
     async def _run_start(self, command: ProtocolCommand) -> None:

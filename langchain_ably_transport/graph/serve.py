@@ -131,7 +131,7 @@ async def serve_graph(
         run_config = thread_config(config, invocation.session_name)
         if on_lost == "adopt":
             await _adopt_lost_runs(session, graph, run_config, options, max_adoptions)
-        if carried := sorted(session.core.names_seen & names.PROTOCOL_NAMES):
+        if carried := session.carries(names.PROTOCOL_NAMES):
             error = ConfigurationError(f"session {invocation.session_name!r} carries the agent protocol (it holds "
                                        f"{carried[0]} messages); one codec serves a session: use serve_thread")
             log.warning("invocation %s refused: %s", invocation.input_event_id, error)

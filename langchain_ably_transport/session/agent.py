@@ -45,7 +45,7 @@ from ..wire.invocation import Invocation
 from .adoption import AdoptionClaims
 from .channel import ChannelWriter, recent_history
 from .control import Authorize, ControlAction, ControlRequest, awaited, log_refusal, run_owner_only, settle, verdict
-from .core import SessionCore, chain_messages
+from .core import Listener, SessionCore, chain_messages
 from .fence import FencedWriter, continuity_of
 from .liveness import TrackedRun, agent_instance
 from .repair import LeftOpen
@@ -209,6 +209,27 @@ class AgentSession:
         """The runs an agent started that are active now, other than `besides`."""
         return [node.key for node in self.core.tree.nodes.values()
                 if _from_agent(node) and node.key != besides and node.status == names.RunStatus.ACTIVE]
+
+    # --- what a codec's own layer reads of the session ---
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def listen(self, listener: Listener, *, replay: bool = False) -> None:
+        """`listener(wire, events, live)` for every message folded on the session: a codec's own among them."""
+        self.core.listen(listener, replay=replay)
+
+    def unlisten(self, listener: Listener) -> None:
+        self.core.unlisten(listener)
+
+    async def load_older_until(self, found: Callable[[], bool]) -> bool:
+        """Fold older history until `found()` holds or none is left; whether it holds."""
+        return await self.core.load_older_until(found)
+
+    def carries(self, wanted: frozenset[str]) -> list[str]:
+        """Which of the message names `wanted` the session has carried, of what it has folded."""
+        return sorted(self.core.names_seen & wanted)
 
     def stopping(self, run_id: str) -> bool:
         """Whether `run_id` runs here and has been cancelled, but has not ended yet."""
