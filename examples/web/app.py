@@ -20,24 +20,21 @@ uvicorn; `pip install -e '.[dev]'`) and Node.js with npm for the bundle.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
-import os
 import re
 import sys
 from pathlib import Path
 
-import uvicorn
 from langgraph.graph import StateGraph
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for the shared scripted models
 from _fake_models import chat_builder
-from _page import build_bundle, page_routes
+from _page import main as run_example
+from _page import page_routes
 
-from langchain_ably_transport import ConfigurationError, client_options
+from langchain_ably_transport import client_options
 from langchain_ably_transport.server import create_app
 
 HERE = Path(__file__).resolve().parent
@@ -76,34 +73,8 @@ def make_app(key: str | None, endpoint: str) -> Starlette:
                       routes=page_routes(HERE, options))
 
 
-async def serve(app: Starlette, host: str, port: int) -> None:
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    serving = asyncio.ensure_future(server.serve())  # uvicorn stops on SIGINT and SIGTERM, draining the runs
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.05)
-    if server.started:
-        print(f"open http://{host}:{port}/", flush=True)
-    await serving
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args()
-    # Warnings from the SDKs; the app's own INFO lines (one per run). ably-python's INFO lines carry tokens.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("langchain_ably_transport.server").setLevel(logging.INFO)
-    build_bundle(HERE, [PAGE / "main.js"])
-    key, endpoint = os.environ.get("ABLY_API_KEY"), os.environ.get("ABLY_ENDPOINT")
-    if not key and not endpoint:
-        print("no ABLY_API_KEY: using the embedded dev server (endpoint='local')", flush=True)
-        endpoint = "local"
-    try:
-        app = make_app(key, endpoint or "")
-    except ConfigurationError as error:  # a key or endpoint out of shape: say what is expected, no traceback
-        raise SystemExit(str(error)) from None
-    asyncio.run(serve(app, args.host, args.port))
+    run_example(__doc__.splitlines()[0], make_app, HERE, [PAGE / "main.js"], "langchain_ably_transport.server")
 
 
 if __name__ == "__main__":
