@@ -24,7 +24,7 @@ class DevServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self._store = Store(config.data_path)
+        self._store = Store(config.data_path, config.commit_interval_ms / 1000)
         channels = ChannelRegistry(self._store, config)
         auth = Authenticator(config)
         self._realtime = RealtimeServer(config, channels, auth, self._store.after_commit)

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--append-rollup-window", type=int, default=defaults.append_rollup_window_ms,
                         help="ms over which appends to one message are rolled up, unless a client sets its own "
                              f"(default {defaults.append_rollup_window_ms})")
+    parser.add_argument("--commit-interval", type=float, default=ServerConfig.commit_interval_ms,
+                        help="ms a busy server waits after a commit before the next, so that publishes, their ACKs "
+                             "and deliveries go in groups (a quiet server commits at once); 0 commits every "
+                             f"event-loop turn (default {ServerConfig.commit_interval_ms:g})")
     parser.add_argument("--log-level", default="WARNING",
                         help="Python logging level of the server's log on stderr: DEBUG, INFO, WARNING, ERROR or "
                              "CRITICAL, any case (default WARNING)")
@@ -83,6 +87,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         data_path=args.data,
         limits=limits,
         mutable_namespaces=tuple(args.mutable or ["*"]),
+        commit_interval_ms=args.commit_interval,
     )
 
 

@@ -66,6 +66,7 @@ class ServerConfig:
 
     `mutable_namespaces` mirrors Ably's "message annotations, updates, deletes and appends" channel rule:
     `("*",)` enables it everywhere, otherwise only for channels in the named namespaces (`ns:...`).
+    `commit_interval_ms`: a busy server commits (and so ACKs and delivers) at most once per interval, in groups.
     """
 
     keys: tuple[ApiKey, ...] = (ApiKey.parse(DEFAULT_KEY),)
@@ -73,6 +74,7 @@ class ServerConfig:
     limits: Limits = Limits()
     mutable_namespaces: tuple[str, ...] = ("*",)
     server_id: str = "devserver"
+    commit_interval_ms: float = 1.0
 
     def key_named(self, name: str) -> ApiKey | None:
         return next((key for key in self.keys if key.name == name), None)

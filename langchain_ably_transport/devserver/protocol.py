@@ -172,19 +172,108 @@ def encode_frame(frame: dict[str, Any], wire_format: str) -> str | bytes:
 
 
 class Outbound:
-    """An outbound frame encoded at most once per wire format, however many connections it fans out to."""
+    """An outbound frame encoded at most once per wire format, however many connections it fans out to.
 
-    __slots__ = ("_encoded", "frame")
+    A MESSAGE frame's messages are also kept encoded one by one, each with the frame's `id`, `connectionId` and
+    `timestamp` filled in as an SDK would derive them, so that `coalesce` can put several frames in one.
+    """
+
+    __slots__ = ("_encoded", "_items", "frame")
 
     def __init__(self, frame: dict[str, Any]) -> None:
         self.frame = frame
         self._encoded: dict[str, str | bytes] = {}
+        self._items: dict[str, list[Any]] = {}
 
     def encoded(self, wire_format: str) -> str | bytes:
         payload = self._encoded.get(wire_format)
         if payload is None:
-            payload = self._encoded[wire_format] = encode_frame(self.frame, wire_format)
+            frame = self.frame
+            payload = self._encoded[wire_format] = encode_frame(frame, wire_format) \
+                if frame.get("action") != Action.MESSAGE else \
+                _message_frame({k: v for k, v in frame.items() if k != "messages"}, self.items(wire_format),
+                               wire_format)
         return payload
+
+    def items(self, wire_format: str) -> list[Any]:
+        """The frame's messages, each encoded on its own with what it inherits from the frame."""
+        items = self._items.get(wire_format)
+        if items is None:
+            encode = _json_item if wire_format != WireFormat.MSGPACK else _msgpack_item
+            items = self._items[wire_format] = [encode(message) for message in self._inherited()]
+        return items
+
+    def _inherited(self) -> list[dict[str, Any]]:
+        frame = self.frame
+        parent = {key: frame[key] for key in ("connectionId", "timestamp") if frame.get(key) is not None}
+        frame_id = frame.get("id")
+        return [
+            {**parent, **({"id": f"{frame_id}:{index}"} if frame_id and "id" not in message else {}), **message}
+            for index, message in enumerate(frame["messages"])
+        ]
+
+
+def coalesce(outbounds: list[Outbound], wire_format: str) -> list[str | bytes]:
+    """`outbounds` as payloads to send in order, with neighbours merged as Ably's own frames bundle them: ACKs of
+    consecutive msgSerials into one ACK (with `count` and one `res` entry each), and MESSAGE frames of one channel
+    into one MESSAGE frame (the last one's `channelSerial`). A socket writes one frame where it would write many."""
+    payloads: list[str | bytes] = []
+    start = 0
+    while start < len(outbounds):
+        end = start + 1
+        while end < len(outbounds) and _follows(outbounds[end - 1].frame, outbounds[end].frame):
+            end += 1
+        run = outbounds[start:end]
+        if len(run) == 1:
+            payloads.append(run[0].encoded(wire_format))
+        elif run[0].frame["action"] == Action.ACK:
+            payloads.append(encode_frame(_merged_ack([o.frame for o in run]), wire_format))
+        else:
+            payloads.append(_merged_messages(run, wire_format))
+        start = end
+    return payloads
+
+
+def _follows(previous: dict[str, Any], frame: dict[str, Any]) -> bool:
+    action = frame.get("action")
+    if action != previous.get("action"):
+        return False
+    if action == Action.ACK:
+        return frame.get("msgSerial") == previous.get("msgSerial", 0) + previous.get("count", 1)
+    return action == Action.MESSAGE and frame.get("channel") == previous.get("channel")
+
+
+def _merged_ack(frames: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"action": int(Action.ACK), "msgSerial": frames[0]["msgSerial"],
+            "count": sum(frame.get("count", 1) for frame in frames),
+            "res": [result for frame in frames for result in frame.get("res") or [{}]]}
+
+
+def _merged_messages(run: list[Outbound], wire_format: str) -> str | bytes:
+    last = run[-1].frame
+    head = {"action": int(Action.MESSAGE), "channel": last["channel"], "channelSerial": last.get("channelSerial")}
+    return _message_frame(head, [item for outbound in run for item in outbound.items(wire_format)], wire_format)
+
+
+def _message_frame(head: dict[str, Any], items: list[Any], wire_format: str) -> str | bytes:
+    """A MESSAGE frame from its fields and its messages, already encoded."""
+    if wire_format == WireFormat.MSGPACK:
+        pairs = [_PACKER.pack(part) for key, value in head.items() for part in (key, value)]
+        return b"".join([_PACKER.pack_map_header(len(head) + 1), *pairs, _PACKER.pack("messages"),
+                         _PACKER.pack_array_header(len(items)), *items])
+    fields = json.dumps(head, separators=(",", ":"))[1:-1]
+    return f'{{{fields}{"," if fields else ""}"messages":[{",".join(items)}]}}'
+
+
+def _json_item(message: dict[str, Any]) -> str:
+    return json.dumps(base64_data(message), separators=(",", ":"))
+
+
+def _msgpack_item(message: dict[str, Any]) -> bytes:
+    return _PACKER.pack(message)
+
+
+_PACKER = msgpack.Packer(use_bin_type=True)
 
 
 def _json_safe(frame: dict[str, Any]) -> dict[str, Any]:

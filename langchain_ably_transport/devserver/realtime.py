@@ -29,6 +29,7 @@ from .protocol import (
     Outbound,
     WireFormat,
     bad_request,
+    coalesce,
     decode_frame,
     not_permitted,
     token_expired,
@@ -132,12 +133,14 @@ class Socket:
 
     async def _write(self) -> None:
         try:
-            while (outbound := await self._queue.get()) is not None:
-                payload = outbound.encoded(self.wire_format)
-                if isinstance(payload, bytes):
-                    await self.ws.send_bytes(payload)
-                else:
-                    await self.ws.send_str(payload)
+            closing = False
+            while not closing:
+                batch, closing = await self._next_batch()
+                for payload in coalesce(batch, self.wire_format):
+                    if isinstance(payload, bytes):
+                        await self.ws.send_bytes(payload)
+                    else:
+                        await self.ws.send_str(payload)
                 self.sent_at = time.monotonic()
             if self._linger:
                 await self._await_peer_close(self._linger)
@@ -145,6 +148,18 @@ class Socket:
             pass
         finally:
             await self.ws.close()
+
+    async def _next_batch(self) -> tuple[list[Outbound], bool]:
+        """The frames queued since the last write (what the event-loop turns since made), to be sent in as few
+        frames as they merge into; and whether the socket closes after them."""
+        outbound = await self._queue.get()
+        batch: list[Outbound] = []
+        while outbound is not None:
+            batch.append(outbound)
+            if self._queue.empty():
+                return batch, False
+            outbound = self._queue.get_nowait()
+        return batch, True
 
     async def _await_peer_close(self, timeout: float) -> None:
         """Give the client time to read a fatal frame: an SDK that sees the socket close first takes it

@@ -41,6 +41,15 @@ class RawConnection:
             if frame["action"] not in (0, 11, 16):
                 raise AssertionError(f"expected action {action}, got {frame}")
 
+    async def messages(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The next `count` messages delivered, across MESSAGE frames (the server bundles neighbours into one frame,
+        as Ably does)."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < count:
+            messages += (await self.expect(15, timeout))["messages"]
+        assert len(messages) == count, f"{len(messages) - count} more messages than expected: {messages}"
+        return messages
+
     async def closed(self, timeout: float = 5.0) -> bool:
         while True:
             message = await asyncio.wait_for(self.ws.receive(), timeout)

@@ -10,6 +10,8 @@ import pytest
 
 from langchain_ably_transport.devserver.store import Store
 
+from .raw import raw_connection
+
 
 def _event(store: Store, serial: str) -> None:
     store.append_event("c", serial, 15, 1, {"n": serial})
@@ -89,3 +91,41 @@ def test_an_expired_message_is_no_duplicate(tmp_path):
 def _durable_messages(path: str) -> list[str]:
     with sqlite3.connect(path) as other:
         return [row[0] for row in other.execute("SELECT serial FROM messages ORDER BY id")]
+
+
+async def test_a_busy_store_commits_at_most_once_per_interval_and_a_quiet_one_at_once(tmp_path):
+    path = str(tmp_path / "i.sqlite3")
+    store = Store(path, commit_interval_s=0.5)
+    with store.transaction():
+        _event(store, "a")
+    await asyncio.sleep(0)
+    assert _durable(path) == ["a"], "the first write after a quiet spell commits at the end of its turn"
+    with store.transaction():
+        _event(store, "b")
+    await asyncio.sleep(0)
+    with store.transaction():
+        _event(store, "c")
+    assert _durable(path) == ["a"], "a write right after a commit waits for the interval, and others join it"
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if _durable(path) != ["a"]:
+            break
+    assert _durable(path) == ["a", "b", "c"], "the group commits together when the interval ends"
+    store.close()
+
+
+async def test_a_burst_of_publishes_is_acknowledged_in_merged_frames_each_serial_once(server, channel_name):
+    async with raw_connection(server, echo="false") as publisher:
+        await publisher.expect(4)
+        await publisher.send({"action": 10, "channel": channel_name})
+        await publisher.expect(11)
+        for msg_serial in range(60):
+            await publisher.send({"action": 15, "channel": channel_name, "msgSerial": msg_serial,
+                                  "messages": [{"name": "n", "data": str(msg_serial)}]})
+        acks: list[dict] = []
+        while sum(ack["count"] for ack in acks) < 60:
+            acks.append(await publisher.expect(1))
+    acknowledged = [ack["msgSerial"] + i for ack in acks for i in range(ack["count"])]
+    assert acknowledged == list(range(60)), "every msgSerial once, in order"
+    assert all(len(ack["res"]) == ack["count"] and all(r["serials"] for r in ack["res"]) for ack in acks)
+    assert len(acks) < 60, f"a burst is ACKed in merged frames, not {len(acks)} one by one"

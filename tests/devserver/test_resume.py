@@ -91,7 +91,7 @@ async def test_reattach_with_channel_serial_replays_exactly_what_was_missed(serv
         await again.expect(4)
         await again.send({"action": 10, "channel": channel_name, "channelSerial": last_seen, "flags": 32})
         reattached = await again.expect(11)
-        replayed = [(await again.expect(15))["messages"][0]["data"] for _ in range(2)]
+        replayed = [message["data"] for message in await again.messages(2)]
         await channel.publish("n", "after")
         live = (await again.expect(15))["messages"][0]["data"]
     assert reattached["flags"] & 4, "ATTACHED carries RESUMED"
