@@ -216,7 +216,8 @@ class Outbound:
 def coalesce(outbounds: list[Outbound], wire_format: str) -> list[str | bytes]:
     """`outbounds` as payloads to send in order, with neighbours merged as Ably's own frames bundle them: ACKs of
     consecutive msgSerials into one ACK (with `count` and one `res` entry each), and MESSAGE frames of one channel
-    into one MESSAGE frame (the last one's `channelSerial`). A socket writes one frame where it would write many."""
+    from one connection into one MESSAGE frame (the last one's `channelSerial`). A socket writes one frame where it
+    would write many."""
     payloads: list[str | bytes] = []
     start = 0
     while start < len(outbounds):
@@ -240,7 +241,10 @@ def _follows(previous: dict[str, Any], frame: dict[str, Any]) -> bool:
         return False
     if action == Action.ACK:
         return frame.get("msgSerial") == previous.get("msgSerial", 0) + previous.get("count", 1)
-    return action == Action.MESSAGE and frame.get("channel") == previous.get("channel")
+    # One publisher's messages only: an SDK that cannot decode one message of a frame may drop the whole frame
+    # (ably-python does), so a client's malformed message must not take another publisher's with it.
+    return (action == Action.MESSAGE and frame.get("channel") == previous.get("channel")
+            and frame.get("connectionId") is not None and frame.get("connectionId") == previous.get("connectionId"))
 
 
 def _merged_ack(frames: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,19 +30,21 @@ def test_binary_data_round_trips_between_json_and_msgpack_subscribers():
 
 
 @pytest.mark.parametrize("wire_format", ["json", "msgpack"])
-def test_neighbouring_acks_and_one_channels_messages_leave_as_one_frame_each(wire_format):
+def test_neighbouring_acks_and_one_publishers_messages_leave_as_one_frame_each(wire_format):
     frames = [
         {"action": 1, "msgSerial": 4, "count": 1, "res": [{"serials": ["a"]}]},
         {"action": 1, "msgSerial": 5, "count": 2, "res": [{"serials": ["b"]}, {"serials": ["c"]}]},
         {"action": 1, "msgSerial": 9, "count": 1, "res": [{"serials": ["d"]}]},  # not the next msgSerial
         {"action": 15, "channel": "x", "channelSerial": "s1", "id": "conn:4", "connectionId": "conn",
          "timestamp": 7, "messages": [{"data": b"\x00"}, {"id": "own", "data": "b"}]},
-        {"action": 15, "channel": "x", "channelSerial": "s2", "timestamp": 8, "messages": [{"data": "c"}]},
-        {"action": 15, "channel": "y", "channelSerial": "s3", "messages": [{"data": "d"}]},
+        {"action": 15, "channel": "x", "channelSerial": "s2", "connectionId": "conn", "timestamp": 8,
+         "messages": [{"data": "c"}]},
+        {"action": 15, "channel": "x", "channelSerial": "s3", "connectionId": "other", "messages": [{"data": "d"}]},
+        {"action": 15, "channel": "y", "channelSerial": "s4", "connectionId": "other", "messages": [{"data": "e"}]},
     ]
     sent = [decode_frame(payload, wire_format) for payload in coalesce([Outbound(f) for f in frames], wire_format)]
     assert [(f["action"], f.get("msgSerial"), f.get("count"), f.get("channel")) for f in sent] == [
-        (1, 4, 3, None), (1, 9, 1, None), (15, None, None, "x"), (15, None, None, "y")]
+        (1, 4, 3, None), (1, 9, 1, None), (15, None, None, "x"), (15, None, None, "x"), (15, None, None, "y")]
     assert [r["serials"] for r in sent[0]["res"]] == [["a"], ["b"], ["c"]]
     merged = sent[2]
     assert merged["channelSerial"] == "s2", "the merged frame resumes from its last frame's serial"
@@ -50,8 +52,9 @@ def test_neighbouring_acks_and_one_channels_messages_leave_as_one_frame_each(wir
     assert merged["messages"] == [  # what each message inherited from its frame travels with it
         {"id": "conn:4:0", "connectionId": "conn", "timestamp": 7, **binary},
         {"id": "own", "connectionId": "conn", "timestamp": 7, "data": "b"},
-        {"timestamp": 8, "data": "c"},
+        {"connectionId": "conn", "timestamp": 8, "data": "c"},
     ]
+    assert [m["data"] for m in sent[3]["messages"]] == ["d"], "another publisher's frame stays its own"
 
 
 def test_message_size_counts_data_name_client_id_and_extras():
