@@ -6,10 +6,11 @@ binary payloads intact.
 
 Group commit: the writes of one event-loop turn share one transaction, committed at the end of the turn. What
 must wait for durability (ACKs, and every frame a socket sends meanwhile, so their order holds) waits in
-`after_commit`. A COMMIT per message was most of the server's CPU per message. A busy server commits at most once
-per `commit_interval_s` (1 ms): a write that comes sooner after the last commit waits for the interval's end, with
-everything else that comes meanwhile. Its ACKs and deliveries then leave in merged frames (`protocol.coalesce`),
-which halves the CPU per message at load, for both the server and its clients. A quiet server commits at once.
+`after_commit`. A COMMIT per message was most of the server's CPU per message. A busy server (its last group held
+`BUSY_GROUP` units or more) commits at most once per `commit_interval_s` (1 ms): a write that comes sooner after the
+last commit waits for the interval's end, with everything else that comes meanwhile. Its ACKs and deliveries then
+leave in merged frames (`protocol.coalesce`), which halves the CPU per message at load, for both the server and its
+clients. A quieter server commits at the end of the turn, so that waiting costs latency only under load.
 
 Deferred writes: a unit's statements are collected, not executed, and a group's are executed together, one
 `executemany` per statement, before any read and at the commit. A unit that raises leaves nothing to roll back, and
@@ -37,6 +38,8 @@ import msgpack
 from .protocol import Action
 
 log = logging.getLogger(__name__)
+BUSY_GROUP = 4
+"""Units of writes in one group that show a server under load: frames arrive faster than event-loop turns."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +130,8 @@ class Store:
         self._group_open = False
         self._commit_interval = commit_interval_s
         self._last_commit = 0.0
+        self._units = 0  # in the open group
+        self._busy = False  # the last group was large: the server is under load
         self._waiting: list[Callable[[], None]] = []
         self._unit: list[tuple[str, tuple[Any, ...]]] | None = None  # the statements of the unit being written
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}  # the group's, by statement, in first-seen order
@@ -155,6 +160,7 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """One unit of writes, in the turn's group transaction; a unit that raises writes nothing."""
         committed_by_loop = self._open_group()
+        self._units += 1
         unit = self._unit = []
         self._unit_bodies, self._unit_ids = {}, []
         try:
@@ -222,13 +228,15 @@ class Store:
             return
         self._group_open = False
         self._last_commit = time.monotonic()
+        self._busy, self._units = self._units >= BUSY_GROUP, 0
         waiting, self._waiting = self._waiting, []
         for action in waiting:
             action()
 
     def _open_group(self) -> bool:
-        """Begin a group if none is open, for the loop to commit at once, or when the commit interval since the
-        last commit ends; whether the loop commits it (False: no loop runs, so the unit commits itself)."""
+        """Begin a group if none is open, for the loop to commit at the end of the turn or, when busy, once the
+        commit interval since the last commit ends; whether the loop commits it (False: no loop runs, so the unit
+        commits itself)."""
         if self._group_open:
             return True
         self._db.execute("BEGIN")
@@ -238,7 +246,7 @@ class Store:
         except RuntimeError:
             return False
         wait = self._last_commit + self._commit_interval - time.monotonic()
-        if wait > 0:
+        if self._busy and wait > 0:
             loop.call_later(wait, self.commit)
         else:
             loop.call_soon(self.commit)
