@@ -468,8 +468,12 @@ class _GraphStream:
         if mode == "messages":
             message, metadata = data
             if self._scope.is_sub_agent(namespace, metadata):
-                return await self._sub_agent_message(namespace, message, metadata)
-            return self._message(message, metadata)
+                chunks = await self._sub_agent_message(namespace, message, metadata)
+            else:
+                chunks = self._message(message, metadata)
+            if chunks:
+                self._running.shown(_task_id(metadata))
+            return chunks
         if mode == "tasks":
             return self._task(namespace, data)
         if isinstance(data, dict) and "__interrupt__" in data:
@@ -526,3 +530,8 @@ class _GraphStream:
             seen.setdefault(interrupt.id, interrupt)
         self.interrupts = list(seen.values())
         return self.interrupts
+
+
+def _task_id(metadata: dict[str, Any]) -> str:
+    """The id of the task a streamed message comes from: the last segment of its `"<node>:<task id>"` path."""
+    return str(metadata.get("langgraph_checkpoint_ns", "")).rpartition("|")[2].partition(":")[2]

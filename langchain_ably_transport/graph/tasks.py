@@ -3,7 +3,8 @@ can be.
 
 Each part is a message of its own, billed. A task that ends within `RUNNING_PART_DELAY_S` of starting (a router, a
 node that only updates the state) shows only its end: one message instead of two. A longer task's `running` part
-goes out once it has run that long, so a slow, silent node (a tool, a retrieval) still shows as running.
+goes out once it has run that long, so a slow, silent node (a tool, a retrieval) still shows as running. A task
+whose output streams before then (a model's answer) needs no `running` part either: its text shows it running.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class HeldRunningParts:
             return []
         self._held.pop(task_id, None)
         return [chunk]
+
+    def shown(self, task_id: str) -> None:
+        """The task's own output is on its way: the client sees it running without a part for it."""
+        self._held.pop(task_id, None)
 
     def due(self) -> list[dict[str, Any]]:
         """The held parts whose task has run `delay` seconds, to publish now."""

@@ -143,3 +143,24 @@ async def test_a_quick_node_shows_only_its_end_and_a_slow_one_shows_running_whil
         assert await user.wait_for(lambda: len(seen) == 3)
     assert [(node, status) for node, status, _ in seen] == [("quick", "done"), ("slow", "running"), ("slow", "done")]
     assert seen[2][2] - seen[1][2] >= 0.4, "running was shown while the node ran, not at its end"
+
+
+async def test_a_node_whose_answer_streams_needs_no_running_part(clients, channel_name):
+    """Its text shows it running: a streaming model node costs one task part, its end, however long it streams."""
+    from langchain_ably_transport.graph.tasks import RUNNING_PART_DELAY_S
+
+    from .graphs import chat_graph
+
+    words = 12
+    agent = await clients()
+    seen: list[tuple[str, str]] = []
+    async with ClientSession(await clients(), channel_name) as user:
+        user.core.listen(lambda wire, events, live: seen.extend(
+            (e[1]["data"]["node"], e[1]["data"]["status"]) for e in events if e[1].get("type") == "data-task"))
+        sent = await user.send("go")
+        reply = " ".join(f"w{i}" for i in range(words))
+        graph = chat_graph(AblySaver(agent), reply, delay=2 * RUNNING_PART_DELAY_S / words)
+        result = await serve_graph(graph, sent.invocation, client=agent)
+        assert result.outcome == "complete"
+        assert await user.wait_for(lambda: bool(seen) and user.messages()[-1].content == reply)
+    assert seen == [("chat", "done")], "streamed for twice the running delay, yet only its end was shown"
