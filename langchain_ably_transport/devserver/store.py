@@ -27,6 +27,7 @@ import logging
 import secrets
 import sqlite3
 import string
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,6 +118,37 @@ class Query:
     not_before: int | None = None
 
 
+class WalCheckpointer:
+    """Copies the WAL into the database file every `interval_s`, from a thread and a connection of its own.
+
+    SQLite's automatic checkpoint runs inside a commit, on the event loop: copying the pages and syncing the file
+    stalled a publish every second or so, which was most of the durable server's p99 at 200 msg/s (4-5 ms, against
+    about 1 ms without). A PASSIVE checkpoint never blocks the writer, and SQLite releases the GIL while it works.
+    """
+
+    def __init__(self, path: str, interval_s: float = 1.0) -> None:
+        self._path = path
+        self._interval = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devserver-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self._interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.exception("a WAL checkpoint failed; the next one retries")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+
 class Store:
     """All persistence of one server; one SQLite connection used from the event-loop thread."""
 
@@ -125,7 +157,9 @@ class Store:
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # a thread of its own checkpoints (`WalCheckpointer`)
         self._db.executescript(_SCHEMA)
+        self._checkpointer = WalCheckpointer(path) if path != ":memory:" else None
         self.series = self._series()
         self._group_open = False
         self._commit_interval = commit_interval_s
@@ -146,6 +180,8 @@ class Store:
 
     def close(self) -> None:
         self.commit()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._db.close()
 
     def _series(self) -> str:

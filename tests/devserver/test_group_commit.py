@@ -134,3 +134,27 @@ async def test_a_burst_of_publishes_is_acknowledged_in_merged_frames_each_serial
     assert acknowledged == list(range(60)), "every msgSerial once, in order"
     assert all(len(ack["res"]) == ack["count"] and all(r["serials"] for r in ack["res"]) for ack in acks)
     assert len(acks) < 60, f"a burst is ACKed in merged frames, not {len(acks)} one by one"
+
+
+async def test_the_wal_reaches_the_database_file_from_a_thread_not_inside_a_commit(tmp_path):
+    path = str(tmp_path / "w.sqlite3")
+    store = Store(path)
+
+    def in_database_file() -> list[str]:
+        """What the database file itself holds, WAL ignored (`immutable`): what a checkpoint copied there."""
+        with sqlite3.connect(f"file:{path}?immutable=1", uri=True) as file_only:
+            try:
+                return [row[0] for row in file_only.execute("SELECT channel_serial FROM events")]
+            except sqlite3.OperationalError:  # not even the schema is there yet
+                return []
+
+    with store.transaction():
+        _event(store, "a")
+    await asyncio.sleep(0)
+    assert _durable(path) == ["a"] and in_database_file() == [], "a commit only appends to the WAL"
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if in_database_file():
+            break
+    assert in_database_file() == ["a"], "the checkpointer copied it within about a second"
+    store.close()
