@@ -41,6 +41,9 @@ _OP_MODES = {
 }
 
 
+_CHANNELS_REMEMBERED = 4096
+
+
 def invalid_credentials(message: str) -> AblyError:
     return AblyError(40101, 401, message)
 
@@ -50,6 +53,7 @@ class Capability:
 
     def __init__(self, grants: dict[str, list[str]]) -> None:
         self.grants = grants
+        self._by_channel: dict[str, frozenset[str]] = {}  # what `operations` found, per channel: asked per publish
 
     @classmethod
     def parse(cls, value: Any) -> Capability:
@@ -64,11 +68,14 @@ class Capability:
     def to_json(self) -> str:
         return json.dumps({k: sorted(v) for k, v in sorted(self.grants.items())}, separators=(",", ":"))
 
-    def operations(self, channel: str) -> set[str]:
-        ops: set[str] = set()
-        for pattern, granted in self.grants.items():
-            if _matches(pattern, channel):
-                ops.update(granted)
+    def operations(self, channel: str) -> frozenset[str]:
+        ops = self._by_channel.get(channel)
+        if ops is None:
+            ops = frozenset(op for pattern, granted in self.grants.items() if _matches(pattern, channel)
+                            for op in granted)
+            if len(self._by_channel) >= _CHANNELS_REMEMBERED:
+                self._by_channel.clear()
+            self._by_channel[channel] = ops
         return ops
 
 

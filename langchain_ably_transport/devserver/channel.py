@@ -489,15 +489,21 @@ def _message_fields(raw: Any) -> dict[str, Any]:
     """The user-settable fields of an inbound message, type-checked; binary data held as bytes."""
     if not isinstance(raw, dict):
         raise bad_request("A message must be an object")
-    checks = {"name": str, "encoding": str, "extras": dict, "version": dict}
-    for key, kind in checks.items():
-        if raw.get(key) is not None and not isinstance(raw[key], kind):
+    fields: dict[str, Any] = {}
+    for key, kind in _FIELD_TYPES:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            if key == "data":
+                raise AblyError(40013, 400, "Invalid message data: send a string or binary (objects as JSON strings)")
             raise bad_request(f"Message {key} must be a {kind.__name__}")
-    data = raw.get("data")
-    if data is not None and not isinstance(data, str | bytes):
-        raise AblyError(40013, 400, "Invalid message data: send a string or binary (objects as JSON strings)")
-    fields = without_none({key: raw.get(key) for key in ("name", "data", "encoding", "extras", "version")})
+        fields[key] = value
     return normalise_data(fields)
+
+
+_FIELD_TYPES: tuple[tuple[str, Any], ...] = (
+    ("name", str), ("encoding", str), ("extras", dict), ("version", dict), ("data", (str, bytes)))
 
 
 def _concatenate(existing: Any, delta: Any) -> Any:

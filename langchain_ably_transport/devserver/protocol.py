@@ -205,12 +205,14 @@ class Outbound:
 
     def _inherited(self) -> list[dict[str, Any]]:
         frame = self.frame
-        parent = {key: frame[key] for key in ("connectionId", "timestamp") if frame.get(key) is not None}
-        frame_id = frame.get("id")
-        return [
-            {**parent, **({"id": f"{frame_id}:{index}"} if frame_id and "id" not in message else {}), **message}
-            for index, message in enumerate(frame["messages"])
-        ]
+        parent = {key: frame[key] for key in _INHERITED if frame.get(key) is not None}
+        return [message if parent.keys() <= message.keys() else
+                {**{k: f"{v}:{index}" if k == "id" else v for k, v in parent.items()}, **message}
+                for index, message in enumerate(frame["messages"])]
+
+
+_INHERITED = ("id", "connectionId", "timestamp")
+"""What a message takes from its frame when it has none (an SDK derives a message's `id` as `<frame id>:<index>`)."""
 
 
 def coalesce(outbounds: list[Outbound], wire_format: str) -> list[str | bytes]:

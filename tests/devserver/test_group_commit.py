@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from langchain_ably_transport.devserver.store import BUSY_GROUP, Store
+from langchain_ably_transport.devserver.store import BUSY_UNITS, Store
 
 from .raw import raw_connection
 
@@ -95,7 +95,8 @@ def _durable_messages(path: str) -> list[str]:
 
 async def test_a_busy_store_commits_at_most_once_per_interval_and_a_quiet_one_at_once(tmp_path):
     path = str(tmp_path / "i.sqlite3")
-    store = Store(path, commit_interval_s=0.5)
+    interval = 0.5
+    store = Store(path, commit_interval_s=interval)
 
     async def turn(*serials: str) -> list[str]:
         for serial in serials:
@@ -105,17 +106,18 @@ async def test_a_busy_store_commits_at_most_once_per_interval_and_a_quiet_one_at
         return _durable(path)
 
     assert await turn("a") == ["a"], "a quiet store commits at the end of the turn"
-    assert await turn("b") == ["a", "b"], "and so again right after, while a group stays small"
-    busy = [f"c{i}" for i in range(BUSY_GROUP)]
-    assert await turn(*busy) == ["a", "b", *busy], "a large group is committed at the end of its turn too"
-    assert await turn("d") == ["a", "b", *busy], "after a large group, the next waits for the interval"
+    busy = [f"b{i}" for i in range(BUSY_UNITS)]
+    assert await turn(*busy) == ["a", *busy], "and so does the turn that makes it busy"
+    assert await turn("c") == ["a", *busy], f"then, {BUSY_UNITS} units within the interval: the next waits for it"
     with store.transaction():
-        _event(store, "e")
+        _event(store, "d")
     for _ in range(200):
         await asyncio.sleep(0.01)
-        if len(_durable(path)) > len(busy) + 2:
+        if len(_durable(path)) > len(busy) + 1:
             break
-    assert _durable(path) == ["a", "b", *busy, "d", "e"], "and commits with what came meanwhile when it ends"
+    assert _durable(path) == ["a", *busy, "c", "d"], "and commits with what came meanwhile when it ends"
+    await asyncio.sleep(interval)
+    assert await turn("e") == ["a", *busy, "c", "d", "e"], "quiet again: at the end of the turn"
     store.close()
 
 
