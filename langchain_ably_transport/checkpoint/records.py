@@ -4,8 +4,9 @@ Every message the saver publishes has a name starting with `lg.` and zlib-compre
 records coexist with any other traffic on the channel (foreign messages are ignored). Serialised values
 travel as serde's `(type, bytes)` pairs, untouched, which keeps `EncryptedSerializer` working.
 
-One message carries one super-step: a checkpoint record holds the writes that waited for it (its parent's,
-as a rule), since Ably bills per message. Writes that cannot wait travel as a batch of their own.
+One message carries at least one super-step, since Ably bills per message: a checkpoint record holds the
+writes that waited for it (its parent's, as a rule), and the checkpoints of a burst of super-steps may share one
+message (`pack_checkpoints`). Writes that cannot wait travel as a batch of their own.
 """
 
 from __future__ import annotations
@@ -128,6 +129,20 @@ def pack_writes(batch: list[WritesRecord]) -> bytes:
     return pack({"batch": [w.to_record() for w in batch]})
 
 
+def pack_checkpoints(checkpoints: list[CheckpointRecord]) -> bytes:
+    """One message for `checkpoints`, in the order they were put: one record alone, as earlier versions
+    stored it, or a batch. Their blob keys must differ (`Layout.prefix`)."""
+    if len(checkpoints) == 1:
+        return pack(checkpoints[0].to_record())
+    return pack({"batch": [c.to_record() for c in checkpoints]})
+
+
+def blobs_of(data: bytes) -> dict[str, bytes]:
+    """Every blob a checkpoint message holds, by key."""
+    record = unpack(data)
+    return {key: blob for one in record.get("batch") or [record] for key, blob in (one.get("blobs") or {}).items()}
+
+
 def _writes_of(record: dict[str, Any]) -> list[WritesRecord]:
     """A batch, or one `put_writes` as earlier versions stored it."""
     return [WritesRecord.from_record(w) for w in record["batch"]] if "batch" in record \
@@ -135,9 +150,12 @@ def _writes_of(record: dict[str, Any]) -> list[WritesRecord]:
 
 
 def _checkpoint_of(record: dict[str, Any]) -> list[Record]:
-    """The writes a checkpoint record carries, then the checkpoint (the order they were made in)."""
-    checkpoint = CheckpointRecord.from_record(record)
-    return [*checkpoint.writes, checkpoint]
+    """Each checkpoint's writes, then the checkpoint (the order they were made in)."""
+    records: list[Record] = []
+    for one in record.get("batch") or [record]:
+        checkpoint = CheckpointRecord.from_record(one)
+        records += [*checkpoint.writes, checkpoint]
+    return records
 
 
 def _erase_of(record: dict[str, Any]) -> list[Record]:

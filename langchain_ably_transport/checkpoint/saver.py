@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 STATE_NAMESPACE = "langgraph-state"
 DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
 ANNOUNCED_KEPT = 1024
+HOLD_CHECKPOINTS_KEY = "lcat_hold_checkpoints"
+"""In `configurable`: the run's owner publishes what the saver holds when the run ends (`serve_graph` sets it)."""
+DURABILITY_KEY = "__pregel_durability"  # LangGraph's, in `configurable` (`langgraph._internal._constants`)
 
 
 def state_channel(thread_id: str) -> str:
@@ -75,6 +78,10 @@ class AblySaver(BaseCheckpointSaver[str]):
         writes_wait_s: how long a task's writes may wait for the next checkpoint, to travel in its message
             (one message per super-step) rather than in one of their own. Writes that may end a run (errors,
             interrupts, resumes) and writes a read needs never wait; `aflush()` publishes the rest now.
+        checkpoint_wait_s: how long a checkpoint of a run that `serve_graph` serves (with durability other
+            than `"sync"`) may wait for the next ones, so that a burst of super-steps is one message.
+            `serve_graph` publishes it sooner: when the run's output streams, and before the run ends. A process
+            that dies meanwhile loses at most this much progress, which an adopter runs again.
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         cached_threads: int = 256,
         blob_cache_bytes: int = 64 * 1024 * 1024,
         writes_wait_s: float = 0.5,
+        checkpoint_wait_s: float = 0.25,
     ) -> None:
         super().__init__(serde=serde)
         self._pool = client if isinstance(client, ConnectionPool) else None
@@ -100,6 +108,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         self._cached_threads = cached_threads
         self._blobs = BlobCache(blob_cache_bytes)
         self._writes_wait_s = writes_wait_s
+        self._checkpoint_wait_s = checkpoint_wait_s
         self._retiring: set[asyncio.Task[None]] = set()
         # The runs recently announced in the directory: a run puts several checkpoints, announced once. Only
         # the newest are remembered (a long-lived saver serves runs without end); announcing again is harmless.
@@ -146,7 +155,8 @@ class AblySaver(BaseCheckpointSaver[str]):
         if store is None:
             channel = client.channels.get(self._channel_for(thread_id))
             store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
-                                                           self.serde, self._blobs, self._writes_wait_s)
+                                                           self.serde, self._blobs, self._writes_wait_s,
+                                                           self._checkpoint_wait_s)
             while len(self._threads) > self._cached_threads:
                 self._forget(self._threads.popitem(last=False)[1])
         self._threads.move_to_end(thread_id)
@@ -190,12 +200,28 @@ class AblySaver(BaseCheckpointSaver[str]):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def aflush(self, thread_id: str | None = None) -> None:
-        """Publish now the writes waiting for a checkpoint (at most `writes_wait_s` old): on `thread_id`'s
-        channel, or on every thread's."""
+        """Publish now what waits: writes waiting for a checkpoint (at most `writes_wait_s` old) and held
+        checkpoints (at most `checkpoint_wait_s`), on `thread_id`'s channel or on every thread's."""
         await self._on_client_loop(self._flush(thread_id))
 
     def flush(self, thread_id: str | None = None) -> None:
         self._blocking(self._flush(thread_id))
+
+    def flush_soon(self, thread_id: str) -> None:
+        """Publish the checkpoints held on `thread_id`'s channel as soon as the client's loop allows, without
+        waiting: the run's output is about to show, and the checkpoint it comes from should be stored first (an
+        adopter then resumes the same step, with the same idempotency key). Callable from any thread."""
+        store = self._threads.get(str(thread_id))
+        if store is None or not store.waiting:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            store.publish_soon()
+        else:
+            self._loop.call_soon_threadsafe(store.publish_soon)
 
     async def _flush(self, thread_id: str | None) -> None:
         if thread_id is not None:
@@ -290,9 +316,10 @@ class AblySaver(BaseCheckpointSaver[str]):
         ns = configurable.get("checkpoint_ns", "")
         stored_metadata = get_checkpoint_metadata(config, metadata)
         run_id = stored_metadata.get("run_id")
+        hold = bool(configurable.get(HOLD_CHECKPOINTS_KEY)) and configurable.get(DURABILITY_KEY) != "sync"
         await self._thread(thread_id).put(
             ns, dict(checkpoint), configurable.get("checkpoint_id"), self.serde.dumps_typed(stored_metadata),
-            dict(new_versions), str(run_id) if run_id is not None else None,
+            dict(new_versions), str(run_id) if run_id is not None else None, hold=hold,
         )
         if run_id is not None:
             await self._announce(str(run_id), thread_id)
@@ -365,7 +392,7 @@ class AblySaver(BaseCheckpointSaver[str]):
         """Put `record` (values and pending writes) again into `target`, as a new writer would."""
         checkpoint = {**self.serde.loads_typed(record.checkpoint), "channel_values": await source.values(record)}
         await target.put(record.ns, checkpoint, record.parent, record.metadata,
-                         dict(checkpoint["channel_versions"]), record.run_id)
+                         dict(checkpoint["channel_versions"]), record.run_id, hold=True)
         by_task: dict[tuple[str, str], list[tuple[int, str, Any]]] = {}
         for write in source.index.pending_writes(record.ns, record.id):
             value = self.serde.dumps_typed(await source.write_value(write.value))
@@ -396,7 +423,7 @@ class AblySaver(BaseCheckpointSaver[str]):
             for record, values in snapshot:
                 checkpoint = {**self.serde.loads_typed(record.checkpoint), "channel_values": values}
                 await store.put(record.ns, checkpoint, record.parent, record.metadata,
-                                dict(checkpoint["channel_versions"]), record.run_id)
+                                dict(checkpoint["channel_versions"]), record.run_id, hold=True)
                 for write, value in writes[id(record)]:
                     await store.put_writes(record.ns, record.id, write.task_id, write.task_path,
                                            [(write.idx, write.channel, self.serde.dumps_typed(value))])
@@ -428,7 +455,7 @@ class AblySaver(BaseCheckpointSaver[str]):
 
 
 _SAVER_OPTIONS = frozenset({"serde", "channel_for", "directory_channel", "max_message_size", "cached_threads",
-                            "blob_cache_bytes", "writes_wait_s"})
+                            "blob_cache_bytes", "writes_wait_s", "checkpoint_wait_s"})
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -6,9 +6,10 @@ until it holds the newest checkpoint (see `ThreadIndex.covers_latest`), then fet
 checkpoint names by serial, in parallel: the cost follows the state's size, not the thread's length.
 
 Writes cost no message of their own as a rule: a task's writes wait (at most `writes_wait_s`) for the next
-checkpoint of their namespace and travel in its record, so a super-step is one message. Writes that may end
-the run (an error, an interrupt, a resume) are published at once with everything waiting, and a read first
-publishes what waits for the namespace it reads.
+checkpoint and travel in its message, so a super-step is one message. A put may be held too (`hold`, which
+`serve_graph` asks for): it waits (at most `checkpoint_wait_s`) for the puts after it, and a burst of
+super-steps shares one message. Writes that may end the run (an error, an interrupt, a resume) are published at
+once with everything waiting, and a read first publishes whatever waits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -34,16 +36,17 @@ from .records import (
     Record,
     Typed,
     WritesRecord,
+    blobs_of,
     decode,
     pack,
+    pack_checkpoints,
     pack_writes,
 )
-from .records import unpack as unpack_record
 from .values import BlobRef, Layout, Ref, Written, blob_key, blob_refs, lay_out, materialise, rebase
 
 CARRIED_VALUE_BYTES = 256
 log = logging.getLogger(__name__)
-InFlight = tuple[str, str, str]  # (record kind, namespace, checkpoint id) of a publish under way
+InFlight = tuple[str, str]  # (namespace, checkpoint id) of writes under way
 
 
 class BlobCache:
@@ -83,9 +86,20 @@ class BlobCache:
             del self._by_channel[key[0]]
 
 
+@dataclass
+class HeldPut:
+    """A put laid out but not yet published, waiting for the puts after it to share their message."""
+
+    record: CheckpointRecord
+    blobs: dict[str, bytes]  # inline in its record, by key
+    placed: dict[str, BlobRef]  # moved to chunk messages, by key
+    values: dict[str, Any]
+    new_versions: dict[str, Any]
+
+
 class ThreadStore:
     def __init__(self, log: ChannelLog, serde: SerializerProtocol, blobs: BlobCache,
-                 writes_wait_s: float = 0.5) -> None:
+                 writes_wait_s: float = 0.5, checkpoint_wait_s: float = 0.25) -> None:
         self.log = log
         self.index = ThreadIndex()
         self._serde = serde
@@ -97,20 +111,24 @@ class ThreadStore:
         self._in_flight: dict[asyncio.Future[None], list[InFlight]] = {}
         self._waiting: dict[str, list[WritesRecord]] = {}
         self._writes_wait_s = writes_wait_s
+        self._checkpoint_wait_s = checkpoint_wait_s
+        self._writer = asyncio.Lock()  # one checkpoint message at a time: held puts name each other's blobs
+        self._held: list[HeldPut] = []
+        self._held_refs: dict[tuple[str, str, str], Ref] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
     # --- loading ---
 
     async def latest(self, ns: str) -> tuple[str, CheckpointRecord] | None:
-        await self.flush(ns)
+        await self.flush()
         async with self._lock:
             await self._refresh()
             await self._scan_older(lambda: self.index.covers_latest(ns))
         return await self._with_early_writes(self.index.latest(ns))
 
     async def by_id(self, ns: str, checkpoint_id: str) -> tuple[str, CheckpointRecord] | None:
-        await self.flush(ns)
+        await self.flush()
         if self.index.get(ns, checkpoint_id) is None:
             async with self._lock:
                 await self._refresh()
@@ -218,7 +236,7 @@ class ThreadStore:
     async def _load_record_blobs(self, serial: str) -> dict[str, bytes]:
         entry = await self.log.fetch(serial)
         blobs = {blob_key(["at", serial, key]): payload
-                 for key, payload in (unpack_record(bytes(entry.data)).get("blobs") or {}).items()}
+                 for key, payload in blobs_of(bytes(entry.data)).items()}
         for key, payload in blobs.items():
             self._blobs.put((self.log.name, key), payload)
         return blobs
@@ -238,10 +256,46 @@ class ThreadStore:
 
     async def put(
         self, ns: str, checkpoint: dict[str, Any], parent: str | None, metadata: Typed,
-        new_versions: dict[str, Any], run_id: str | None,
+        new_versions: dict[str, Any], run_id: str | None, hold: bool = False,
     ) -> None:
+        """Publish the checkpoint, with the puts held before it; with `hold`, it is held in turn: it waits (at
+        most `checkpoint_wait_s`, or until `flush` or `publish_soon`) for the puts after it, to share their
+        message."""
+        async with self._writer:
+            await self._hold(ns, checkpoint, parent, metadata, new_versions, run_id)
+            if not hold:
+                await self._publish_held()
+        if hold:
+            self._flush_within(self._checkpoint_wait_s)
+
+    async def _hold(self, ns: str, checkpoint: dict[str, Any], parent: str | None, metadata: Typed,
+                    new_versions: dict[str, Any], run_id: str | None) -> None:
+        """Lay the put out beside the held ones. If it would not fit in their message, they are published first
+        and it is laid out again alone: held puts name each other's blobs `here`, in the one message."""
+        stripped = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        record = CheckpointRecord(
+            ns=ns, id=checkpoint["id"], parent=parent, checkpoint=self._serde.dumps_typed(stripped),
+            metadata=metadata, values={}, run_id=run_id,
+        )
+        while True:
+            layout = Layout(prefix=f"{len(self._held)}." if self._held else "")
+            record.values = await self._lay_out(ns, checkpoint, new_versions, layout)
+            held = HeldPut(record, layout.blobs, {}, checkpoint["channel_values"], new_versions)
+            if not self._held or sum(self._inline_size(h) for h in [*self._held, held]) <= self.log.payload_limit:
+                break
+            await self._publish_held()
+        for key in [k for k, payload in held.blobs.items() if len(payload) > self.log.payload_limit // 2]:
+            held.placed[key] = ["chunks", await self.log.publish_chunks(held.blobs.pop(key))]
+        record.values = {ch: [v, rebase(ref, None, held.placed)] for ch, (v, ref) in record.values.items()}
+        self._held.append(held)
+        for channel, (version, ref) in record.values.items():
+            self._held_refs[(ns, channel, version_key(version))] = ref
+        self._remember_written(held)
+
+    async def _lay_out(self, ns: str, checkpoint: dict[str, Any], new_versions: dict[str, Any],
+                       layout: Layout) -> dict[str, list[Any]]:
+        """`[version, ref]` by channel: new values laid out in `layout`, unchanged ones referenced."""
         values = checkpoint["channel_values"]
-        layout = Layout()
         refs: dict[str, list[Any]] = {}
         for channel, version in checkpoint["channel_versions"].items():
             if channel in new_versions:
@@ -249,19 +303,19 @@ class ThreadStore:
                 ref = lay_out(channel, values[channel], previous, self._serde.dumps_typed, layout) \
                     if channel in values else ["empty"]
             else:
-                ref = self.index.refs.get((ns, channel, version_key(version)))
+                key = (ns, channel, version_key(version))
+                ref = self._held_refs.get(key) or self.index.refs.get(key)
                 if ref is None:
                     continue
                 ref = self._carried(channel, ref, layout)
             refs[channel] = [version, ref]
-        stripped = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-        record = CheckpointRecord(
-            ns=ns, id=checkpoint["id"], parent=parent, checkpoint=self._serde.dumps_typed(stripped),
-            metadata=metadata, values=refs, run_id=run_id,
-        )
-        with self._publishing([(CHECKPOINT, ns, checkpoint["id"])]):
-            serial = await self._publish_checkpoint(record, layout)
-            self._after_put(serial, record, values, new_versions)
+        return refs
+
+    def _inline_size(self, held: HeldPut) -> int:
+        """About what a held put adds to its message (before compression): its blobs that stay inline, its
+        checkpoint and its metadata."""
+        inline = sum(len(payload) for payload in held.blobs.values() if len(payload) <= self.log.payload_limit // 2)
+        return inline + len(held.record.checkpoint[1]) + len(held.record.metadata[1])
 
     def _carried(self, channel: str, ref: Ref, layout: Layout) -> Ref:
         """An unchanged small value is copied into the new record rather than referenced: a cold read then
@@ -273,55 +327,76 @@ class ThreadStore:
             return ref
         return ["value", ref[1], layout.add_blob(channel, payload)]
 
-    async def _publish_checkpoint(self, record: CheckpointRecord, layout: Layout) -> str:
-        """The record, with the writes waiting in its namespace. What does not fit goes first: the writes as a
-        batch of their own, then blobs, largest first, to chunk messages that the record names by serial."""
-        placed: dict[str, BlobRef] = {}
-        inline = dict(layout.blobs)
-        for key in [k for k, payload in inline.items() if len(payload) > self.log.payload_limit // 2]:
-            placed[key] = ["chunks", await self.log.publish_chunks(inline.pop(key))]
+    async def _publish_held(self) -> None:
+        """The held puts and every waiting write in one message (the writes alone when nothing is held). What
+        does not fit goes first: the writes as a batch of their own, then blobs, largest first, to chunk
+        messages that the records name by serial. Called with the writer lock held."""
+        held = self._held
+        if not held:
+            await self._publish_waiting()
+            return
+        placed = {key: ref for h in held for key, ref in h.placed.items()}
         while True:
-            await self._settle(record.ns, record.id)
-            record.early = self.index.write_serials(record.ns, record.id)
-            record.children = self._children_of(record.id) if record.ns == "" else {}
-            record.blobs = inline
-            record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
-            record.writes = self._waiting.get(record.ns, [])
-            data = pack(record.to_record())
+            for h in held:
+                await self._settle(h.record.ns, h.record.id)
+            writes = [w for waiting in self._waiting.values() for w in waiting]
+            for place, h in enumerate(held):
+                record = h.record
+                record.early = self.index.write_serials(record.ns, record.id)
+                record.children = self._children_of(record.id) if record.ns == "" else {}
+                record.blobs = h.blobs
+                record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
+                record.writes = writes if place == 0 else []
+            data = pack_checkpoints([h.record for h in held])
             if len(data) <= self.log.payload_limit:
                 break
-            if record.writes:
-                await self.flush(record.ns)
+            if writes:
+                await self._publish_waiting()
                 continue
+            inline = [(h, key) for h in held for key in h.blobs]
             if not inline:
                 break
-            largest = max(inline, key=lambda k: len(inline[k]))
-            placed[largest] = ["chunks", await self.log.publish_chunks(inline.pop(largest))]
-        return await self._publish_with(CHECKPOINT, data, self._take(record.ns))
+            owner, key = max(inline, key=lambda item: len(item[0].blobs[item[1]]))
+            placed[key] = owner.placed[key] = ["chunks", await self.log.publish_chunks(owner.blobs.pop(key))]
+        serial = await self._publish_with(CHECKPOINT, data, self._take())
+        self._held, self._held_refs = [], {}
+        self._apply(serial, [r for h in held for r in (*h.record.writes, h.record)])
+        for h in held:
+            self._after_put(serial, h)
+        self._stop_timer_if_idle()
 
     async def _publish_with(self, name: str, data: bytes, writes: list[WritesRecord]) -> str:
         """Publish a message that carries `writes`, which wait again for the next message if it fails."""
         try:
-            with self._publishing([(WRITES, w.ns, w.checkpoint_id) for w in writes]):
+            with self._publishing([(w.ns, w.checkpoint_id) for w in writes]):
                 return await self.log.publish(name, data)
         except BaseException:
             for write in reversed(writes):
                 self._waiting.setdefault(write.ns, []).insert(0, write)
             raise
 
-    def _take(self, ns: str | None = None) -> list[WritesRecord]:
-        """The writes waiting in `ns` (all namespaces for None), in the order they were made."""
-        taken = [w for key in ([ns] if ns is not None else list(self._waiting)) for w in self._waiting.pop(key, [])]
-        if not self._waiting and self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+    def _take(self) -> list[WritesRecord]:
+        """Every waiting write, in the order they were made (per namespace)."""
+        taken = [w for waiting in self._waiting.values() for w in waiting]
+        self._waiting.clear()
         return taken
 
-    async def flush(self, ns: str | None = None) -> None:
-        """Publish the writes waiting in `ns` (every namespace for None) now, in as few messages as fit."""
-        for batch in self._batches(self._take(ns)):
+    async def flush(self) -> None:
+        """Publish now whatever waits: the held puts and the queued writes, in as few messages as fit."""
+        async with self._writer:
+            await self._publish_held()
+
+    def publish_soon(self) -> None:
+        """Publish the held puts as soon as the loop allows, without waiting for it."""
+        if self._held:
+            self._flush_within(0)
+
+    async def _publish_waiting(self) -> None:
+        """The waiting writes, without a checkpoint, in as few messages as fit."""
+        for batch in self._batches(self._take()):
             serial = await self._publish_with(WRITES, pack_writes(batch), batch)
             self._apply(serial, list(batch))
+        self._stop_timer_if_idle()
 
     def _batches(self, writes: list[WritesRecord]) -> list[list[WritesRecord]]:
         """`writes` split, in order, into batches that each fit in a message."""
@@ -330,10 +405,20 @@ class ThreadStore:
         half = len(writes) // 2
         return self._batches(writes[:half]) + self._batches(writes[half:])
 
-    def _flush_later(self) -> None:
-        """Publish what waits after `writes_wait_s`, if no checkpoint has taken it by then."""
-        if self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(self._writes_wait_s, self._flush_waited)
+    def _flush_within(self, delay: float) -> None:
+        """Publish what waits `delay` seconds from now, or sooner if a flush is due sooner already."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if self._flush_timer is not None:
+            if self._flush_timer.when() <= due:
+                return
+            self._flush_timer.cancel()
+        self._flush_timer = loop.call_at(due, self._flush_waited)
+
+    def _stop_timer_if_idle(self) -> None:
+        if not self._waiting and not self._held and self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
 
     def _flush_waited(self) -> None:
         self._flush_timer = None
@@ -345,11 +430,11 @@ class ThreadStore:
         try:
             await self.flush()
         except CheckpointStorageError as error:
-            log.warning("writes on %s wait for the next checkpoint: %s", self.log.name, error)
+            log.warning("what waits on %s waits for the next checkpoint or flush: %s", self.log.name, error)
 
     @contextmanager
     def _publishing(self, keys: list[InFlight]) -> Iterator[None]:
-        """Mark a publish under way until it is ACKed and indexed: a checkpoint, or writes against one."""
+        """Mark writes against these checkpoints under way until they are queued, or ACKed and indexed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight[done] = keys
         try:
@@ -363,37 +448,36 @@ class ThreadStore:
 
         Those are its tasks' subgraphs (ids are time-ordered and a task runs after its checkpoint is made),
         whichever order the records were published in: async durability can publish a subgraph's
-        checkpoints before its parent's, and even before the parent's parent.
+        checkpoints before its parent's, and even before the parent's parent. Children held with the root
+        checkpoint share its message, so it need not name them.
         """
         return {ns: serial for ns, (serial, child_id) in self._children.items() if child_id > checkpoint_id}
 
     async def _settle(self, ns: str, checkpoint_id: str) -> None:
-        """Wait for the publishes under way that this checkpoint's record must name.
+        """Wait for the writes against this checkpoint that are under way, so that its message carries them.
 
-        A record names its early writes (and a root record its children's records) by serial, which only
-        an ACK gives. One sent before the record but ACKed after it was built would land before the record
-        yet be missing from it, and a cold reader that stops paging at the record would never see it. Async
-        durability sends writes before their checkpoint, and subgraph checkpoints before the parent's.
-        Writes wait for nothing and a child's checkpoint only for its writes, so this cannot deadlock.
+        Checkpoints are published one message at a time (under the writer lock), so only writes can be
+        under way: a task's large values go to chunk messages before its writes are queued. Writes wait for
+        nothing, so this cannot deadlock.
         """
-
-        def named(kind: str, other_ns: str, other_id: str) -> bool:
-            if kind == WRITES:
-                return (other_ns, other_id) == (ns, checkpoint_id)
-            return ns == "" and other_ns != "" and other_id > checkpoint_id
-
-        while pending := [done for done, keys in self._in_flight.items() if any(named(*key) for key in keys)]:
+        key = (ns, checkpoint_id)
+        while pending := [done for done, keys in self._in_flight.items() if key in keys]:
             await asyncio.wait(pending)
 
-    def _after_put(self, serial: str, record: CheckpointRecord, values: dict[str, Any], new: dict[str, Any]) -> None:
-        self._apply(serial, [*record.writes, record])
+    def _after_put(self, serial: str, held: HeldPut) -> None:
+        record = held.record
         if record.ns == "":
             self._children = {ns: child for ns, child in self._children.items() if child[1] > record.id}
         elif record.ns not in self._children or self._children[record.ns][0] < serial:
             self._children[record.ns] = (serial, record.id)
+        self._remember_written(held)
+
+    def _remember_written(self, held: HeldPut) -> None:
+        """The put's new values, as the next put of each channel appends to them."""
+        record = held.record
         for channel, (version, ref) in record.values.items():
-            if channel in new and channel in values:
-                value = values[channel]
+            if channel in held.new_versions and channel in held.values:
+                value = held.values[channel]
                 length = len(value) if isinstance(value, list) else 0
                 self._written[(record.ns, channel)] = Written(version, value, length, ref)
 
@@ -401,7 +485,7 @@ class ThreadStore:
                          writes: list[tuple[int, str, Typed]]) -> None:
         """Queue a task's writes for the next checkpoint record; a special write (idx < 0: an error, an
         interrupt, a resume) may end the run, so it and everything waiting are published before this returns."""
-        with self._publishing([(WRITES, ns, checkpoint_id)]):
+        with self._publishing([(ns, checkpoint_id)]):
             stored: list[tuple[int, str, Any]] = []
             for idx, channel, (kind, payload) in writes:
                 if len(payload) > self.log.payload_limit // 2:
@@ -412,17 +496,18 @@ class ThreadStore:
         if any(idx < 0 for idx, _, _ in writes):
             await self.flush()
         else:
-            self._flush_later()
+            self._flush_within(self._writes_wait_s)
 
     @property
     def waiting(self) -> bool:
-        """Whether writes wait to be published."""
-        return bool(self._waiting)
+        """Whether puts or writes wait to be published."""
+        return bool(self._waiting or self._held)
 
     async def erase(self, record: EraseRecord) -> None:
-        await self.flush()
-        serial = await self.log.publish(ERASE, pack(record.to_record()))
-        self._apply(serial, [record])
-        if record.thread:
-            self._written.clear()
-            self._children.clear()
+        async with self._writer:
+            await self._publish_held()
+            serial = await self.log.publish(ERASE, pack(record.to_record()))
+            self._apply(serial, [record])
+            if record.thread:
+                self._written.clear()
+                self._children.clear()

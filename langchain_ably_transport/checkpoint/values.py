@@ -33,13 +33,16 @@ Serialize = Callable[[Any], Typed]
 
 @dataclass
 class Layout:
-    """The refs of one put and the blobs it adds, keyed as its `["here", key]` refs name them."""
+    """The blobs one put adds, keyed as its `["here", key]` refs name them.
 
-    refs: dict[str, Ref] = field(default_factory=dict)
+    `prefix` keeps the keys of the puts that share a message apart (`["at", serial, key]` names a blob by
+    message)."""
+
     blobs: dict[str, bytes] = field(default_factory=dict)
+    prefix: str = ""
 
     def add_blob(self, channel: str, payload: bytes) -> BlobRef:
-        key = f"{channel}#{len(self.blobs)}"
+        key = f"{self.prefix}{channel}#{len(self.blobs)}"
         self.blobs[key] = payload
         return ["here", key]
 

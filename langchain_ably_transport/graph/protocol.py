@@ -27,6 +27,7 @@ from langchain_core.messages import convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Send
 
+from ..checkpoint.saver import HOLD_CHECKPOINTS_KEY
 from ..codec.agent_protocol import (
     Command as ProtocolCommand,
 )
@@ -50,7 +51,15 @@ from ..wire import names
 from ..wire.envelope import WireMessage
 from .idempotency import RUN_ID_KEY
 from .serve import STOPPED_MESSAGE
-from .turns import ActivePolicy, stopping, store_waiting_writes, take_turn, thread_config, without_reused_ids
+from .turns import (
+    ActivePolicy,
+    stopping,
+    store_checkpoints_soon,
+    store_waiting_writes,
+    take_turn,
+    thread_config,
+    without_reused_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +268,9 @@ class _ProtocolThread:
         batcher = EventBatcher(run.publish, run_id=run.run_id, invocation_id=run.invocation_id, seq=self._seq,
                                **window)
         batcher.add([normalizer.running(), *([normalizer.answered(answered)] if answered else [])])
-        config: RunnableConfig = {**self._config,
-                                  "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: run.run_id}}
+        config: RunnableConfig = {**self._config, "configurable": {
+            **self._config.get("configurable", {}), RUN_ID_KEY: run.run_id,
+            HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
         with stopping(run, self._options.stop), attributed_to(run.run_id):
             outcome, error = await _unless_cancelled(self._events(graph_input, config, normalizer, batcher), run)
             await store_waiting_writes(self._graph, run, self._config)
@@ -280,6 +290,8 @@ class _ProtocolThread:
                                                       transformers=normalizer.transformers(),
                                                       durability=self._options.durability)
         async for raw in stream:
+            if raw.get("method") == "messages":
+                store_checkpoints_soon(self._graph, config)
             batcher.add(normalizer.normalize(raw))
         batcher.add(normalizer.flush())
 

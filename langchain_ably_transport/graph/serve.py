@@ -25,6 +25,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, Interrupt
 
+from ..checkpoint.saver import HOLD_CHECKPOINTS_KEY
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
 from ..errors import ConfigurationError, ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
@@ -42,6 +43,7 @@ from .turns import (
     ActivePolicy,
     state_messages,
     stopping,
+    store_checkpoints_soon,
     store_waiting_writes,
     take_turn,
     thread_config,
@@ -446,7 +448,8 @@ class _GraphStream:
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
         modes = ["messages", "updates", "tasks"]
-        config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id}}
+        config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id,
+                                                   HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
         events = self._graph.astream(self._input, config, stream_mode=modes, subgraphs=True,
                                      durability=self._durability)
         try:
@@ -466,6 +469,7 @@ class _GraphStream:
 
     async def _event(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[dict[str, Any]]:
         if mode == "messages":
+            store_checkpoints_soon(self._graph, self._config)
             message, metadata = data
             if self._scope.is_sub_agent(namespace, metadata):
                 chunks = await self._sub_agent_message(namespace, message, metadata)

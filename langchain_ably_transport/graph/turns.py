@@ -81,6 +81,13 @@ async def store_waiting_writes(graph: Any, run: Run, config: RunnableConfig) -> 
         log.warning("run %s: its finished tasks' writes were not stored: %s", run.run_id, error)
 
 
+def store_checkpoints_soon(graph: Any, config: RunnableConfig) -> None:
+    """The run's output is about to show: the checkpoints the saver holds are published now, without waiting, so
+    that an adopter resumes the step whose output streams (and its idempotency key) rather than an earlier one."""
+    if isinstance(graph.checkpointer, AblySaver):
+        graph.checkpointer.flush_soon(config["configurable"]["thread_id"])
+
+
 @contextmanager
 def stopping(run: Run, stop: asyncio.Event | None) -> Iterator[None]:
     """While the run streams, `stop` being set cancels it as a client's cancel would."""

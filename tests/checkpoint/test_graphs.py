@@ -33,6 +33,7 @@ from langchain_ably_transport.checkpoint import log as log_module
 from langchain_ably_transport.checkpoint import state_channel
 from langchain_ably_transport.checkpoint.log import ChannelLog
 from langchain_ably_transport.checkpoint.records import CHECKPOINT, RECORD_NAMES, WRITES, unpack
+from langchain_ably_transport.checkpoint.saver import HOLD_CHECKPOINTS_KEY
 
 DURABILITIES = ["sync", "async", "exit"]
 # A four-node sequence saves the input checkpoint (step -1), then one per step 0..4; `exit` only the last.
@@ -588,8 +589,10 @@ def summary(state: StateSnapshot) -> tuple[Any, ...]:
             [(t.name, summary(t.state) if isinstance(t.state, StateSnapshot) else None) for t in state.tasks])
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["each-put", "held"])
 @pytest.mark.parametrize("scenario", ["interrupt", "parallel", "subgraph-node", "subgraph-call"])
-async def test_a_cold_reader_on_a_slow_network_sees_what_the_writer_sees(clients, slow_network, scenario):
+async def test_a_cold_reader_on_a_slow_network_sees_what_the_writer_sees(clients, slow_network, scenario, held):
+    """`held`: as `serve_graph` runs a graph, whose saver holds puts to share messages, and flushes at the end."""
     def build(saver: BaseCheckpointSaver) -> CompiledStateGraph:
         if scenario == "interrupt":
             return review_graph(saver)
@@ -597,11 +600,13 @@ async def test_a_cold_reader_on_a_slow_network_sees_what_the_writer_sees(clients
             return parallel_graph(saver)
         return parent_graph(saver, scenario.removeprefix("subgraph-"))
 
-    writer, config = build(AblySaver(await clients())), new_thread()
+    writer, config = build(AblySaver(await clients(), checkpoint_wait_s=30)), new_thread()
+    if held:
+        config["configurable"][HOLD_CHECKPOINTS_KEY] = True
     out = await writer.ainvoke({"log": ["start"]}, config, durability="async")
     assert out["__interrupt__"]
     expected = summary(await writer.aget_state(config, subgraphs=True))
-    cold = build(AblySaver(await clients()))
+    cold = build(AblySaver(await clients(), checkpoint_wait_s=30))
     assert summary(await cold.aget_state(config, subgraphs=True)) == expected
 
     for _ in range(3):  # the cold process answers whatever is pending until the run completes
@@ -610,6 +615,7 @@ async def test_a_cold_reader_on_a_slow_network_sees_what_the_writer_sees(clients
             break
         out = await cold.ainvoke(Command(resume={i.id: "ok" for i in pending}), config, durability="async")
     assert "__interrupt__" not in out
+    await cold.checkpointer.aflush(config["configurable"]["thread_id"])  # what serve_graph does as a run ends
     subgraph_final = {"log": ["start", "prep", "finish with 2 notes"], "notes": ["drafted", "answer=ok"]}
     assert out == {
         "interrupt": {"log": ["start", "draft v1", "review:ok:ok", "published"]},

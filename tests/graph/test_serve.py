@@ -164,3 +164,61 @@ async def test_a_node_whose_answer_streams_needs_no_running_part(clients, channe
         assert result.outcome == "complete"
         assert await user.wait_for(lambda: bool(seen) and user.messages()[-1].content == reply)
     assert seen == [("chat", "done")], "streamed for twice the running delay, yet only its end was shown"
+
+
+async def test_a_turns_checkpoints_share_a_message_before_its_answer_streams_and_one_after(clients, channel_name):
+    """`serve_graph` lets the saver hold a run's checkpoints: those made before the answer streams are stored as it
+    starts to show (an adopter resumes the streaming step), the rest before the run ends."""
+    from langchain_ably_transport import MessageKind
+
+    from .graphs import chat_node, linear_graph
+
+    async def plan(state: dict) -> dict:
+        return {}
+
+    async def wrap(state: dict) -> dict:
+        return {}
+
+    chat = chat_node(lambda state: "a reply in five words", delay=0.01)
+    agent = await clients()
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("go")
+        result = await serve_graph(linear_graph(AblySaver(agent), plan, chat, wrap), sent.invocation, client=agent)
+    assert result.outcome == "complete"
+    assert result.messages[MessageKind.CHECKPOINT_RECORD] == 2, "input, start and plan in one; chat and wrap in one"
+    cold = linear_graph(AblySaver(await clients()), plan, chat, wrap)
+    config = {"configurable": {"thread_id": channel_name}}
+    history = [h async for h in cold.aget_state_history(config)]
+    assert [h.next for h in history] == [(), ("wrap",), ("chat",), ("plan",), ("__start__",)]
+    assert [m.content for m in history[0].values["messages"]] == ["go", "a reply in five words"]
+
+
+async def test_a_slow_silent_step_finds_the_checkpoint_it_started_from_stored_while_it_runs(clients, channel_name):
+    """Held checkpoints wait at most `checkpoint_wait_s`: a process that dies during a long tool call loses no step
+    finished before it."""
+    from .graphs import linear_graph
+
+    release = asyncio.Event()
+
+    async def quick(state: dict) -> dict:
+        return {}
+
+    async def slow(state: dict) -> dict:
+        await asyncio.wait_for(release.wait(), 10)
+        return {}
+
+    agent = await clients()
+    cold = linear_graph(AblySaver(await clients()), quick, slow)
+    config = {"configurable": {"thread_id": channel_name}}
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("go")
+        saver = AblySaver(agent, checkpoint_wait_s=0.2, writes_wait_s=30)  # only the checkpoints' wait applies
+        serving = asyncio.ensure_future(serve_graph(linear_graph(saver, quick, slow), sent.invocation, client=agent))
+        try:
+            deadline = asyncio.get_running_loop().time() + 5
+            while (await cold.aget_state(config)).next != ("slow",) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert (await cold.aget_state(config)).next == ("slow",), "stored while `slow` still runs"
+        finally:
+            release.set()
+        assert (await asyncio.wait_for(serving, 10)).outcome == "complete"
