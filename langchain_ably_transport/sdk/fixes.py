@@ -33,6 +33,13 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    in a task no one awaits, so asyncio prints "Task exception was never retrieved" with a traceback on the
    user's terminal. `_close_if_open`.
    tests/sdk/test_fixes.py::test_a_failed_connection_attempt_prints_no_stray_task_traceback
+9. Its read loop spawns a task for every frame it receives, though the handler of the frequent ones (ACK, NACK,
+   MESSAGE, PRESENCE, HEARTBEAT) never awaits: two tasks per published token (its ACK and its echo), a fifth of
+   a streaming agent's CPU. `_read_frames`, which runs those handlers to their end in the loop.
+   tests/sdk/test_fixes.py::test_frequent_frames_are_handled_without_a_task_each_and_in_order
+10. Every frame received replaces the idle timer, a task (`Timer`): another task per frame, to note the time.
+   `_note_activity` only notes the time while a timer runs; the SDK's own expiry handler waits again for the time
+   left. tests/sdk/test_fixes.py::test_the_idle_timer_is_not_replaced_per_frame_and_still_fires
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -43,7 +50,9 @@ it next connects it has no `maxInboundRate` (3), so it is paced at Ably's 50 msg
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.parse
+from collections.abc import Coroutine
 from typing import Any
 
 import ably
@@ -55,10 +64,14 @@ from ably.transport.websockettransport import ProtocolMessageAction
 from ably.types.connectiondetails import ConnectionDetails
 from ably.types.tokendetails import TokenDetails
 from ably.util.eventemitter import EventEmitter
+from ably.util.exceptions import AblyException
+from ably.util.helper import unix_time_ms
+from websockets.exceptions import ConnectionClosedOK
 
 from ..errors import ConfigurationError, UnsupportedSdkError
 from . import outbox
 
+log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = ("3.1.",)  # the versions whose code these replacements were written against
 _ADOPTED = "_langchain_ably_transport_adopted"
 
@@ -79,6 +92,8 @@ def install() -> None:
     if transport.connect is not _connect_with_port:
         transport.connect = _connect_with_port  # type: ignore[method-assign]
         transport.close = _close_if_open  # type: ignore[method-assign]
+        transport.ws_read_loop = _read_frames  # type: ignore[method-assign]
+        transport.on_activity = _note_activity  # type: ignore[method-assign]
     if not getattr(ConnectionDetails.from_dict, "keeps_inbound_rate", False):
         ConnectionDetails.from_dict = _details_with_inbound_rate(ConnectionDetails.from_dict)  # type: ignore
     outbox.install()
@@ -137,6 +152,52 @@ async def _close_if_open(self: websockettransport.WebSocketTransport) -> None:
     there, in a task the connection manager does not await."""
     if self.websocket is not None:
         await self.send({"action": ProtocolMessageAction.CLOSE})
+
+
+_HANDLED_IN_THE_LOOP = frozenset({ProtocolMessageAction.ACK, ProtocolMessageAction.NACK, ProtocolMessageAction.MESSAGE,
+                                  ProtocolMessageAction.PRESENCE, ProtocolMessageAction.HEARTBEAT})
+
+
+async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
+    """`WebSocketTransport.ws_read_loop`, handling the frequent frames in the loop (9). Any other frame gets its
+    task, as in 3.1.4, and the loop lets it take its first step before reading on, so frames are handled in the
+    order they came, as tasks taking their first steps in creation order had them."""
+    if not self.websocket:
+        raise AblyException("ws_read_loop started with no websocket", 500, 50000)
+    try:
+        async for raw in self.websocket:
+            try:
+                frame = self.decode_raw_websocket_frame(raw)
+                if frame.get("action") in _HANDLED_IN_THE_LOOP:
+                    _run_to_end(self.on_protocol_message(frame))
+                    continue
+                task = asyncio.create_task(self.on_protocol_message(frame))
+                task.add_done_callback(self.on_protcol_message_handled)
+                await asyncio.sleep(0)
+            except Exception:
+                log.exception("a frame from Ably could not be handled")
+    except (ConnectionClosedOK, GeneratorExit):
+        return
+
+
+def _run_to_end(handler: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never awaits (3.1's handler of the frequent frames) to its end, here and now."""
+    try:
+        handler.send(None)
+    except StopIteration:
+        return
+    handler.close()
+    raise RuntimeError("ably-python's frame handler awaited, which this package's read loop does not expect")
+
+
+def _note_activity(self: websockettransport.WebSocketTransport) -> None:
+    """`WebSocketTransport.on_activity`, starting the idle timer only when none runs (10): on expiry, 3.1's
+    `on_idle_timer_expire` disconnects if the connection has been idle that long, else waits the time left."""
+    if not self.max_idle_interval:
+        return
+    self.last_activity = unix_time_ms()
+    if self.idle_timer is None:
+        self.set_idle_timer(self.max_idle_interval + 100)
 
 
 def _details_with_inbound_rate(from_dict: Any) -> Any:

@@ -5,11 +5,17 @@ The drop and token-expiry tests of tests/faults run with user-built clients too 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from ably import AblyRealtime
@@ -138,3 +144,61 @@ def test_a_failed_connection_attempt_prints_no_stray_task_traceback(fixed):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ("Task exception was never retrieved" in done.stderr) is not fixed
+
+
+@contextmanager
+def tasks_created() -> Iterator[Counter[str]]:
+    """Counts of the tasks the running loop creates meanwhile, by their coroutine's qualified name."""
+    loop = asyncio.get_running_loop()
+    counts: Counter[str] = Counter()
+    previous = loop.get_task_factory()
+
+    def count(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        counts[getattr(coro, "__qualname__", type(coro).__name__)] += 1
+        return asyncio.Task(coro, loop=loop, **options)
+
+    loop.set_task_factory(count)
+    try:
+        yield counts
+    finally:
+        loop.set_task_factory(previous)
+
+
+async def test_frequent_frames_are_handled_without_a_task_each_and_in_order(server, channel_name):
+    """Fixes 9 and 10: 100 pipelined publishes bring 100 ACKs (some merged) and 100 echoes; none takes a task of
+    its own to handle, nor a new idle timer, and every echo reaches the listener in publish order."""
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        received: list[str] = []
+        await channel.subscribe(lambda message: received.append(message.data))
+        with tasks_created() as counts:
+            await asyncio.gather(*(channel.publish("n", f"m{i}") for i in range(100)))
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(received) < 100 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+    assert received == [f"m{i}" for i in range(100)]
+    assert counts["WebSocketTransport.on_protocol_message"] == 0, counts
+    assert counts["Timer._job"] <= 1, counts
+
+
+async def test_the_idle_timer_is_not_replaced_per_frame_and_still_fires(caplog):
+    """Fix 10: a server gone silent (SIGSTOP) is noticed within its announced idle interval plus the request
+    timeout, as 3.1.4 notices it (which then waits for the WebSocket's closing handshake before it reconnects)."""
+
+    def noticed() -> bool:
+        return any("No activity seen from realtime" in record.getMessage() for record in caplog.records)
+
+    with spawn(args=["--max-idle-interval", "1"]) as silent:
+        async with connect(silent.key, silent.url, realtime_request_timeout=500) as client:
+            channel = client.channels.get("idle-timer")
+            await asyncio.gather(*(channel.publish("n", f"m{i}") for i in range(50)))
+            silent.process.send_signal(signal.SIGSTOP)
+            stopped_at = asyncio.get_running_loop().time()
+            try:
+                while not noticed() and asyncio.get_running_loop().time() < stopped_at + 10:
+                    await asyncio.sleep(0.05)
+            finally:
+                silent.process.send_signal(signal.SIGCONT)
+            noticed_after = asyncio.get_running_loop().time() - stopped_at
+    assert noticed(), "the idle timer never fired"
+    assert noticed_after < 1.0 + 0.5 + 1.0, f"noticed after {noticed_after:.2f} s"
