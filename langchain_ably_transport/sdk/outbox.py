@@ -13,12 +13,13 @@ import asyncio
 import base64
 import logging
 import os
+from collections import deque
 from typing import Any
 
 from ably.realtime.connectionmanager import ConnectionManager, PendingMessage
 from ably.transport.websockettransport import ProtocolMessageAction
 from ably.types.connectionstate import ConnectionState
-from ably.types.message import MessageAction
+from ably.types.message import Message, MessageAction
 from ably.types.operations import PublishResult
 from ably.util.exceptions import AblyException
 from websockets.exceptions import WebSocketException
@@ -28,6 +29,7 @@ from ..errors import ErrorCode
 log = logging.getLogger(__name__)
 
 _SENT_ON = "_sent_on_connection"
+_WRITER = "_langchain_ably_transport_writer"
 _QUEUEING_STATES = (ConnectionState.INITIALIZED, ConnectionState.DISCONNECTED, ConnectionState.CONNECTING)
 _REWRITES = (MessageAction.MESSAGE_UPDATE, MessageAction.MESSAGE_DELETE)
 _APPENDS_IN_DOUBT = "_appends_in_doubt"
@@ -49,6 +51,12 @@ def installed() -> bool:
 
 async def send_protocol_message(self: Any, protocol_message: dict[str, Any]) -> PublishResult | None:
     """`ConnectionManager.send_protocol_message`, numbering a message when it is written, not when queued."""
+    return await submit(self, protocol_message)
+
+
+def submit(self: Any, protocol_message: dict[str, Any]) -> asyncio.Future[Any]:
+    """`send_protocol_message` without a coroutine: the message is written (or queued) now, and the future settles
+    with its ACK (or its write, for a message that takes no ACK). Raises at once what 3.1.4 raises when awaited."""
     state = self.state
     queueing = state in _QUEUEING_STATES
     if state != ConnectionState.CONNECTED and not queueing:
@@ -61,16 +69,34 @@ async def send_protocol_message(self: Any, protocol_message: dict[str, Any]) -> 
     refusal = _refusal(self, pending)
     if refusal is not None:
         raise refusal
+    written = None
     if queueing or self.transport is None:
         self.queued_messages.appendleft(pending)
-        written = None
     else:
         written = _write(self, pending)
     if pending.future is not None:
-        return await pending.future
+        return pending.future
     if written is not None:
-        await written
-    return None
+        return written
+    queued: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    queued.set_result(None)
+    return queued
+
+
+def append_now(channel: Any, message: Message) -> asyncio.Future[Any]:
+    """`RealtimeChannel.append_message(message)` (no operation, no params) written now, without a task: the future
+    of its ACK. 3.1.4's coroutine awaits nothing before it sends, so this is the same message, sent the same way,
+    for a task less per append."""
+    if not message.serial:
+        raise AblyException("Message serial is required for update/delete/append operations", 400, 40003)
+    channel._throw_if_unpublishable_state()
+    append = Message(name=message.name, data=message.data, client_id=message.client_id, serial=message.serial,
+                     action=MessageAction.MESSAGE_APPEND, extras=message.extras)
+    if channel.cipher:
+        append.encrypt(channel.cipher)
+    protocol_message = {"action": ProtocolMessageAction.MESSAGE, "channel": channel.name,
+                        "messages": [append.as_dict(binary=channel.ably.options.use_binary_protocol)]}
+    return submit(channel.ably.connection.connection_manager, protocol_message)
 
 
 def send_queued_messages(self: Any) -> None:
@@ -94,31 +120,76 @@ def send_queued_messages(self: Any) -> None:
         pending = self.queued_messages.pop()
         refusal = _refusal(self, pending)
         if refusal is None:
-            _write(self, pending).add_done_callback(_log_write_failure)
+            written = _write(self, pending)
+            if written is not None:
+                written.add_done_callback(_log_write_failure)
         elif pending.future is not None and not pending.future.done():
             pending.future.set_exception(refusal)
 
 
-def _write(self: Any, pending: PendingMessage) -> asyncio.Future[None]:
+def _write(self: Any, pending: PendingMessage) -> asyncio.Future[None] | None:
     """Write a message on the current transport; it takes a `msgSerial` on its first write over a connection
-    (a resumed connection keeps the old one, so the server re-ACKs a message it had already applied)."""
+    (a resumed connection keeps the old one, so the server re-ACKs a message it had already applied). The future of
+    the write for a message that takes no ACK; one that does settles with its ACK."""
     if pending.ack_required:
         if getattr(pending, _SENT_ON, None) != self.connection_id:
             pending.message["msgSerial"] = self.msg_serial
             self.msg_serial += 1
             setattr(pending, _SENT_ON, self.connection_id)
         self.pending_message_queue.push(pending)
-    return asyncio.ensure_future(_send_on(self.transport, pending))
+    writer = self.transport.__dict__.get(_WRITER)
+    if writer is None:
+        writer = self.transport.__dict__[_WRITER] = TransportWriter(self.transport)
+    return writer.write(pending)
 
 
-async def _send_on(transport: Any, pending: PendingMessage) -> None:
-    try:
-        await transport.send(pending.message)
-    except (WebSocketException, OSError):
-        if not pending.ack_required:
-            raise
-        # The socket died under the write. The message stays awaiting its ACK: the SDK requeues it when it
-        # notices the socket is gone and writes it on the next connection (RTN19a); its caller keeps waiting.
+class TransportWriter:
+    """One transport's writes, in the order they were made, by one task while any wait (3.1.4 takes a task per
+    write, which costs more than the write). A message awaiting its ACK stays in flight when the socket dies under
+    its write: the SDK requeues it when it notices, and writes it on the next connection (RTN19a)."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._queue: deque[tuple[PendingMessage, asyncio.Future[None] | None]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, pending: PendingMessage) -> asyncio.Future[None] | None:
+        written = None if pending.ack_required else asyncio.get_running_loop().create_future()
+        self._queue.append((pending, written))
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drain())
+        return written
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                pending, written = self._queue.popleft()
+                try:
+                    await self._transport.send(pending.message)
+                except asyncio.CancelledError:
+                    self._queue.appendleft((pending, written))
+                    raise
+                except Exception as error:
+                    _written_with(written, error)
+                else:
+                    _written_with(written, None)
+        finally:
+            self._task = None
+            for _, written in self._queue:
+                _written_with(written, ConnectionError("the transport closed before the message was written"))
+            self._queue.clear()
+
+
+def _written_with(written: asyncio.Future[None] | None, error: BaseException | None) -> None:
+    """Settle a write; a failed write of a message awaiting its ACK is logged, as the ACK decides its fate."""
+    if written is None:
+        if error is not None and not isinstance(error, WebSocketException | OSError):
+            log.warning("a message awaiting its ACK was not written: %r", error)
+    elif not written.done():
+        if error is None:
+            written.set_result(None)
+        else:
+            written.set_exception(error)
 
 
 def _log_write_failure(written: asyncio.Future[None]) -> None:

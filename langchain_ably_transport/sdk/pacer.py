@@ -75,8 +75,11 @@ class PublishPacer:
     """One connection's publishes, started in call order and no faster than `rate()` messages a second.
 
     `start(operation, count, publication)` calls `operation()` (which sends `count` messages) when the rate allows
-    and everything started before it has started, as a task: tasks take their first step in creation order, and
-    ably-python numbers a message (`msgSerial`) in its first step, so the wire order is the call order. A
+    and everything started before it has started. An operation that returns a future (`outbox.append_now`) has
+    written its message by then; a coroutine (ably-python's publish) runs as a task, and tasks take their first
+    step, where ably-python numbers a message (`msgSerial`), in creation order. So the wire order is the call
+    order, but for an append, which may overtake a create started just before it: never its own message's (an
+    append needs that create's serial), and a stream's appends keep their order. A
     rate of 0 means no limit. A pacer may also share a budget with others (`share`): the rate an account allows
     all of a process's connections together. `paced` counts the operations that had to wait. Once the server has
     accepted them, the messages are recorded in the `ledger` as `publication` says. A refusal for rate (the account's
@@ -119,9 +122,9 @@ class PublishPacer:
                 return
             self._queue.popleft()
             if not future.cancelled():
-                task = asyncio.ensure_future(operation())
-                task.add_done_callback(self._learn)
-                _settle_with(task, future)
+                started = _started(operation)
+                started.add_done_callback(self._learn)
+                _settle_with(started, future)
 
     def _learn(self, done: asyncio.Future[Any]) -> None:
         """Back off after a refusal for rate; a publish accepted ends the back-off."""
@@ -146,6 +149,16 @@ class PublishPacer:
         for bucket in buckets:
             bucket.spend(count)
         return 0.0
+
+
+def _started(operation: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+    """`operation()` under way: a coroutine as a task, a future as it is; what it raises at once, as its outcome."""
+    try:
+        return asyncio.ensure_future(operation())
+    except Exception as error:
+        failed: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        failed.set_exception(error)
+        return failed
 
 
 def _record_when_accepted(future: asyncio.Future[Any], count: int, publication: Publication) -> None:

@@ -15,6 +15,7 @@ from ably.util.exceptions import AblyException
 
 from ..ledger import MessageKind, Publication
 from ..sdk.channels import attach_serial
+from ..sdk.outbox import append_now
 from ..sdk.pacer import pacer_for, retry_rate_limited
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -72,7 +73,7 @@ class ChannelWriter:
     def _send_append(self, serial: str, waiting: _WaitingAppend) -> Awaitable[Any]:
         if self._waiting_appends.get(serial) is waiting:
             del self._waiting_appends[serial]
-        return self.channel.append_message(Message(serial=serial, **_mutation(waiting.merged())))
+        return append_now(self.channel, Message(serial=serial, **_mutation(waiting.merged())))
 
     async def update(self, serial: str, message: WireMessage) -> Any:
         publication = self._publication(MessageKind.OUTPUT_UPDATE, message)

@@ -1,0 +1,51 @@
+"""Publishing through the SDK seam: a stream's appends are written at once, in order, without a task each (the
+pacer starts them; `outbox.append_now` writes them; one writer task per transport sends what waits)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from ably.util.exceptions import AblyException
+
+from langchain_ably_transport import connect
+from langchain_ably_transport.session.channel import ChannelWriter
+from langchain_ably_transport.wire.envelope import WireMessage
+
+from .test_fixes import tasks_created
+
+
+async def test_a_streams_appends_are_written_in_order_without_a_task_each(server, channel_name):
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        delivered: list[str] = []
+        await channel.subscribe(lambda message: delivered.append(message.data or ""))
+        writer = ChannelWriter(channel)
+        serial = await writer.publish(WireMessage(name="ai-output", data=""))
+        with tasks_created() as counts:
+            appended = []
+            for i in range(200):
+                appended.append(writer.append(serial, WireMessage(data=f"t{i} ")))
+                if i % 10 == 9:
+                    await asyncio.sleep(0)  # a model yields between chunks
+            await asyncio.gather(*appended)
+        text = "".join(f"t{i} " for i in range(200))
+        deadline = asyncio.get_running_loop().time() + 10
+        while "".join(delivered) != text and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        history = await channel.history()
+    assert "".join(delivered) == text, "every append delivered once, in order"
+    assert history.items[0].data == text
+    assert counts.total() <= 25, f"a task per write batch at most, not per append: {counts}"
+
+
+async def test_an_append_refused_before_it_is_sent_fails_its_future_and_raises_nothing(server, channel_name):
+    async with connect(server.key, server.url) as client:
+        writer = ChannelWriter(client.channels.get(channel_name))
+        refused = writer.append("", WireMessage(data="no serial"))  # ably-python refuses it before sending
+        with pytest.raises(AblyException) as error:
+            await refused
+        assert error.value.code == 40003
+        serial = await writer.publish(WireMessage(name="ai-output", data=""))
+        await writer.append(serial, WireMessage(data="then one that is fine"))
+        assert (await client.channels.get(channel_name).history()).items[0].data == "then one that is fine"
