@@ -166,9 +166,8 @@ class ConnectionPool:
             least = min(self._connections, key=lambda c: c.leases)
             if least.leases < self._capacity(least) or len(self._connections) >= self._max:
                 return least
-            if self._opening is None:
+            if self._opening is None or self._opening.done():  # not a callback's clearing it: a caller may come first
                 self._opening = asyncio.ensure_future(self._open())
-                self._opening.add_done_callback(lambda _: setattr(self, "_opening", None))
             try:
                 await asyncio.shield(self._opening)
             except Exception as error:  # the account's connection limit, or a network fault: serve on the open

@@ -176,3 +176,50 @@ async def _converse_within(account_limited: RunningServer, replies: dict[str, st
                 return view.messages()[-1].content
 
         assert await asyncio.gather(*(converse(name) for name in replies)) == list(replies.values())
+
+
+ARRIVE_AS_A_CONNECTION_OPENS = '''
+import asyncio, sys
+from langchain_ably_transport import ConnectionPool
+
+async def main(url, key):
+    async with ConnectionPool(key, url, max_connections=5, streams_per_connection=1) as pool:
+        async with pool.lease("first"):
+            arrived = asyncio.Event()
+            open_connection = pool._open
+
+            async def open_then_wake():
+                connection = await open_connection()
+                arrived.set()  # the late sessions resume before the open's own callbacks run
+                return connection
+
+            pool._open = open_then_wake
+            placed = []
+
+            async def late(name):
+                await arrived.wait()
+                async with pool.lease(name) as client:
+                    placed.append(client)
+                    await asyncio.sleep(0.2)
+
+            late_sessions = asyncio.gather(late("late-1"), late("late-2"))
+            async with pool.lease("second") as client:
+                placed.append(client)
+                await asyncio.wait_for(late_sessions, 10)
+            print(len(placed), "sessions on", len({id(c) for c in placed}), "connections", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+'''
+
+
+def test_sessions_arriving_as_a_connection_finishes_opening_are_each_placed(server):
+    """Every connection full, and two sessions arrive in the loop step in which the connection opened for another
+    finishes opening: the first takes it, the second opens the next. The pool once spun there, never yielding,
+    with the agent at 100% of a core (the 200-session load benchmark)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ARRIVE_AS_A_CONNECTION_OPENS, server.url, server.key],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "3 sessions on 3 connections"
