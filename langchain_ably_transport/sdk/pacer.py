@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from ably.util.exceptions import AblyException
@@ -90,7 +92,7 @@ class PublishPacer:
     def __init__(self, rate: Callable[[], float]) -> None:
         self._bucket = TokenBucket(rate)
         self._shared: TokenBucket | None = None
-        self._queue: deque[tuple[int, Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._wake: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._backoff = MIN_BACKOFF_S
@@ -103,9 +105,8 @@ class PublishPacer:
     def start(self, operation: Callable[[], Awaitable[T]], count: int = 1,
               publication: Publication | None = None) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if publication is not None:
-            _record_when_accepted(future, count, publication)
-        self._queue.append((count, operation, future))
+        run_id = None if publication is None else publication.run_id or current_run()
+        self._queue.append(_Queued(count, operation, future, publication, run_id))
         if self._wake is None:
             self._drain()
         if self._queue:  # this one is last in the queue, so still in it
@@ -115,19 +116,19 @@ class PublishPacer:
     def _drain(self) -> None:
         self._wake = None
         while self._queue:
-            count, operation, future = self._queue[0]
-            delay = 0.0 if future.cancelled() else self._take(count)
+            queued = self._queue[0]
+            delay = 0.0 if queued.future.cancelled() else self._take(queued.count)
             if delay > 0:
                 self._wake = asyncio.get_running_loop().call_later(delay, self._drain)
                 return
             self._queue.popleft()
-            if not future.cancelled():
-                started = _started(operation)
-                started.add_done_callback(self._learn)
-                _settle_with(started, future)
+            if not queued.future.cancelled():
+                _started(queued.operation).add_done_callback(partial(self._settle, queued))
 
-    def _learn(self, done: asyncio.Future[Any]) -> None:
-        """Back off after a refusal for rate; a publish accepted ends the back-off."""
+    def _settle(self, queued: _Queued, done: asyncio.Future[Any]) -> None:
+        """Settle the caller's future as the operation settled, count what the server accepted, and back off after
+        a refusal for rate (a publish accepted ends the back-off). The operation's error is taken even when no one
+        waits any more."""
         error = None if done.cancelled() else done.exception()
         if isinstance(error, AblyException) and error.code in RATE_REFUSALS:
             ledger.refused(error.code)
@@ -135,6 +136,18 @@ class PublishPacer:
             self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
         elif error is None and not done.cancelled():
             self._backoff = MIN_BACKOFF_S
+            if queued.publication is not None:
+                ledger.record(queued.publication.kind, queued.count, channel=queued.publication.channel,
+                              run_id=queued.run_id)
+        future = queued.future
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(done.result())
 
     def _take(self, count: int) -> float:
         """Spend `count` tokens (of the connection, and of the shared budget) and return 0, or return how long until
@@ -142,13 +155,27 @@ class PublishPacer:
         now = asyncio.get_running_loop().time()
         if now < self._paused_until:
             return self._paused_until - now
-        buckets = [self._bucket] if self._shared is None else [self._bucket, self._shared]
-        delay = max(bucket.wait(count, now) for bucket in buckets)
+        shared = self._shared
+        delay = self._bucket.wait(count, now)
+        if shared is not None:
+            delay = max(delay, shared.wait(count, now))
         if delay > 0:
             return delay
-        for bucket in buckets:
-            bucket.spend(count)
+        self._bucket.spend(count)
+        if shared is not None:
+            shared.spend(count)
         return 0.0
+
+
+@dataclass(slots=True)
+class _Queued:
+    """An operation waiting its turn: what it sends, the caller's future, and what the ledger counts it as."""
+
+    count: int
+    operation: Callable[[], Awaitable[Any]]
+    future: asyncio.Future[Any]
+    publication: Publication | None
+    run_id: str | None
 
 
 def _started(operation: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
@@ -159,33 +186,6 @@ def _started(operation: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         failed: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         failed.set_exception(error)
         return failed
-
-
-def _record_when_accepted(future: asyncio.Future[Any], count: int, publication: Publication) -> None:
-    run_id = publication.run_id or current_run()
-
-    def record(done: asyncio.Future[Any]) -> None:
-        if not done.cancelled() and done.exception() is None:
-            ledger.record(publication.kind, count, channel=publication.channel, run_id=run_id)
-
-    future.add_done_callback(record)
-
-
-def _settle_with(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
-    """Settle `future` as `task` settles; the task's error is taken even when no one waits any more."""
-
-    def copy(done: asyncio.Future[Any]) -> None:
-        error = None if done.cancelled() else done.exception()
-        if future.done():
-            return
-        if done.cancelled():
-            future.cancel()
-        elif error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(done.result())
-
-    task.add_done_callback(copy)
 
 
 def _new_pacer(client: Any) -> PublishPacer:
