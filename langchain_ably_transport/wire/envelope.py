@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .names import ACTION_BY_NUMBER, Action
@@ -80,23 +81,24 @@ class WireMessage:
 
         Fields of the wrong type (only a foreign or hostile writer produces them) read as absent.
         """
-        extras = _get(message, "extras")
+        mapping = isinstance(message, Mapping)
+        get = message.get if mapping else partial(getattr, message)  # one type check, not one per field
+        extras = get("extras", None)
         ai = extras.get("ai") if isinstance(extras, Mapping) else None
         if not isinstance(ai, Mapping):
             return None
-        version = _get(message, "version")
-        mapping = isinstance(message, Mapping)
-        client_id = message.get("clientId") if mapping else _get(message, "client_id")
-        connection_id = message.get("connectionId") if mapping else _get(message, "connection_id")
-        timestamp = _get(message, "timestamp")
+        version = get("version", None)
+        client_id = get("clientId" if mapping else "client_id", None)
+        connection_id = get("connectionId" if mapping else "connection_id", None)
+        timestamp = get("timestamp", None)
         return cls(
-            name=_text(_get(message, "name")),
-            data=_get(message, "data"),
+            name=_text(get("name", None)),
+            data=get("data", None),
             transport=_tier(ai.get("transport")),
             codec=_tier(ai.get("codec")),
             ephemeral=extras.get("ephemeral") is True,
-            action=_action(_get(message, "action")),
-            serial=_text(_get(message, "serial")),
+            action=_action(get("action", None)),
+            serial=_text(get("serial", None)),
             version_serial=_text(_get(version, "serial")) if version is not None else None,
             client_id=_text(client_id),
             connection_id=_text(connection_id),
