@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 STATE_NAMESPACE = "langgraph-state"
 DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
 ANNOUNCED_KEPT = 1024
-HOLD_CHECKPOINTS_KEY = "lcat_hold_checkpoints"
+HOLD_CHECKPOINTS_KEY = "__lcat_hold_checkpoints"  # "__": LangGraph leaves it out of checkpoint metadata
 """In `configurable`: the run's owner publishes what the saver holds when the run ends (`serve_graph` sets it)."""
 DURABILITY_KEY = "__pregel_durability"  # LangGraph's, in `configurable` (`langgraph._internal._constants`)
 
