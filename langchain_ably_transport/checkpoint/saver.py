@@ -45,6 +45,9 @@ DEFAULT_DIRECTORY = f"{STATE_NAMESPACE}:__runs__"
 ANNOUNCED_KEPT = 1024
 HOLD_CHECKPOINTS_KEY = "__lcat_hold_checkpoints"  # "__": LangGraph leaves it out of checkpoint metadata
 """In `configurable`: the run's owner publishes what the saver holds when the run ends (`serve_graph` sets it)."""
+SERVING_KEY = "__lcat_serving"
+"""In `configurable`: one serving of a run (`serve_graph` sets its invocation id). The serving owns the thread while it
+runs, so its reads after the first fold in nothing new from the channel: they skip the history request."""
 DURABILITY_KEY = "__pregel_durability"  # LangGraph's, in `configurable` (`langgraph._internal._constants`)
 
 
@@ -244,7 +247,8 @@ class AblySaver(BaseCheckpointSaver[str]):
         ns = configurable.get("checkpoint_ns", "")
         store = self._thread(thread_id)
         checkpoint_id = get_checkpoint_id(config)
-        entry = await (store.by_id(ns, checkpoint_id) if checkpoint_id else store.latest(ns))
+        serving = configurable.get(SERVING_KEY)
+        entry = await (store.by_id(ns, checkpoint_id) if checkpoint_id else store.latest(ns, serving))
         if entry is None:
             return None
         tuple_ = await self._tuple(thread_id, store, entry[1])

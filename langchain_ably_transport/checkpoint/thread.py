@@ -117,13 +117,18 @@ class ThreadStore:
         self._held_refs: dict[tuple[str, str, str], Ref] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._refreshed_for: str | None = None  # the serving whose first read refreshed last
 
     # --- loading ---
 
-    async def latest(self, ns: str) -> tuple[str, CheckpointRecord] | None:
+    async def latest(self, ns: str, serving: str | None = None) -> tuple[str, CheckpointRecord] | None:
+        """The newest checkpoint of `ns`, after folding in what the channel has that this process has not seen; only
+        once per `serving` (see `saver.SERVING_KEY`): its later reads find what its first found, plus its own puts."""
         await self.flush()
         async with self._lock:
-            await self._refresh()
+            if serving is None or serving != self._refreshed_for:
+                await self._refresh()
+                self._refreshed_for = serving
             await self._scan_older(lambda: self.index.covers_latest(ns))
         return await self._with_early_writes(self.index.latest(ns))
 

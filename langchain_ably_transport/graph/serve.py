@@ -41,6 +41,7 @@ from .idempotency import RUN_ID_KEY
 from .tasks import DUE, HeldRunningParts, task_chunk
 from .turns import (
     ActivePolicy,
+    serving_config,
     state_messages,
     stopping,
     store_checkpoints_soon,
@@ -164,6 +165,7 @@ class _Options:
 async def _answer(session: AgentSession, run: Run, graph: Any, run_config: RunnableConfig,
                   options: _Options) -> GraphRunResult:
     """Everything `serve_graph` does once the trigger is found: refuse, start, stream, suspend or end."""
+    run_config = serving_config(run_config, run)
     if run.trigger.refusal:  # `start` ends it `error` (40003) at once
         await run.start()
         return GraphRunResult("error", run.run_id, error=ValueError(f"input refused: {run.trigger.refusal}"))
@@ -270,11 +272,12 @@ async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: Runnab
         run = await session.adopt_run(lost, max_attempts=max_adoptions)
         if run is None:
             continue
+        config = serving_config(run_config, run)
         with attributed_to(run.run_id):
-            pending = (await graph.aget_state(run_config)).next
-            graph_input = None if pending else await without_reused_ids(graph, run_config, options.to_input(run))
-            stream = _GraphStream(graph, graph_input, run_config, run, options)
-            result = await _stream_and_finish(graph, stream, run, run_config, options)
+            pending = (await graph.aget_state(config)).next
+            graph_input = None if pending else await without_reused_ids(graph, config, options.to_input(run))
+            stream = _GraphStream(graph, graph_input, config, run, options)
+            result = await _stream_and_finish(graph, stream, run, config, options)
         log.warning("run %s: adopted, %s", run.run_id, result.outcome)
         result.messages = ledger.run(run.run_id)
         results.append(result)

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from ..checkpoint import AblySaver
+from ..checkpoint.saver import SERVING_KEY
 from ..errors import CheckpointStorageError
 from ..session import AgentSession, Run
 from ..wire.envelope import WireMessage
@@ -29,6 +31,12 @@ def thread_config(config: RunnableConfig | None, session_name: str) -> RunnableC
     configurable.setdefault("thread_id", session_name)
     merged["configurable"] = configurable
     return merged  # type: ignore[return-value]
+
+
+def serving_config(config: RunnableConfig, run: Run) -> RunnableConfig:
+    """`config` for one serving of `run`: its reads of the thread after the first skip the channel's history, which
+    only its own puts can have changed since (`saver.SERVING_KEY`)."""
+    return {**config, "configurable": {**config.get("configurable", {}), SERVING_KEY: run.invocation_id}}
 
 
 async def take_turn(session: AgentSession, run_id: str, trigger: WireMessage, policy: ActivePolicy,
@@ -60,10 +68,24 @@ async def without_reused_ids(graph: Any, config: RunnableConfig, graph_input: An
     messages = graph_input.get("messages") if isinstance(graph_input, dict) else None
     if not messages:
         return graph_input
-    taken = {message.id for message in state_messages((await graph.aget_state(config)).values) if message.id}
+    taken = {message.id for message in await _thread_messages(graph, config) if message.id}
     fresh = [m.model_copy(update={"id": str(uuid.uuid4())}) if isinstance(m, BaseMessage) and m.id in taken else m
              for m in messages]
     return {**graph_input, "messages": fresh}
+
+
+async def _thread_messages(graph: Any, config: RunnableConfig) -> list[BaseMessage]:
+    """The thread's messages, with those of writes not yet applied: read off the checkpointer, as building the
+    graph's whole state snapshot (`aget_state`) costs more than the read."""
+    saver = graph.checkpointer
+    if not isinstance(saver, BaseCheckpointSaver):
+        return state_messages((await graph.aget_state(config)).values)
+    newest = await saver.aget_tuple(config)
+    if newest is None:
+        return []
+    pending = [value for _, channel, value in newest.pending_writes or [] if channel == "messages"]
+    written = [m for value in pending for m in (value if isinstance(value, list) else [value])]
+    return [*state_messages(newest.checkpoint["channel_values"]), *written]
 
 
 def state_messages(values: Any) -> list[BaseMessage]:

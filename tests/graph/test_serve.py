@@ -222,3 +222,36 @@ async def test_a_slow_silent_step_finds_the_checkpoint_it_started_from_stored_wh
         finally:
             release.set()
         assert (await asyncio.wait_for(serving, 10)).outcome == "complete"
+
+
+async def test_a_served_turn_reads_its_thread_once_and_the_next_serving_sees_another_agents_turn(
+        clients, channel_name, monkeypatch):
+    """A serving owns the thread while it runs, so only its first read asks the channel; a later serving, of the
+    same session by the same saver, asks again, and finds what another agent stored in between."""
+    from ably.http.http import Http
+
+    from .graphs import chat_builder
+
+    reads: list[str] = []
+    request = Http.make_request
+
+    async def counted(self, method, path, *args, **kwargs):
+        if method == "GET" and "langgraph-state" in path and path.split("?")[0].endswith("/messages"):
+            reads.append(path)
+        return await request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(Http, "make_request", counted)
+    builder = chat_builder(lambda state: f"reply to {state['messages'][-1].content}")
+    first, second = await clients(), await clients()
+    graphs = {first: builder.compile(checkpointer=AblySaver(first)),
+              second: builder.compile(checkpointer=AblySaver(second))}
+    async with ClientSession(await clients(), channel_name) as user:
+        for turn, agent in enumerate([first, second, first]):
+            sent = await user.send(f"q{turn}")
+            reads.clear()
+            result = await serve_graph(graphs[agent], sent.invocation, client=agent)
+            assert result.outcome == "complete"
+            assert len(reads) == 1, f"turn {turn}: one history request for the thread, not {len(reads)}"
+    state = await graphs[first].aget_state({"configurable": {"thread_id": channel_name}})
+    assert [m.content for m in state.values["messages"]] == [
+        "q0", "reply to q0", "q1", "reply to q1", "q2", "reply to q2"], "the third turn saw the second agent's"
