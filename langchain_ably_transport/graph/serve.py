@@ -58,6 +58,7 @@ InputMapper = Callable[[Run], Any]
 LostPolicy = Literal["end", "adopt"]
 STOPPED_MESSAGE = "the agent process stopped before the run finished; send the message again"
 INTERRUPT_PART = "interrupt"
+SESSION_LINGER_S = 30.0  # a conversation's next turn usually comes within it
 RESUME_PART = "resume"
 
 
@@ -101,6 +102,7 @@ async def serve_graph(
     trigger_timeout_s: float = DEFAULT_TRIGGER_TIMEOUT_S,
     on_lost: LostPolicy = "end",
     max_adoptions: int = 3,
+    session_linger_s: float = SESSION_LINGER_S,
 ) -> GraphRunResult:
     """Answer `invocation` with `graph` (compiled with a checkpointer); the thread id defaults to the session.
 
@@ -124,12 +126,14 @@ async def serve_graph(
     checkpoint under the same run id and finish it (steps that had not checkpointed run again: at-least-once),
     or restart it from its input when its graph had not started; a run adopted `max_adoptions` times is ended
     `error` instead. Only one process adopts a run (`AgentSession.adopt_run`).
+    `session_linger_s`: how long the session stays attached and followed after the run, so that the conversation's
+    next turn, served by this process on the same connection, opens the session at once (0: detach at once).
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with leased(client, invocation.session_name) as connection, \
             AgentSession(connection, invocation.session_name, coalesce_window=coalesce_window, history_pages=1,
                          authorize=authorize, trusted_agents=trusted_agents,
-                         end_lost_runs=on_lost == "end") as session:
+                         end_lost_runs=on_lost == "end", linger_s=session_linger_s) as session:
         options = _Options(to_input, on_active, wait_for_active_s, visibility, durability, stop)
         run_config = thread_config(config, invocation.session_name)
         if on_lost == "adopt":

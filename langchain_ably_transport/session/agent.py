@@ -108,9 +108,12 @@ class AgentSession:
 
     def __init__(self, client: AblyRealtime, session_name: str, *, authorize: Authorize = run_owner_only,
                  coalesce_window: float | None = None, history_pages: int | None = None,
-                 trusted_agents: Iterable[str] | None = None, end_lost_runs: bool = True) -> None:
+                 trusted_agents: Iterable[str] | None = None, end_lost_runs: bool = True,
+                 linger_s: float = 0.0) -> None:
         """`history_pages`: pages of history to fold at open (None: all). An agent whose context lives
         elsewhere (a graph's checkpointer) needs only the newest; `create_run` pages back to its trigger.
+        `linger_s`: how long the session's channel stays attached and folded after it closes, so that the next
+        session of the same name on this client opens at once, without reading history (see `core`).
 
         `authorize` decides cancels and steers (default: the run's owner only). `trusted_agents`: Ably
         clientIds whose agent messages (lifecycle, outputs, presence) are believed besides this client's own
@@ -121,6 +124,7 @@ class AgentSession:
         self._name = session_name
         self._history_pages = history_pages
         self._trusted = trusted_agents
+        self._linger_s = linger_s
         self.core: SessionCore
         self._authorize = authorize
         self._coalesce_window = coalesce_window
@@ -134,7 +138,8 @@ class AgentSession:
 
     async def __aenter__(self) -> AgentSession:
         trusted = agent_trust(self._client, self._trusted)
-        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted)
+        self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted,
+                                              linger_s=self._linger_s)
         self.core.listen(self._on_folded, replay=True)
         if self._end_lost_runs:
             self.core.on_lost(self._on_lost)

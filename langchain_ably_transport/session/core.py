@@ -5,6 +5,12 @@ Opening subscribes first (live messages are held), then reads the history before
 because history ends exactly where live delivery begins. Sessions of one client on one channel share a
 core (`acquire`/`release`): a channel attaches once per client, so a second session could not get an attach
 point of its own, and everything the first one folded is what the second needs anyway.
+
+A core may *linger* after its last session closes (`linger_s`, which `serve_graph` sets): it stays attached and
+folding, and the next session of the same name on the same client takes it up without attaching, following
+presence or reading history again (a conversation's next turn usually comes within seconds). It is closed when the
+time is up, when the client's connection broke meanwhile (it may have missed messages), when it has folded more
+than `LINGER_LOG_LIMIT` messages, or when more than `LINGERING_KEPT` cores of the client linger.
 """
 
 from __future__ import annotations
@@ -16,15 +22,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from ably import AblyRealtime
+from ably.types.channelstate import ChannelState
+from ably.types.connectionstate import ConnectionState
 from ably.util.exceptions import AblyException
 
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
 from ..errors import ConfigurationError
 from ..sdk.channels import release_channel
+from ..sdk.per_client import PerClient
 from ..wire import names
 from ..wire.envelope import WireMessage
 from .channel import ChannelWriter, history_before_attach
+from .fence import Mark, continuity_of
 from .liveness import LIVENESS_CHANNEL, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
 from .trust import Trusted
@@ -35,6 +45,8 @@ Listener = Callable[[WireMessage, list[DecodedEvent], bool], None]
 LostListener = Callable[[list[TrackedRun]], None]
 PRESENCE_SYNC_TIMEOUT_S = 10.0
 REJECTED_KEPT = 100
+LINGER_LOG_LIMIT = 2000
+LINGERING_KEPT = 64  # per client: Ably allows 200 channels per connection, and a saver's threads need theirs
 
 
 class SessionCore:
@@ -45,20 +57,26 @@ class SessionCore:
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
-                      trusted_agents: Trusted | None = None) -> SessionCore:
+                      trusted_agents: Trusted | None = None, *, linger_s: float = 0.0) -> SessionCore:
         """The client's core for `session_name`, opened on first use with `history_pages` pages of history
         (None: all of it; the first session to open the channel decides) and `trusted_agents` (None: any
-        publisher's agent messages are folded; sessions sharing the core must agree)."""
+        publisher's agent messages are folded; sessions sharing the core must agree). `linger_s`: how long the
+        core stays open after its last session closes, for the next one to take up (the longest asked wins)."""
         key = (id(client), session_name)
         while (detaching := cls._detaching.get(key)) is not None:
             await detaching
         core = cls._shared.get(key)
+        if core is not None and core._linger_mark is not None and not core._fits(history_pages, trusted_agents):
+            await core._close()
+            core = None
         if core is None:
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
             core._opening = asyncio.ensure_future(core._open())
         elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
             raise ConfigurationError(f"sessions of one client on {session_name!r} share what they fold, so they must "
                              f"trust the same agents ({core.trusted_agents} vs {trusted_agents})")
+        core._wake()
+        core._linger_s = max(core._linger_s, linger_s)
         core._users += 1
         try:
             await asyncio.shield(core._opening)
@@ -71,9 +89,61 @@ class SessionCore:
         self._users -= 1
         if self._users > 0:
             return
+        if self._linger_s > 0 and self._opening is not None and self._opening.done() \
+                and not self._opening.cancelled() and self._opening.exception() is None:
+            self._linger()
+            return
+        await self._close()
+
+    def _linger(self) -> None:
+        self._linger_mark = continuity_of(self.client).mark()
+        self._lingering = asyncio.get_running_loop().call_later(self._linger_s, self._expire)
+        _lingering.of(self.client).add(self)
+
+    def _wake(self) -> None:
+        """Taken up again, or closing: no longer lingering."""
+        if self._linger_mark is None:
+            return
+        if self._lingering is not None:
+            self._lingering.cancel()
+        self._lingering = self._linger_mark = None
+        _lingering.of(self.client).discard(self)
+
+    def _fits(self, history_pages: int | None, trusted_agents: Trusted | None) -> bool:
+        """Whether a lingering core can serve a session opened with these settings, and has missed nothing."""
+        return (self._loop is asyncio.get_running_loop() and history_pages == self._initial_pages
+                and self.trusted_agents == (None if trusted_agents is None else frozenset(trusted_agents))
+                and len(self._log) <= LINGER_LOG_LIMIT and self.channel.state == ChannelState.ATTACHED
+                and self._linger_mark is not None and not continuity_of(self.client).broken_since(self._linger_mark))
+
+    def _expire(self) -> None:
+        self._lingering = None
+        self.close_soon()
+
+    def close_soon(self) -> None:
+        """Close now, without waiting for the detach (a lingering core whose time is up)."""
+        if (detached := self._retire()) is not None:
+            _lingering.of(self.client).keep(asyncio.ensure_future(self._detach(detached)))
+
+    async def _close(self) -> None:
+        if (detached := self._retire()) is not None:
+            await self._detach(detached)
+
+    def _retire(self, detach: bool = True) -> asyncio.Future[None] | None:
+        """Out of `_shared` at once, so no session takes the core up while it detaches; the detach's future, which
+        a new core of the channel waits for (None: a core already retired, nothing to detach, or a loop gone)."""
+        self._wake()
         key = (id(self.client), self.name)
-        self._shared.pop(key, None)
-        detached = self._detaching[key] = asyncio.get_running_loop().create_future()
+        if self._shared.get(key) is not self:
+            return None
+        del self._shared[key]
+        if not detach or self._loop is not asyncio.get_running_loop():
+            return None
+        detached = self._detaching[key] = self._loop.create_future()
+        return detached
+
+    async def _detach(self, detached: asyncio.Future[None]) -> None:
+        key = (id(self.client), self.name)
         try:
             self.channel.unsubscribe(self._on_message)
             self._presence.unsubscribe(self._on_presence)
@@ -107,6 +177,10 @@ class SessionCore:
         self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
         self._presence = client.channels.get(LIVENESS_CHANNEL).presence
+        self._loop = asyncio.get_running_loop()
+        self._linger_s = 0.0
+        self._lingering: asyncio.TimerHandle | None = None
+        self._linger_mark: Mark | None = None
 
     def listen(self, listener: Listener, *, replay: bool = False) -> None:
         """`listener(wire, events, live)` for every message folded from now on; with `replay`, first for every
@@ -277,6 +351,35 @@ class SessionCore:
             except TimeoutError:
                 return predicate()
         return True
+
+
+class _Lingering:
+    """One client's lingering cores, oldest first: at most `LINGERING_KEPT`, all retired when the client closes."""
+
+    def __init__(self, client: Any) -> None:
+        self._cores: dict[SessionCore, None] = {}
+        self._detaching: set[asyncio.Future[None]] = set()
+        client.connection.on(self._on_state)
+
+    def add(self, core: SessionCore) -> None:
+        self._cores[core] = None
+        while len(self._cores) > LINGERING_KEPT:
+            next(iter(self._cores)).close_soon()
+
+    def discard(self, core: SessionCore) -> None:
+        self._cores.pop(core, None)
+
+    def keep(self, detaching: asyncio.Future[None]) -> None:
+        self._detaching.add(detaching)
+        detaching.add_done_callback(self._detaching.discard)
+
+    def _on_state(self, change: Any) -> None:
+        if change.current in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            for core in list(self._cores):
+                core._retire(detach=False)  # a closed client has nothing to detach
+
+
+_lingering = PerClient(_Lingering)
 
 
 def node_messages(node: Node) -> list[CodecMessage]:

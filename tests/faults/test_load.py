@@ -26,6 +26,7 @@ SESSIONS = 50
 USER_CONNECTIONS = 5
 TURNS = 2
 WAVES = 2  # of new sessions: the second must leave the agent holding no more than the first
+LINGER_S = 1.0  # the agent's sessions stay attached this long after a run, then let go of everything
 
 
 def _question(session: str, turn: int) -> str:
@@ -59,7 +60,8 @@ async def _converse(user, session: str, graph, agent, served: list[asyncio.Futur
         for turn in range(TURNS):
             await asyncio.sleep(rng.uniform(0, 0.5))  # reading and typing: runs of sessions overlap
             sent = await view.send(_question(session, turn))
-            served.append(asyncio.ensure_future(serve_graph(graph, sent.invocation, client=agent)))
+            served.append(asyncio.ensure_future(serve_graph(graph, sent.invocation, client=agent,
+                                                              session_linger_s=LINGER_S)))
             done = await view.wait_for(lambda n=turn + 1: _completed(view) == n, 60)
             assert done, f"{session} turn {turn}: {[r.status for r in view.runs()]}"
         return [m.content for m in view.messages()]
@@ -83,6 +85,7 @@ async def test_fifty_sessions_with_overlapping_runs_complete_exactly_and_the_age
         assert [r.outcome for r in await asyncio.gather(*served)] == ["complete"] * SESSIONS * TURNS
         for session, view in zip(sessions, views, strict=True):
             assert view == [text for t in range(TURNS) for text in (_question(session, t), _reply(session, t))]
+        await asyncio.sleep(LINGER_S + 0.5)
         held.append(_held_by_the_agent(agent))
     assert held[0] == held[1], "fifty more sessions leave the agent holding no more than the first fifty did"
     assert held[1]["channels"] == SESSIONS + 2, "the warm threads' state channels, the run directory, the liveness one"
