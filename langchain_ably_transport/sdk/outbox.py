@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 from collections import deque
@@ -22,7 +23,9 @@ from ably.types.connectionstate import ConnectionState
 from ably.types.message import Message, MessageAction
 from ably.types.operations import PublishResult
 from ably.util.exceptions import AblyException
+from msgpack import packb
 from websockets.exceptions import WebSocketException
+from websockets.protocol import State
 
 from ..errors import ErrorCode
 
@@ -144,9 +147,10 @@ def _write(self: Any, pending: PendingMessage) -> asyncio.Future[None] | None:
 
 
 class TransportWriter:
-    """One transport's writes, in the order they were made, by one task while any wait (3.1.4 takes a task per
-    write, which costs more than the write). A message awaiting its ACK stays in flight when the socket dies under
-    its write: the SDK requeues it when it notices, and writes it on the next connection (RTN19a)."""
+    """One transport's writes, in the order they were made: at once when the socket takes them (3.1.4 takes a
+    task per write, which costs more than the write), else by one task while any wait. A message awaiting its ACK
+    stays in flight when the socket dies under its write: the SDK requeues it when it notices, and writes it on the
+    next connection (RTN19a)."""
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
@@ -155,6 +159,8 @@ class TransportWriter:
 
     def write(self, pending: PendingMessage) -> asyncio.Future[None] | None:
         written = None if pending.ack_required else asyncio.get_running_loop().create_future()
+        if self._task is None and _sent_at_once(self._transport, pending.message, written):
+            return written
         self._queue.append((pending, written))
         if self._task is None:
             self._task = asyncio.ensure_future(self._drain())
@@ -178,6 +184,28 @@ class TransportWriter:
             for _, written in self._queue:
                 _written_with(written, ConnectionError("the transport closed before the message was written"))
             self._queue.clear()
+
+
+def _sent_at_once(transport: Any, message: dict[str, Any], written: asyncio.Future[None] | None) -> bool:
+    """Write `message` as 3.1.4's `WebSocketTransport.send` does, without its coroutines, when the socket takes it
+    at once (open, not paused for a full buffer, no fragmented message being sent: then its `send` awaits
+    nothing); False when it must wait its turn. A socket that fails the write is aborted, as `send` aborts it."""
+    websocket = transport.websocket
+    if websocket is None or websocket.protocol.state is not State.OPEN or websocket.paused \
+            or websocket.fragmented_send_waiter is not None or websocket.transport.is_closing():
+        return False
+    try:
+        if transport.format == "msgpack":
+            websocket.protocol.send_binary(packb(message, use_bin_type=True))
+        else:
+            websocket.protocol.send_text(json.dumps(message).encode())
+        websocket.send_data()
+    except Exception as error:
+        websocket.transport.abort()
+        _written_with(written, error)
+    else:
+        _written_with(written, None)
+    return True
 
 
 def _written_with(written: asyncio.Future[None] | None, error: BaseException | None) -> None:

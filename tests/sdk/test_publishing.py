@@ -1,5 +1,6 @@
 """Publishing through the SDK seam: a stream's appends are written at once, in order, without a task each (the
-pacer starts them; `outbox.append_now` writes them; one writer task per transport sends what waits)."""
+pacer starts them; `outbox.append_now` writes them; the socket takes them at once, and one writer task per transport
+sends what must wait)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ async def test_a_streams_appends_are_written_in_order_without_a_task_each(server
         history = await channel.history()
     assert "".join(delivered) == text, "every append delivered once, in order"
     assert history.items[0].data == text
-    assert counts.total() <= 25, f"a task per write batch at most, not per append: {counts}"
+    assert counts.total() == 0, f"a socket that takes every write at once needs no task: {counts}"
 
 
 async def test_an_append_refused_before_it_is_sent_fails_its_future_and_raises_nothing(server, channel_name):
@@ -49,3 +50,28 @@ async def test_an_append_refused_before_it_is_sent_fails_its_future_and_raises_n
         serial = await writer.publish(WireMessage(name="ai-output", data=""))
         await writer.append(serial, WireMessage(data="then one that is fine"))
         assert (await client.channels.get(channel_name).history()).items[0].data == "then one that is fine"
+
+
+async def test_writes_wait_their_turn_in_order_while_the_socket_is_paused(server, channel_name):
+    """A full socket buffer (websockets pauses writing): writes queue behind one writer task and go out in order
+    once it drains."""
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        delivered: list[str] = []
+        await channel.subscribe(lambda message: delivered.append(message.data or ""))
+        writer = ChannelWriter(channel)
+        serial = await writer.publish(WireMessage(name="ai-output", data=""))
+        websocket = client.connection.connection_manager.transport.websocket
+        websocket.pause_writing()
+        with tasks_created() as counts:
+            appended = [writer.append(serial, WireMessage(data=f"t{i} ")) for i in range(20)]
+            await asyncio.sleep(0.1)
+            assert sum(future.done() for future in appended) <= 1, "the first is written; the rest wait for room"
+            websocket.resume_writing()
+            await asyncio.gather(*appended)
+        assert counts["TransportWriter._drain"] == 1, counts
+        text = "".join(f"t{i} " for i in range(20))
+        deadline = asyncio.get_running_loop().time() + 10
+        while "".join(delivered) != text and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+    assert "".join(delivered) == text, "every append delivered once, in order"
