@@ -13,15 +13,18 @@ turns, a new conversation (so the agent keeps meeting new sessions and threads, 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed
 tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
 token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
-agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on); the
+agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the
+Python objects it holds before and after the phase (counted outside it: a count takes a full collection); the
 agent's and the dev server's CPU (cores busy); the messages it published per run, by kind (the message ledger),
 and the publishes Ably refused for rate; the pool's connections; what the agent still holds afterwards (sessions,
-runs, channels, tasks). The agent calls `gc.freeze()` after start-up, as docs/tuning.md advises for streaming servers.
+runs, channels, tasks). The agent calls `gc.freeze()` after start-up and sets the collector's thresholds to
+(50000, 50, 10), as docs/tuning.md advises for streaming servers; a last phase repeats the most sessions with
+Python's default thresholds (700, 10, 10), to show what the advice is worth.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
-Reproduce (about 5.5 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
+Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
-    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200]
+    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30]
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from langchain_ably_transport import (
 )
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.graph.serve import SESSION_LINGER_S
 from langchain_ably_transport.sdk.pacer import pacer_for
 from langchain_ably_transport.session.core import SessionCore
 from langchain_ably_transport.wire import names
@@ -75,6 +79,8 @@ from langchain_ably_transport.wire import names
 TOKEN = re.compile(r"w(\d+)@(\d+\.\d+) ")
 THINK_S = (2.0, 6.0)
 RSS_MARKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+AGENT_GC_THRESHOLD = (50_000, 50, 10)  # docs/tuning.md's advice for a streaming agent server
+DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 # --- the agent process ---
@@ -125,6 +131,35 @@ class WarningCounter(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+class CollectorPauses:
+    """The collector's pauses in the agent, by generation (`gc.callbacks`), but for the counts' own collections."""
+
+    def __init__(self) -> None:
+        self.by_generation: dict[int, list[float]] = collections.defaultdict(list)
+        self._started = 0.0
+        self.counting = True
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.counting:
+            self.by_generation[info["generation"]].append(time.perf_counter() - self._started)
+
+    def collect(self) -> None:
+        """A full collection of our own, to count what is alive: not one of the pauses serving suffers."""
+        self.counting = False
+        try:
+            gc.collect()
+        finally:
+            self.counting = True
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {str(generation): {"n": len(pauses), "total s": sum(pauses), "p50 ms": 1000 * statistics.median(pauses),
+                                  "max ms": 1000 * max(pauses)}
+                for generation, pauses in sorted(self.by_generation.items())}
+
+
 @dataclass
 class Agent:
     """The agent's connection pool, its graph (with one saver on the pool), and what serving has done so far."""
@@ -132,13 +167,16 @@ class Agent:
     pool: ConnectionPool
     graph: Any
     warnings: WarningCounter
+    pauses: CollectorPauses
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
     serving: set[asyncio.Future[Any]] = field(default_factory=set)
     peak_connections: int = 0
+    linger_s: float = SESSION_LINGER_S
 
     def serve(self, invocation: Invocation) -> None:
-        task = asyncio.ensure_future(serve_graph(self.graph, invocation, client=self.pool))
+        task = asyncio.ensure_future(serve_graph(self.graph, invocation, client=self.pool,
+                                                 session_linger_s=self.linger_s))
         self.serving.add(task)
         task.add_done_callback(self._served)
         self.peak_connections = max(self.peak_connections, self.pool.stats().connections)
@@ -154,9 +192,11 @@ class Agent:
             self.outcomes[task.result().outcome] += 1
 
     def stats(self) -> dict[str, Any]:
-        gc.collect()
+        collector = self.pauses.summary()
+        self.pauses.collect()
         live = gc.get_objects()
         return {
+            "collector": collector,
             "outcomes": dict(self.outcomes), "failures": self.failures[:5], "warnings": len(self.warnings.messages),
             "first_warnings": self.warnings.messages[:5],
             "paced": sum(pacer_for(client).paced for client in self.pool.clients),
@@ -172,14 +212,17 @@ class Agent:
         }
 
 
-async def run_agent(url: str, key: str, connections: int, warm_threads: int, tokens: int, rate: float) -> None:
+async def run_agent(url: str, key: str, connections: int, warm_threads: int, tokens: int, rate: float,
+                    linger_s: float, gc_threshold: tuple[int, ...] | None) -> None:
     quiet_sdk_logs()
     counter = WarningCounter()
     logging.getLogger("langchain_ably_transport").addHandler(counter)
     async with contextlib.AsyncExitStack() as stack:
         pool = await stack.enter_async_context(ConnectionPool(key, url, client_id="agent", max_connections=connections))
         model = StampingModel(tokens=tokens, rate=rate)
-        agent = Agent(pool, graph_on(AblySaver(pool, cached_threads=warm_threads), model), counter)
+        pauses = CollectorPauses()
+        agent = Agent(pool, graph_on(AblySaver(pool, cached_threads=warm_threads), model), counter, pauses,
+                      linger_s=linger_s)
 
         async def invoke(request: web.Request) -> web.Response:
             agent.serve(Invocation.from_json(await request.json()))
@@ -187,7 +230,7 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
 
         async def objects(request: web.Request) -> web.Response:
             """Python objects alive (those made since start-up: `gc.freeze()` hides the rest)."""
-            gc.collect()
+            pauses.collect()
             return web.json_response({"objects": len(gc.get_objects())})
 
         async def stats(request: web.Request) -> web.Response:
@@ -203,6 +246,8 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         gc.freeze()  # everything imported and connected: keep the collector off it (docs/tuning.md)
+        if gc_threshold:
+            gc.set_threshold(*gc_threshold)
         print(json.dumps({"port": site._server.sockets[0].getsockname()[1]}), flush=True)
         await asyncio.Event().wait()  # until the main process terminates it
 
@@ -292,6 +337,7 @@ class Phase:
     name: str
     sessions: int
     seconds: float
+    gc_threshold: tuple[int, ...] | None = AGENT_GC_THRESHOLD
     runs: int = 0
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
@@ -316,7 +362,8 @@ def rss_mb(pid: int) -> float:
 def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace, workdir: str) -> Phase:
     url, key = server.url, server.key
     agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
-                  settings.token_rate, stdout=subprocess.PIPE)
+                  settings.token_rate, settings.session_linger_s, ",".join(map(str, phase.gc_threshold or ())),
+                  stdout=subprocess.PIPE)
     try:
         ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
         if "port" not in ready:
@@ -324,17 +371,14 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
         agent_url = f"http://127.0.0.1:{ready['port']}"
         per_process = [len(chunk) for chunk in _split(phase.sessions, settings.user_processes)]
         outs = [Path(workdir) / f"users-{seed}.json" for seed in range(len(per_process))]
+        phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # before the users: no one waits
         users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
                        out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
         server_cpu_before = cpu_seconds(server.process.pid)
         samples: list[tuple[float, float]] = []
-        marks = list(RSS_MARKS)
         while any(u.poll() is None for u in users):
             samples.append((time.monotonic() - started, rss_mb(agent.pid)))
-            if marks and samples[-1][0] >= marks[0] * phase.seconds:
-                phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])
-                marks.pop(0)
             time.sleep(1.0)
         elapsed = time.monotonic() - started
         cpu_after, server_cpu_after = cpu_seconds(agent.pid), cpu_seconds(server.process.pid)
@@ -349,7 +393,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.runs += out["runs"]
             phase.errors += out["errors"]
             phase.latencies_ms += out["latencies_ms"]
-        phase.objects += [_agent_json(f"{agent_url}/objects")["objects"]] * len(marks)
+        phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # the users are done
         phase.agent = _agent_json(f"{agent_url}/stats?drain=1")
         phase.rss_mb = [_sample_at(samples, mark * phase.seconds) for mark in RSS_MARKS]
         return phase
@@ -377,7 +421,9 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, serve_graph + "
         f"AblySaver; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
         f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
-        f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm",
+        f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm; sessions linger "
+        f"{settings.session_linger_s:g} s after a run; the agent's collector: gc.freeze() after start-up, thresholds "
+        f"{AGENT_GC_THRESHOLD} (the last phase: Python's default, {DEFAULT_GC_THRESHOLD})",
         load_line(load_before), "",
         f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'p99 vs base':>12}{'agent CPU':>11}{'server CPU':>12}",
@@ -400,11 +446,17 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         marks = " ".join(f"{mb:8.1f}" for mb in phase.rss_mb)
         growth = " ".join(f"{b - a:+7.1f}" for a, b in itertools.pairwise(phase.rss_mb[1:]))
         lines.append(f"  {phase.name:<22}{marks}   {growth}")
-    lines.append("live Python objects made since start-up (after a collection)")
+    lines.append("live Python objects made since start-up, before the users start and after they are done (counting "
+                 "takes a full collection, which would stall the agent: none is made while users stream)")
     for phase in phases:
-        marks = " ".join(f"{n:8d}" for n in phase.objects)
-        growth = " ".join(f"{b - a:+7d}" for a, b in itertools.pairwise(phase.objects[1:]))
-        lines.append(f"  {phase.name:<22}{marks}   {growth}")
+        start, end = phase.objects
+        lines.append(f"  {phase.name:<22}{start:8d} {end:8d}   {end - start:+7d}")
+    lines += ["", "the agent's collector pauses while serving, by generation: count, total, median and longest"]
+    for phase in phases:
+        by_generation = "; ".join(
+            f"gen{generation} {p['n']:.0f} x, {p['total s']:.2f} s, p50 {p['p50 ms']:.1f} ms, max {p['max ms']:.1f} ms"
+            for generation, p in phase.agent.get("collector", {}).items())
+        lines.append(f"  {phase.name:<22}{by_generation or '-'}")
     lines += ["", "messages the agent published per completed run, by kind (the message ledger):"]
     for phase in phases:
         served = sum(phase.agent.get("outcomes", {}).values()) or 1
@@ -437,13 +489,18 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--user-processes", type=positive, default=5)
     parser.add_argument("--reply-tokens", type=positive, default=100)
     parser.add_argument("--token-rate", type=float, default=50.0, help="tokens per second per reply")
+    parser.add_argument("--no-default-gc-phase", action="store_true",
+                        help="leave out the last phase (the most sessions, with Python's default collector settings)")
+    parser.add_argument("--session-linger-s", type=float, default=SESSION_LINGER_S,
+                        help="serve_graph(session_linger_s=): 0 detaches each session after its run")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--agent":
-        url, key, connections, warm, tokens, rate = sys.argv[2:8]
-        asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate)))
+        url, key, connections, warm, tokens, rate, linger, threshold = sys.argv[2:10]
+        asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate), float(linger),
+                              tuple(map(int, threshold.split(","))) if threshold else None))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--users":
         url, key, agent_url, users, seconds, tokens, turns, seed, out = sys.argv[2:11]
@@ -454,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     load_before = load_average()
     phases = [Phase("BASELINE 1 session", 1, settings.baseline_seconds),
               *(Phase(f"{n} sessions", n, settings.minutes * 60) for n in settings.sessions)]
+    if not settings.no_default_gc_phase:
+        most = max(settings.sessions)
+        phases.append(Phase(f"{most}, default gc", most, settings.minutes * 60, gc_threshold=None))
     with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
         for phase in phases:
             run_phase(phase, server, settings, workdir)

@@ -58,7 +58,7 @@ InputMapper = Callable[[Run], Any]
 LostPolicy = Literal["end", "adopt"]
 STOPPED_MESSAGE = "the agent process stopped before the run finished; send the message again"
 INTERRUPT_PART = "interrupt"
-SESSION_LINGER_S = 30.0  # a conversation's next turn usually comes within it
+SESSION_LINGER_S = 0.0  # opt-in: a lingering session holds everything it folded (docs/tuning.md)
 RESUME_PART = "resume"
 
 
@@ -127,7 +127,8 @@ async def serve_graph(
     or restart it from its input when its graph had not started; a run adopted `max_adoptions` times is ended
     `error` instead. Only one process adopts a run (`AgentSession.adopt_run`).
     `session_linger_s`: how long the session stays attached and followed after the run, so that the conversation's
-    next turn, served by this process on the same connection, opens the session at once (0: detach at once).
+    next turn, served by this process on the same connection, opens the session at once, without an attach, a
+    presence sync or a history request (default 0: detach at once; a lingering session holds what it folded).
     """
     # The graph's context is in its checkpointer: the session's newest page is enough to find the trigger.
     async with leased(client, invocation.session_name) as connection, \
