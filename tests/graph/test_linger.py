@@ -52,30 +52,19 @@ async def _turn(user: ClientSession, graph, agent, text: str, linger_s: float) -
     assert result.outcome == "complete"
 
 
-async def test_the_next_turn_takes_up_the_lingering_session_without_reading_its_history(
-        clients, channel_name, session_reads):
+@pytest.mark.parametrize(("linger_s", "reads"), [(10, 0), (0, 1)], ids=["lingering", "detached at once"])
+async def test_the_next_turn_takes_up_a_lingering_session_and_reads_history_only_without_one(
+        clients, channel_name, session_reads, linger_s, reads):
     agent = await clients()
     graph = _graph(agent)
     async with ClientSession(await clients(), channel_name) as user:
-        await _turn(user, graph, agent, "q0", linger_s=10)
-        assert _lingering(agent, channel_name) and _attached(agent, channel_name)
+        await _turn(user, graph, agent, "q0", linger_s=linger_s)
+        assert _lingering(agent, channel_name) == _attached(agent, channel_name) == bool(linger_s)
         session_reads.clear()
-        await _turn(user, graph, agent, "q1", linger_s=10)
-        assert session_reads == [], "the second turn found its input in the lingering session"
+        await _turn(user, graph, agent, "q1", linger_s=linger_s)
+        assert len(session_reads) == reads, "a lingering session finds the input among what it folded"
         assert await user.wait_for(lambda: len(user.messages()) == 4)
         assert [m.content for m in user.messages()] == ["q0", "reply to q0", "q1", "reply to q1"]
-
-
-async def test_a_session_served_without_linger_detaches_at_once_and_its_next_turn_reads_history(
-        clients, channel_name, session_reads):
-    agent = await clients()
-    graph = _graph(agent)
-    async with ClientSession(await clients(), channel_name) as user:
-        await _turn(user, graph, agent, "q0", linger_s=0)
-        assert not _lingering(agent, channel_name) and not _attached(agent, channel_name)
-        session_reads.clear()
-        await _turn(user, graph, agent, "q1", linger_s=0)
-        assert len(session_reads) == 1
 
 
 async def test_a_lingering_session_lets_go_of_its_channel_when_its_time_is_up(clients, channel_name):
