@@ -35,7 +35,7 @@ class MessageKind(StrEnum):
     OUTPUT_UPDATE = "output-update"  # a stream repaired with its whole text
     LIFECYCLE = "lifecycle"  # `ai-run-*` and `ai-step-*`
     INPUT = "input"  # `ai-input` and `ai-cancel` (a client's, or `AblyCallbackHandler`'s own)
-    PRESENCE = "presence"  # an agent instance entering presence on the liveness channel, once per connection
+    PRESENCE = "presence"  # an agent instance entering presence on the liveness channel, once per connection (or pool)
     CHECKPOINT_RECORD = "checkpoint-record"  # `AblySaver`: a checkpoint or a task's writes
     CHECKPOINT_BLOB = "checkpoint-blob"  # `AblySaver`: one chunk of a large value
     PROTOCOL_EVENTS = "protocol-events"  # the agent-protocol codec: a batch of events (or a part of a large one)

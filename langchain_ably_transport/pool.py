@@ -10,12 +10,18 @@ announced `maxInboundRate`, the pacer's share and the rollup window), up to `max
 has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its
 rate, and, given the account's rate (`account_rate`), to what all the pool's connections may publish together; a
 refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
+
+The pool's first connection (its `home`) stands for the whole pool wherever one client per process is enough
+(`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
+connection would cost each connection the presence of all the others: quadratic in the connections, in memory and in
+presence messages delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,6 +38,13 @@ log = logging.getLogger(__name__)
 
 ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
+
+_pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
+
+
+def pool_home(client: AblyRealtime) -> AblyRealtime:
+    """The connection that stands for `client`'s pool (the pool's first), or `client` itself outside a pool."""
+    return _pool_homes.get(client, client)
 
 
 @asynccontextmanager
@@ -185,6 +198,8 @@ class ConnectionPool:
         stack = AsyncExitStack()
         client = await stack.enter_async_context(connect(key, endpoint, **options))
         pacer_for(client).share(self._budget)
+        if self._connections:
+            _pool_homes[client] = self.home
         connection = _Connection(client, stack)
         self._connections.append(connection)
         self._opened += 1

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from langchain_ably_transport import AblySaver, ClientSession, ConnectionPool, connect, ledger
+from langchain_ably_transport import LIVENESS_CHANNEL, AblySaver, ClientSession, ConnectionPool, connect, ledger
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 
@@ -223,3 +223,27 @@ def test_sessions_arriving_as_a_connection_finishes_opening_are_each_placed(serv
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "3 sessions on 3 connections"
+
+
+async def test_a_pool_is_one_agent_instance_present_and_watched_on_its_home_connection(server, clients):
+    """Runs served on any of the pool's connections name one instance, present once, on the home connection; only
+    the home follows the agents' presence. A member and a watch per connection would hold, on each, the presence of
+    every other: quadratic in the connections."""
+    names = _names(3)
+    async with ConnectionPool(server.key, server.url, client_id="agent", streams_per_connection=1) as pool, \
+            contextlib.AsyncExitStack() as leases:
+        placed = [await leases.enter_async_context(pool.lease(name)) for name in names]
+        assert len({id(client) for client in placed}) == 3
+        saver = AblySaver(pool)
+        for name in names:
+            async with ClientSession(await clients(server, client_id="user"), name) as view:
+                sent = await view.send("hello")
+                result = await serve_graph(chat_graph(saver, "hi"), sent.invocation, client=pool)
+                assert result.outcome == "complete", result.error
+                assert view.core.liveness.is_present(result.run_id), "its instance is present"
+
+        observer = await clients(server, client_id="observer")
+        members = await observer.channels.get(LIVENESS_CHANNEL).presence.get()
+        agents = [member for member in members if member.client_id == "agent"]
+        assert [member.connection_id for member in agents] == [pool.home.connection.connection_manager.connection_id]
+        assert [LIVENESS_CHANNEL in client.channels for client in pool.clients] == [True, False, False]

@@ -29,6 +29,7 @@ from ably.util.exceptions import AblyException
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
 from ..errors import ConfigurationError
+from ..pool import pool_home
 from ..sdk.channels import release_channel
 from ..sdk.per_client import PerClient
 from ..wire import names
@@ -176,7 +177,7 @@ class SessionCore:
         self.names_seen: set[str] = set()  # what the session carries (a codec's layer refuses the other codec's)
         self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
-        self._presence = client.channels.get(LIVENESS_CHANNEL).presence
+        self._presence = pool_home(client).channels.get(LIVENESS_CHANNEL).presence  # one watch per pool
         self._loop = asyncio.get_running_loop()
         self._linger_s = 0.0
         self._lingering: asyncio.TimerHandle | None = None

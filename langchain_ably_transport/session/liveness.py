@@ -1,13 +1,15 @@
 """Is the agent serving a run still there? Presence answers it, at no cost per run, so a crashed agent's run does
 not stream forever.
 
-Each agent client enters presence once, on one channel of the app (`LIVENESS_CHANNEL`), as an *instance* with an id
-of its own (`AgentInstance`), before it publishes its first run start; every `ai-run-start` it publishes names that
-instance (`lcat-liveness: <instance id>`). It never updates or leaves the member while it lives: a run costs no
-presence message. Ably removes the member of a connection that dropped for good (15 s after an abrupt disconnect),
-so `RunLiveness` calls a run *lost* when it is active and its instance, once seen present (live, or at the snapshot
-taken when a session opened), is no longer. A run that names no instance (a JS agent's, or an agent refused
-presence) is never called lost: being wrong that way leaves a run open; the other way would end a healthy one.
+Each agent client enters presence once, on one channel of the app (`LIVENESS_CHANNEL`), as an *instance* with an id of
+its own (`AgentInstance`), before it publishes its first run start; every `ai-run-start` it publishes names that
+instance (`lcat-liveness: <instance id>`). A `ConnectionPool`'s connections are one instance, present on the pool's
+first connection (`pool_home`), which is open as long as the process serves: its crash takes all of them. It never
+updates or leaves the member while it lives: a run costs no presence message. Ably removes the member of a connection
+that dropped for good (15 s after an abrupt disconnect), so `RunLiveness` calls a run *lost* when it is active and its
+instance, once seen present (live, or at the snapshot taken when a session opened), is no longer. A run that names no
+instance (a JS agent's, or an agent refused presence) is never called lost: being wrong that way leaves a run open; the
+other way would end a healthy one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ably.types.presence import PresenceAction
 from ably.util.exceptions import AblyException
 
 from ..ledger import MessageKind, Publication
+from ..pool import pool_home
 from ..sdk.pacer import pacer_for
 from ..sdk.per_client import PerClient
 from ..wire import names
@@ -70,8 +73,8 @@ _instances = PerClient(AgentInstance)
 
 
 def agent_instance(client: Any) -> AgentInstance:
-    """The instance every agent session of `client` announces its runs under (one member per connection)."""
-    return _instances.of(client)
+    """The instance every agent session of `client` announces its runs under (one member per connection, or pool)."""
+    return _instances.of(pool_home(client))
 
 
 _warned: set[int] = set()

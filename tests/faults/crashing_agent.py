@@ -5,6 +5,7 @@
 MODE `serve` (the default): serve the invocation ARG (JSON) with a slow, endless reply. `start`: start the run of
 the invocation ARG, then wait forever without running the graph (a process that dies before the graph's first
 checkpoint). `watch`: watch the session ARG and adopt its lost runs, answering with the endless reply.
+`serve-pooled`: `serve` on the second connection of a `ConnectionPool` (its first is busy with another session).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import sys
 from typing import Any
 
-from langchain_ably_transport import AblySaver, connect
+from langchain_ably_transport import AblySaver, ConnectionPool, connect
 from langchain_ably_transport.graph import idempotency_key, serve_graph, watch_session
 from langchain_ably_transport.session import AgentSession
 from langchain_ably_transport.wire.invocation import Invocation
@@ -49,6 +50,11 @@ MODES = {"serve": _serve, "start": _start, "watch": _watch}
 
 
 async def _main(url: str, key: str, arg: str, mode: str = "serve") -> None:
+    if mode == "serve-pooled":
+        async with ConnectionPool(key, url, client_id=AGENT_ID, streams_per_connection=1) as pool, \
+                pool.lease("another session"):
+            await _serve(pool, arg)
+        return
     async with connect(key, url, client_id=AGENT_ID) as client:
         await MODES[mode](client, arg)
 

@@ -54,10 +54,10 @@ def _streamed_text(session: ClientSession) -> str:
                    for part in entry["message"]["parts"] if part.get("type") == "text")
 
 
-async def _crash_mid_stream(server, user: ClientSession, text: str) -> str:
+async def _crash_mid_stream(server, user: ClientSession, text: str, mode: str = "serve") -> str:
     """Send `text`, let a worker stream part of its answer, kill it with -9; the run id."""
     sent = await user.send(text)
-    worker = _start_worker(server, sent.invocation)
+    worker = _start_worker(server, sent.invocation, mode)
     try:
         run_id = await sent.run_id(timeout=30)
         assert await user.core.wait_for(lambda: len(_streamed_text(user)) > 50, 30), "the worker streams"
@@ -86,10 +86,12 @@ async def _lost_then_asked(server, clients, user: ClientSession) -> tuple[str, A
     return lost, agent, await user.send("are you back?")
 
 
+@pytest.mark.parametrize("mode", ["serve", "serve-pooled"])
 async def test_clients_learn_a_killed_agents_run_is_lost_within_the_presence_leave_delay(crash_server, clients,
-                                                                                        channel_name):
+                                                                                        channel_name, mode):
+    """`serve-pooled`: the run is on a connection of a pool that is not the one its instance is present on."""
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        run_id = await _crash_mid_stream(crash_server, user, "tell me everything")
+        run_id = await _crash_mid_stream(crash_server, user, "tell me everything", mode)
         killed_at = time.monotonic()
         assert user.lost_runs() == [], "a member is not gone until the leave delay passes"
         assert await user.core.wait_for(lambda: user.lost_runs() == [run_id], 15)
