@@ -147,8 +147,10 @@ class CollectorPauses:
         elif self.counting:
             self.by_generation[info["generation"]].append(time.perf_counter() - self._started)
 
-    def collect(self) -> None:
-        """A full collection of our own, to count what is alive: not one of the pauses serving suffers."""
+    def collect(self, lag: LoopLag | None = None) -> None:
+        """A full collection of our own, to count what is alive: not one of the pauses (or lags) serving suffers."""
+        if lag is not None:
+            lag.counting = True
         self.counting = False
         try:
             gc.collect()
@@ -161,6 +163,36 @@ class CollectorPauses:
                 for generation, pauses in sorted(self.by_generation.items())}
 
 
+class LoopLag:
+    """How late the event loop runs a 10 ms timer: what any callback (a token to send, a message received) waits
+    behind the work and the collector's pauses queued before it."""
+
+    TICK_S = 0.010
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self.counting = False  # a count's own full collection is running: not a lag serving suffers
+        self._task = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            due = time.perf_counter() + self.TICK_S
+            await asyncio.sleep(self.TICK_S)
+            if self.counting:
+                self.counting = False
+            else:
+                self.lags_ms.append(max(0.0, time.perf_counter() - due) * 1000)
+
+    def summary(self) -> dict[str, float]:
+        return self.summarise(self.lags_ms)
+
+    @staticmethod
+    def summarise(lags_ms: list[float]) -> dict[str, float]:
+        ordered = sorted(lags_ms)
+        return {"p50 ms": statistics.median(ordered), "p99 ms": percentile(ordered, 99), "max ms": ordered[-1]} \
+            if ordered else {}
+
+
 @dataclass
 class Agent:
     """The agent's connection pool, its graph (with one saver on the pool), and what serving has done so far."""
@@ -169,6 +201,7 @@ class Agent:
     graph: Any
     warnings: WarningCounter
     pauses: CollectorPauses
+    lag: LoopLag
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
     serving: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -193,11 +226,11 @@ class Agent:
             self.outcomes[task.result().outcome] += 1
 
     def stats(self) -> dict[str, Any]:
-        collector = self.pauses.summary()
-        self.pauses.collect()
+        collector, lag = self.pauses.summary(), self.lag.summary()
+        self.pauses.collect(self.lag)
         live = gc.get_objects()
         return {
-            "collector": collector,
+            "collector": collector, "loop lag": lag,
             "outcomes": dict(self.outcomes), "failures": self.failures[:5], "warnings": len(self.warnings.messages),
             "first_warnings": self.warnings.messages[:5],
             "paced": sum(pacer_for(client).paced for client in self.pool.clients),
@@ -223,7 +256,7 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
         model = StampingModel(tokens=tokens, rate=rate)
         pauses = CollectorPauses()
         agent = Agent(pool, graph_on(AblySaver(pool, cached_threads=warm_threads), model), counter, pauses,
-                      linger_s=linger_s)
+                      LoopLag(), linger_s=linger_s)
 
         async def invoke(request: web.Request) -> web.Response:
             agent.serve(Invocation.from_json(await request.json()))
@@ -231,7 +264,7 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
 
         async def objects(request: web.Request) -> web.Response:
             """Python objects alive (those made since start-up: `gc.freeze()` hides the rest)."""
-            pauses.collect()
+            pauses.collect(agent.lag)
             return web.json_response({"objects": len(gc.get_objects())})
 
         async def stats(request: web.Request) -> web.Response:
@@ -324,10 +357,13 @@ async def run_users(url: str, key: str, agent_url: str, users: int, settings: Us
                     out: Path) -> None:
     quiet_sdk_logs()
     rng = random.Random(seed)
+    pauses, lag, cpu = CollectorPauses(), LoopLag(), time.process_time()
     async with connect(key, url) as client, aiohttp.ClientSession() as http:
         results = await asyncio.gather(*(user(client, http, agent_url, settings, rng) for _ in range(users)))
     out.write_text(json.dumps({"runs": sum(r.runs for r in results), "errors": [e for r in results for e in r.errors],
-                               "latencies_ms": [x for r in results for x in r.latencies_ms]}))
+                               "latencies_ms": [x for r in results for x in r.latencies_ms],
+                               "loop lags ms": lag.lags_ms, "collector": pauses.summary(),
+                               "cpu s": time.process_time() - cpu}))
 
 
 # --- the main process ---
@@ -346,6 +382,9 @@ class Phase:
     objects: list[int] = field(default_factory=list)
     cpu_cores: float | None = None
     server_cpu_cores: float | None = None
+    users_cpu_cores: float | None = None
+    users_lags_ms: list[float] = field(default_factory=list)
+    users_collector: list[dict[str, dict[str, float]]] = field(default_factory=list)
     agent: dict[str, Any] = field(default_factory=dict)
 
 
@@ -394,6 +433,9 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.runs += out["runs"]
             phase.errors += out["errors"]
             phase.latencies_ms += out["latencies_ms"]
+            phase.users_lags_ms += out["loop lags ms"]
+            phase.users_cpu_cores = (phase.users_cpu_cores or 0.0) + out["cpu s"] / elapsed
+            phase.users_collector.append(out["collector"])
         phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # the users are done
         phase.agent = _agent_json(f"{agent_url}/stats?drain=1")
         phase.rss_mb = [_sample_at(samples, mark * phase.seconds) for mark in RSS_MARKS]
@@ -417,6 +459,27 @@ def _sample_at(samples: list[tuple[float, float]], at: float) -> float:
     return min(samples, key=lambda sample: abs(sample[0] - at))[1] if samples else float("nan")
 
 
+def _lag(summary: dict[str, float]) -> str:
+    return f"{summary['p50 ms']:.1f} / {summary['p99 ms']:.1f} / {summary['max ms']:.0f} ms" if summary else "-"
+
+
+def _cores(cores: float | None) -> str:
+    return "-" if cores is None else f"{cores:.2f}"
+
+
+def _merged_pauses(per_process: list[dict[str, dict[str, float]]]) -> str:
+    """The user processes' collector pauses, added up by generation."""
+    merged: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for summary in per_process:
+        for generation, pauses in summary.items():
+            totals = merged[generation]
+            totals[0] += pauses["n"]
+            totals[1] += pauses["total s"]
+            totals[2] = max(totals[2], pauses["max ms"])
+    return "; ".join(f"gen{generation} {n:.0f} x, {total:.2f} s, max {longest:.1f} ms"
+                     for generation, (n, total, longest) in sorted(merged.items())) or "-"
+
+
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
         f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, serve_graph + "
@@ -437,8 +500,7 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         errors = len(phase.errors) + phase.agent.get("warnings", 0) + sum(
             n for outcome, n in phase.agent.get("outcomes", {}).items() if outcome != "complete")
         vs = f"{p99 / base_p99:.2f}x" if base_p99 else "-"
-        cores = "-" if phase.cpu_cores is None else f"{phase.cpu_cores:.2f}"
-        server_cores = "-" if phase.server_cpu_cores is None else f"{phase.server_cpu_cores:.2f}"
+        cores, server_cores = _cores(phase.cpu_cores), _cores(phase.server_cpu_cores)
         lines.append(f"{phase.name:<22}{phase.runs:>6}{phase.runs / phase.seconds:>8.1f}{errors:>8}{len(ordered):>9}"
                      f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}{server_cores:>12}")
     lines += ["", "agent memory at 0/25/50/75/100% of the phase, then the growth in each quarter after the first "
@@ -458,6 +520,12 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
             f"gen{generation} {p['n']:.0f} x, {p['total s']:.2f} s, p50 {p['p50 ms']:.1f} ms, max {p['max ms']:.1f} ms"
             for generation, p in phase.agent.get("collector", {}).items())
         lines.append(f"  {phase.name:<22}{by_generation or '-'}")
+    lines += ["", "how late each event loop ran a 10 ms timer (p50 / p99 / longest), and the user processes' CPU and "
+              "collector pauses (their defaults; count, total, longest):"]
+    for phase in phases:
+        lines.append(f"  {phase.name:<22}agent {_lag(phase.agent.get('loop lag', {}))}; users "
+                     f"{_lag(LoopLag.summarise(phase.users_lags_ms))}, {_cores(phase.users_cpu_cores)} cores, "
+                     f"{_merged_pauses(phase.users_collector)}")
     lines += ["", "messages the agent published per completed run, by kind (the message ledger):"]
     for phase in phases:
         served = sum(phase.agent.get("outcomes", {}).values()) or 1
