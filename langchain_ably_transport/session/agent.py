@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -159,6 +160,8 @@ class AgentSession:
             self.core.unlisten(self._on_folded)
             if self._end_lost_runs:
                 self.core.off_lost(self._on_lost)
+            self._runs.clear()  # each run refers back to its session: without this, a cycle the collector must find
+            self._runs_by_input.clear()
             await self.core.release()
 
     async def create_run(self, invocation: Invocation, *, run_id: str | None = None,
@@ -480,6 +483,15 @@ class _Steers:
     answered: set[str] = field(default_factory=set)
 
 
+def _hold_verifier(session: AgentSession, run: weakref.ref[Run]) -> Callable[[], Awaitable[bool]]:
+    """The fence's check for `run`, holding it weakly: the fence is the run's own, and a cycle through it would
+    leave every finished run, and the session's whole fold with it, to the collector instead of to its refcount."""
+    async def verify() -> bool:
+        held = run()
+        return held is not None and await session._verify_hold(held)
+    return verify
+
+
 class Run:
     """One invocation of a run. `start()`, then `pipe()` passes, then `end()` or `suspend()`."""
 
@@ -546,7 +558,7 @@ class Run:
                 **self._lifecycle(), parent=self._run_parent, fork_of=self.trigger.fork_of,
                 regenerates=self.trigger.regenerates))
         continuity = continuity_of(self._core.client)
-        self._writer = FencedWriter(self._core.writer, continuity, lambda: self._session._verify_hold(self))
+        self._writer = FencedWriter(self._core.writer, continuity, _hold_verifier(self._session, weakref.ref(self)))
         await self._core.writer.publish(message)
         continuity.hold()
         self.started = True

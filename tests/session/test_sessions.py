@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import weakref
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -287,3 +289,22 @@ async def test_looking_for_an_input_nowhere_in_a_long_session_refolds_it_a_logar
             assert error.code == ErrorCode.INPUT_EVENT_NOT_FOUND
         assert len(session.core._log) == 1_600 and not session.core.has_older
     assert loads[0] == 1 and loads[1:] == [1, 2, 4, 8, 16], "the opening page, then 1, 2, 4 ... pages at a time"
+
+
+async def test_a_closed_agent_session_and_what_it_folded_are_freed_without_the_collector(clients, channel_name):
+    """A session holds every message of the conversation it folded. Once closed and let go, that goes at once, by
+    reference counting: a cycle through its runs would leave it, for every session an agent served, to the
+    collector's next full pass (most of what a 200-session agent's full collections walked, `benchmarks/load.py`)."""
+    client_conn, agent_conn = await clients(client_id="alice"), await clients(client_id="agent")
+    async with ClientSession(client_conn, channel_name) as client:
+        sent = await client.send("hello")
+        gc.collect()
+        gc.disable()
+        try:
+            run, result = await _answer(agent_conn, sent.invocation, _model_chunks("Hi there, how can I help?"))
+            assert result.reason == "complete"
+            session, core = weakref.ref(run._session), weakref.ref(run._session.core)
+            del run, result
+            assert session() is None and core() is None
+        finally:
+            gc.enable()
