@@ -87,7 +87,7 @@ class ThreadIndex:
         current = self.checkpoints.get(key)
         if current is not None and current[0] > serial:
             return
-        record.values = {ch: [version, rebase(ref, serial, {})] for ch, (version, ref) in record.values.items()}
+        record.values = {ch: (version, rebase(ref, serial, {})) for ch, (version, ref) in record.values.items()}
         record.blobs = {}
         record.writes = []
         self.checkpoints[key] = (serial, record)

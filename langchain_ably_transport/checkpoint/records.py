@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,7 @@ def typed(value: Any) -> Typed:
 class CheckpointRecord:
     """One `put`: the checkpoint without its values, its metadata, and where each channel value lives.
 
-    `values` maps channel -> [version, ref] for every channel of the checkpoint (not only the new ones),
+    `values` maps channel -> (version, ref) for every channel of the checkpoint (not only the new ones),
     so a reader needs this record alone to find every value. `early` lists the serials of writes for
     this checkpoint published before it (async durability can do that); `children` the newest record
     of each child namespace whose checkpoints are newer than this root checkpoint (its tasks'
@@ -59,7 +60,7 @@ class CheckpointRecord:
     parent: str | None
     checkpoint: Typed
     metadata: Typed
-    values: dict[str, list[Any]]
+    values: dict[str, Sequence[Any]]
     blobs: dict[str, bytes] = field(default_factory=dict)
     run_id: str | None = None
     early: list[str] = field(default_factory=list)

@@ -191,7 +191,7 @@ class ThreadStore:
         for record in records:
             if isinstance(record, CheckpointRecord):
                 for key, payload in record.blobs.items():
-                    self._blobs.put((self.log.name, blob_key(["at", serial, key])), payload)
+                    self._blobs.put((self.log.name, blob_key(("at", serial, key))), payload)
         self.index.apply(serial, records)
 
     async def _with_early_writes(self, entry: tuple[str, CheckpointRecord] | None):
@@ -240,7 +240,7 @@ class ThreadStore:
 
     async def _load_record_blobs(self, serial: str) -> dict[str, bytes]:
         entry = await self.log.fetch(serial)
-        blobs = {blob_key(["at", serial, key]): payload
+        blobs = {blob_key(("at", serial, key)): payload
                  for key, payload in blobs_of(bytes(entry.data)).items()}
         for key, payload in blobs.items():
             self._blobs.put((self.log.name, key), payload)
@@ -290,8 +290,8 @@ class ThreadStore:
                 break
             await self._publish_held()
         for key in [k for k, payload in held.blobs.items() if len(payload) > self.log.payload_limit // 2]:
-            held.placed[key] = ["chunks", await self.log.publish_chunks(held.blobs.pop(key))]
-        record.values = {ch: [v, rebase(ref, None, held.placed)] for ch, (v, ref) in record.values.items()}
+            held.placed[key] = ("chunks", await self.log.publish_chunks(held.blobs.pop(key)))
+        record.values = {ch: (v, rebase(ref, None, held.placed)) for ch, (v, ref) in record.values.items()}
         self._held.append(held)
         for channel, (version, ref) in record.values.items():
             self._held_refs[(ns, channel, version_key(version))] = ref
@@ -306,7 +306,7 @@ class ThreadStore:
             if channel in new_versions:
                 previous = await self._previous(ns, channel)
                 ref = lay_out(channel, values[channel], previous, self._serde.dumps_typed, layout) \
-                    if channel in values else ["empty"]
+                    if channel in values else ("empty",)
             else:
                 key = (ns, channel, version_key(version))
                 ref = self._held_refs.get(key) or self.index.refs.get(key)
@@ -330,7 +330,7 @@ class ThreadStore:
         payload = self._blobs.get((self.log.name, blob_key(ref[2])))
         if payload is None or len(payload) > CARRIED_VALUE_BYTES:
             return ref
-        return ["value", ref[1], layout.add_blob(channel, payload)]
+        return ("value", ref[1], layout.add_blob(channel, payload))
 
     async def _publish_held(self) -> None:
         """The held puts and every waiting write in one message (the writes alone when nothing is held). What
@@ -350,7 +350,7 @@ class ThreadStore:
                 record.early = self.index.write_serials(record.ns, record.id)
                 record.children = self._children_of(record.id) if record.ns == "" else {}
                 record.blobs = h.blobs
-                record.values = {ch: [v, rebase(ref, None, placed)] for ch, (v, ref) in record.values.items()}
+                record.values = {ch: (v, rebase(ref, None, placed)) for ch, (v, ref) in record.values.items()}
                 record.writes = writes if place == 0 else []
             data = pack_checkpoints([h.record for h in held])
             if len(data) <= self.log.payload_limit:
@@ -362,7 +362,7 @@ class ThreadStore:
             if not inline:
                 break
             owner, key = max(inline, key=lambda item: len(item[0].blobs[item[1]]))
-            placed[key] = owner.placed[key] = ["chunks", await self.log.publish_chunks(owner.blobs.pop(key))]
+            placed[key] = owner.placed[key] = ("chunks", await self.log.publish_chunks(owner.blobs.pop(key)))
         serial = await self._publish_with(CHECKPOINT, data, self._take())
         self._held, self._held_refs = [], {}
         self._apply(serial, [r for h in held for r in (*h.record.writes, h.record)])

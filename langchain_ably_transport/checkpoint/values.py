@@ -5,7 +5,8 @@ items as one more segment and references the old ones, so storage grows with the
 its square. Small unsealed segments at the tail are merged once there are too many of them, and a merged
 segment of `SEAL_SIZE` bytes is never rewritten again: every item is rewritten a bounded number of times.
 
-Refs (msgpack lists, stored in checkpoint records):
+Refs (msgpack arrays, stored in checkpoint records; in memory, tuples: a warm thread's index holds thousands, and
+the collector stops tracking a tuple of strings and numbers, where it walks every list at each full pass):
 - `["empty"]`: the channel has a version but no value;
 - `["value", type, blob]`: one serde pair;
 - `["list", [[blob, count, size], ...]]`: segments, each a msgpack list of serde pairs.
@@ -15,7 +16,7 @@ serial), `["chunks", [serial, ...]]` (compressed bytes split across chunk messag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,8 @@ from .records import Typed, typed
 SEAL_SIZE = 32 * 1024
 MAX_TAIL = 8
 
-Ref = list[Any]
-BlobRef = list[Any]
+Ref = Sequence[Any]
+BlobRef = Sequence[Any]
 Serialize = Callable[[Any], Typed]
 
 
@@ -44,7 +45,7 @@ class Layout:
     def add_blob(self, channel: str, payload: bytes) -> BlobRef:
         key = f"{self.prefix}{channel}#{len(self.blobs)}"
         self.blobs[key] = payload
-        return ["here", key]
+        return ("here", key)
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ class Written:
 def lay_out(channel: str, value: Any, previous: Written | None, serialize: Serialize, layout: Layout) -> Ref:
     """The ref for `value`, adding whatever new blobs it needs to `layout`."""
     if isinstance(value, list) and value:
-        return ["list", _segments(channel, value, previous, serialize, layout)]
+        return ("list", _segments(channel, value, previous, serialize, layout))
     kind, payload = serialize(value)
-    return ["value", kind, layout.add_blob(channel, payload)]
+    return ("value", kind, layout.add_blob(channel, payload))
 
 
 def _segments(
     channel: str, value: list[Any], previous: Written | None, serialize: Serialize, layout: Layout
-) -> list[list[Any]]:
+) -> tuple[Sequence[Any], ...]:
     """The previous segments plus one for the new items, the unsealed tail merged into it when long."""
     kept = list(previous.ref[1]) if previous is not None and _extends(value, previous) else []
     tail_start = _tail_start(kept)
@@ -78,7 +79,7 @@ def _segments(
         kept = kept[:tail_start]
     start = sum(count for _, count, _ in kept)
     payload = msgpack.packb([list(serialize(item)) for item in value[start:]], use_bin_type=True)
-    return [*kept, [layout.add_blob(channel, payload), len(value) - start, len(payload)]]
+    return (*kept, (layout.add_blob(channel, payload), len(value) - start, len(payload)))
 
 
 def _extends(value: list[Any], previous: Written) -> bool:
@@ -89,7 +90,7 @@ def _extends(value: list[Any], previous: Written) -> bool:
     return len(value) > len(old) and value[: len(old)] == old
 
 
-def _tail_start(segments: list[list[Any]]) -> int:
+def _tail_start(segments: Sequence[Sequence[Any]]) -> int:
     """Index of the first segment after the last sealed one."""
     for index in range(len(segments) - 1, -1, -1):
         if segments[index][2] >= SEAL_SIZE:
@@ -108,18 +109,18 @@ def blob_refs(ref: Ref) -> list[BlobRef]:
 
 def rebase(ref: Ref, serial: str | None, placed: dict[str, BlobRef]) -> Ref:
     """The ref with `["here", key]` resolved: to chunk messages where placed, else to `serial`'s record
-    (left as it is while that record's serial is not known yet)."""
+    (left as it is while that record's serial is not known yet); as tuples throughout, however it came."""
 
     def resolve(blob: BlobRef) -> BlobRef:
-        if blob[0] != "here":
-            return blob
-        return placed.get(blob[1]) or (["at", serial, blob[1]] if serial else blob)
+        if blob[0] == "here":
+            blob = placed.get(blob[1]) or (("at", serial, blob[1]) if serial else blob)
+        return ("chunks", tuple(blob[1])) if blob[0] == "chunks" else tuple(blob)
 
     if ref[0] == "value":
-        return ["value", ref[1], resolve(ref[2])]
+        return ("value", ref[1], resolve(ref[2]))
     if ref[0] == "list":
-        return ["list", [[resolve(blob), count, size] for blob, count, size in ref[1]]]
-    return ref
+        return ("list", tuple((resolve(blob), count, size) for blob, count, size in ref[1]))
+    return tuple(ref)
 
 
 def materialise(ref: Ref, blobs: dict[str, bytes], deserialize: Callable[[Typed], Any]) -> Any:

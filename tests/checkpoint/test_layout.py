@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import msgpack
 
 from langchain_ably_transport.checkpoint.index import ThreadIndex
@@ -12,6 +14,7 @@ from langchain_ably_transport.checkpoint.records import (
     decode,
     pack,
     pack_writes,
+    unpack,
 )
 from langchain_ably_transport.checkpoint.values import (
     MAX_TAIL,
@@ -141,3 +144,22 @@ def test_a_checkpoint_record_carries_the_writes_that_waited_for_it_and_a_batch_k
     writes = {(w.channel, w.value[1]) for w in index.pending_writes("", "c1")}
     assert writes == {("a", b"first"), ("__interrupt__", b"i2")}, "within a message too: regular first, special last"
     assert index.latest("")[1].id == "c2" and index.latest("")[1].writes == []
+
+
+def test_the_refs_an_index_holds_are_tuples_the_collector_stops_tracking():
+    """A warm thread's index holds a ref per channel per checkpoint, thousands in a busy agent. Decoded, they are
+    msgpack's lists, which every full collection walks; held, they are tuples of strings and numbers, which the
+    collector stops tracking after its first look."""
+    decoded = unpack(pack({"ref": ["list", [[["here", "messages#0"], 3, 120], [["chunks", ["s-1", "s-2"]], 2, 9000]]],
+                           "empty": ["empty"]}))
+    record = _checkpoint("c1")
+    record.values = {"messages": ["v2", decoded["ref"]], "other": ["v1", decoded["empty"]]}
+    index = ThreadIndex()
+    index.apply("serial-7", [record])
+    refs = [ref for _, ref in index.latest("")[1].values.values()]
+    assert refs == [("list", ((("at", "serial-7", "messages#0"), 3, 120), (("chunks", ("s-1", "s-2")), 2, 9000))),
+                    ("empty",)]
+    for _ in range(6):  # a tuple is let go once its items are: a level of nesting (5 here) per collection
+        gc.collect()
+    assert not any(gc.is_tracked(ref) for ref in refs)
+    assert not any(gc.is_tracked(pair) for pair in index.latest("")[1].values.values())
