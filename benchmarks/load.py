@@ -10,14 +10,16 @@ connections as the sessions need them (two streams each), up to `--max-connectio
 in one conversation at a time: think 2-6 s, send, POST the invocation, follow the reply live; after `--turns`
 turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
 
-Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed
-tokens, warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a
-token to a user receiving it (the model stamps each token with its emit time; one machine, one clock); the
-agent's RSS at the start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the
-Python objects it holds before and after the phase (counted outside it: a count takes a full collection); the
-agent's and the dev server's CPU (cores busy); the messages it published per run, by kind (the message ledger),
-and the publishes Ably refused for rate; the pool's connections; what the agent still holds afterwards (sessions,
-runs, channels, tasks); the collector's pauses in the agent, by generation. The agent calls `gc.freeze()` after
+Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
+warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a token to a user
+receiving it (the model stamps each token with its emit time; one machine, one clock); the agent's RSS at the start,
+25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the Python objects it holds before
+and after the phase (counted outside it: a count takes a full collection); the agent's and the dev server's CPU
+(cores busy); the messages it published per run, by kind (the message ledger), and the publishes Ably refused for
+rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels, tasks); the
+collector's pauses in the agent, by generation; how late each process's event loop runs a 10 ms timer, and the
+users' CPU and collector pauses; and a probe process's round trip through the dev server (publish to echo, every 50
+ms), the share of a token's latency no agent could remove on this machine. The agent calls `gc.freeze()` after
 start-up and sets the collector's thresholds to (20000, 10, 10), as docs/tuning.md advises for streaming servers
 (`--gc-threshold`); a last phase repeats the most sessions with Python's default thresholds (700, 10, 10), to show
 what the advice is worth and costs.
@@ -80,6 +82,7 @@ from langchain_ably_transport.wire import names
 TOKEN = re.compile(r"w(\d+)@(\d+\.\d+) ")
 THINK_S = (2.0, 6.0)
 RSS_MARKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PROBE_INTERVAL_S = 0.050
 AGENT_GC_THRESHOLD = (20_000, 10, 10)  # docs/tuning.md's advice for a streaming agent server
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
@@ -366,6 +369,24 @@ async def run_users(url: str, key: str, agent_url: str, users: int, settings: Us
                                "cpu s": time.process_time() - cpu}))
 
 
+# --- the probe process ---
+
+
+async def run_probe(url: str, key: str, seconds: float, out: Path) -> None:
+    """Publish a timestamp on a channel of its own every 50 ms and time its echo: the dev server's (and the
+    machine's) share of a token's latency, seen by a process with nothing else to do."""
+    quiet_sdk_logs()
+    round_trips_ms: list[float] = []
+    async with connect(key, url, client_id="probe") as client:
+        channel = client.channels.get(f"load-probe-{uuid.uuid4().hex[:8]}")
+        await channel.subscribe(lambda message: round_trips_ms.append((time.time() - float(message.data)) * 1000))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await channel.publish("probe", repr(time.time()))
+            await asyncio.sleep(PROBE_INTERVAL_S)
+    out.write_text(json.dumps(round_trips_ms))
+
+
 # --- the main process ---
 
 
@@ -385,6 +406,7 @@ class Phase:
     users_cpu_cores: float | None = None
     users_lags_ms: list[float] = field(default_factory=list)
     users_collector: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    probe_ms: list[float] = field(default_factory=list)
     agent: dict[str, Any] = field(default_factory=dict)
 
 
@@ -412,6 +434,8 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
         per_process = [len(chunk) for chunk in _split(phase.sessions, settings.user_processes)]
         outs = [Path(workdir) / f"users-{seed}.json" for seed in range(len(per_process))]
         phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # before the users: no one waits
+        probe_out = Path(workdir) / "probe.json"
+        probe = child("--probe", url, key, phase.seconds, probe_out)
         users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
                        out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
@@ -436,6 +460,8 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.users_lags_ms += out["loop lags ms"]
             phase.users_cpu_cores = (phase.users_cpu_cores or 0.0) + out["cpu s"] / elapsed
             phase.users_collector.append(out["collector"])
+        if probe.wait(60) == 0 and probe_out.exists():
+            phase.probe_ms = json.loads(probe_out.read_text())
         phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # the users are done
         phase.agent = _agent_json(f"{agent_url}/stats?drain=1")
         phase.rss_mb = [_sample_at(samples, mark * phase.seconds) for mark in RSS_MARKS]
@@ -520,12 +546,13 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
             f"gen{generation} {p['n']:.0f} x, {p['total s']:.2f} s, p50 {p['p50 ms']:.1f} ms, max {p['max ms']:.1f} ms"
             for generation, p in phase.agent.get("collector", {}).items())
         lines.append(f"  {phase.name:<22}{by_generation or '-'}")
-    lines += ["", "how late each event loop ran a 10 ms timer (p50 / p99 / longest), and the user processes' CPU and "
-              "collector pauses (their defaults; count, total, longest):"]
+    lines += ["", "how late each event loop ran a 10 ms timer (p50 / p99 / longest); the user processes' CPU and "
+              "collector pauses (their defaults; count, total, longest); and a probe's publish-to-echo round trip "
+              "through the dev server, from a process with nothing else to do (every 50 ms; p50 / p99 / longest):"]
     for phase in phases:
         lines.append(f"  {phase.name:<22}agent {_lag(phase.agent.get('loop lag', {}))}; users "
                      f"{_lag(LoopLag.summarise(phase.users_lags_ms))}, {_cores(phase.users_cpu_cores)} cores, "
-                     f"{_merged_pauses(phase.users_collector)}")
+                     f"{_merged_pauses(phase.users_collector)}; probe {_lag(LoopLag.summarise(phase.probe_ms))}")
     lines += ["", "messages the agent published per completed run, by kind (the message ledger):"]
     for phase in phases:
         served = sum(phase.agent.get("outcomes", {}).values()) or 1
@@ -572,6 +599,10 @@ def main(argv: list[str] | None = None) -> None:
         url, key, connections, warm, tokens, rate, linger, threshold = sys.argv[2:10]
         asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate), float(linger),
                               tuple(map(int, threshold.split(","))) if threshold else None))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--probe":
+        url, key, seconds, out = sys.argv[2:6]
+        asyncio.run(run_probe(url, key, float(seconds), Path(out)))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--users":
         url, key, agent_url, users, seconds, tokens, turns, seed, out = sys.argv[2:11]
