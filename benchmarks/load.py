@@ -2,21 +2,21 @@
 
 Set-up: the dev server with Ably's default limits (50 msg/s per connection, 64 KiB messages). One agent process
 serves every session with `serve_graph` and `AblySaver` (the product path): a graph whose model streams
-`--reply-tokens` tokens at `--token-rate` tokens/s, behind an HTTP endpoint that takes the JS client's invocation
-(POST, answered 202 at once, served in the background, as in docs/web.md). A connection publishes at most
-50 msg/s and a streaming reply takes 25 of them, so the agent serves through a `ConnectionPool`, which opens
-connections as the sessions need them (two streams each), up to `--max-connections`, and closes idle ones; one
-`AblySaver` on the pool keeps `--warm-threads` threads warm. `--user-processes` processes hold the users, each
-in one conversation at a time: think 2-6 s, send, POST the invocation, follow the reply live; after `--turns`
-turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
+`--reply-tokens` tokens at `--token-rate` tokens/s on a provider's schedule (`StampingModel`), behind an HTTP
+endpoint that takes the JS client's invocation (POST, answered 202 at once, served in the background, as in
+docs/web.md). A connection publishes at most 50 msg/s and a streaming reply takes 25 of them, so the agent serves
+through a `ConnectionPool`, which opens connections as the sessions need them, up to `--max-connections`, and closes
+idle ones; one `AblySaver` on the pool keeps `--warm-threads` threads warm. `--user-processes` processes hold the
+users, each in one conversation at a time: think 2-6 s, send, POST the invocation, follow the reply live; after
+`--turns` turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
-warnings logged by the library, failed requests); token latency p50/p99 from the model emitting a token to a user
-receiving it (the model stamps each token with its emit time; one machine, one clock); the agent's RSS at the start,
-25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the Python objects it holds before
-and after the phase (counted outside it: a count takes a full collection); the agent's and the dev server's CPU
-(cores busy); the messages it published per run, by kind (the message ledger), and the publishes Ably refused for
-rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels, tasks); the
+warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a
+user receiving it (the model stamps each token with its due time; one machine, one clock); the agent's RSS at the
+start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the Python objects it holds
+before and after the phase (counted outside it: a count takes a full collection); the agent's and the dev server's
+CPU (cores busy); the messages it published per run, by kind (the message ledger), and the publishes Ably refused
+for rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels, tasks); the
 collector's pauses in the agent, by generation; how late each process's event loop runs a 10 ms timer, and the
 users' CPU and collector pauses; and a probe process's round trip through the dev server (publish to echo, every 50
 ms), the share of a token's latency no agent could remove on this machine. The agent calls `gc.freeze()` after
@@ -91,7 +91,13 @@ DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 class StampingModel(BaseChatModel):
-    """Streams `tokens` tokens at `rate` a second, each `w<index>@<emit time> `: a user can time every token."""
+    """Streams `tokens` tokens at `rate` a second, each `w<index>@<due time> `: a user can time every token.
+
+    Token i is due `(i + 1) / rate` seconds after the stream starts, as a provider sends it, whatever the agent is
+    doing: an agent whose loop runs late takes the tokens already due back to back (as it would read a provider's
+    stream waiting in its socket), and each token's latency counts from when it was due, that lateness included.
+    (Sleeping `1 / rate` after each token instead would stretch a reply whenever the loop runs late, and hide the
+    lateness from the latency.)"""
 
     tokens: int
     rate: float
@@ -107,9 +113,11 @@ class StampingModel(BaseChatModel):
 
     async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
                        **kwargs: Any) -> Any:
+        start = time.time()
         for i in range(self.tokens):
-            await asyncio.sleep(1 / self.rate)
-            yield ChatGenerationChunk(message=AIMessageChunk(content=f"w{i}@{time.time():.3f} "))
+            due = start + (i + 1) / self.rate
+            await asyncio.sleep(max(0.0, due - time.time()))
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f"w{i}@{due:.3f} "))
 
 
 def graph_on(saver: AblySaver, model: StampingModel) -> Any:
