@@ -12,17 +12,17 @@ users, each in one conversation at a time: think 2-6 s, send, POST the invocatio
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
 warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a
-user receiving it (the model stamps each token with its due time; one machine, one clock); the agent's RSS at the
-start, 25/50/75% and end of the phase, and its growth after warm-up (from 25% on), and the Python objects it holds
-before and after the phase (counted outside it: a count takes a full collection); the agent's and the dev server's
-CPU (cores busy); the messages it published per run, by kind (the message ledger), and the publishes Ably refused
-for rate; the pool's connections; what the agent still holds afterwards (sessions, runs, channels, tasks); the
-collector's pauses in the agent, by generation; how late each process's event loop runs a 10 ms timer, and the
-users' CPU and collector pauses; and a probe process's round trip through the dev server (publish to echo, every 50
-ms), the share of a token's latency no agent could remove on this machine. The agent calls `gc.freeze()` after
-start-up and sets the collector's thresholds to (20000, 10, 10), as docs/tuning.md advises for streaming servers
-(`--gc-threshold`); a last phase repeats the most sessions with Python's default thresholds (700, 10, 10), to show
-what the advice is worth and costs.
+user receiving it (the model stamps each token with its due time; one machine, one clock); time to first token, from
+the user's send to the first token it receives; the agent's RSS at the start, 25/50/75% and end of the phase, and
+its growth after warm-up (from 25% on), and the Python objects it holds before and after the phase (counted outside
+it: a count takes a full collection); the agent's and the dev server's CPU (cores busy); the messages it published
+per run, by kind (the message ledger), and the publishes Ably refused for rate; the pool's connections; what the
+agent still holds afterwards (sessions, runs, channels, tasks); the collector's pauses in the agent, by generation;
+how late each process's event loop runs a 10 ms timer, and the users' CPU and collector pauses; and a probe
+process's round trip through the dev server (publish to echo, every 50 ms), the share of a token's latency no agent
+could remove on this machine. The agent calls `gc.freeze()` after start-up and sets the collector's thresholds to
+(20000, 10, 10), as docs/tuning.md advises for streaming servers (`--gc-threshold`); a last phase repeats the most
+sessions with Python's default thresholds (700, 10, 10), to show what the advice is worth and costs.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
@@ -305,19 +305,22 @@ class UserFigures:
     runs: int = 0
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    first_token_ms: list[float] = field(default_factory=list)
 
 
 async def one_turn(view: ClientSession, http: aiohttp.ClientSession, agent_url: str, tokens: int,
                    figures: UserFigures) -> None:
+    started = time.time()
     sent = await view.send(f"question {figures.runs}")
     async with http.post(f"{agent_url}/invoke", json=sent.invocation.to_json()) as response:
         if response.status != 202:
             raise BenchmarkError(f"the agent answered {response.status}")
-    await follow(view, await sent.run_id(timeout=120), tokens, figures)
+    await follow(view, await sent.run_id(timeout=120), tokens, figures, started)
 
 
-async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFigures) -> None:
-    """Time every token of run `run_id` as it arrives; at its end, check the view shows exactly what came."""
+async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFigures, started: float) -> None:
+    """Time every token of run `run_id` as it arrives, and the first from `started` (the user's send); at its
+    end, check the view shows exactly what came."""
     received: list[str] = []
     events = view.events()
     while True:
@@ -325,6 +328,8 @@ async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFig
         now = time.time()
         for direction, chunk, _, event_run, _ in decoded:
             if direction == "output" and event_run == run_id and chunk.get("type") == "text-delta":
+                if not received:
+                    figures.first_token_ms.append((now - started) * 1000)
                 received.append(chunk["delta"])
                 figures.latencies_ms += [(now - float(at)) * 1000 for _, at in TOKEN.findall(chunk["delta"])]
         if wire.name == names.RUN_END and wire.transport.get(names.HEADER_RUN_ID) == run_id:
@@ -373,6 +378,7 @@ async def run_users(url: str, key: str, agent_url: str, users: int, settings: Us
         results = await asyncio.gather(*(user(client, http, agent_url, settings, rng) for _ in range(users)))
     out.write_text(json.dumps({"runs": sum(r.runs for r in results), "errors": [e for r in results for e in r.errors],
                                "latencies_ms": [x for r in results for x in r.latencies_ms],
+                               "first_token_ms": [x for r in results for x in r.first_token_ms],
                                "loop lags ms": lag.lags_ms, "collector": pauses.summary(),
                                "cpu s": time.process_time() - cpu}))
 
@@ -407,6 +413,7 @@ class Phase:
     runs: int = 0
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    first_token_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     objects: list[int] = field(default_factory=list)
     cpu_cores: float | None = None
@@ -465,6 +472,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.runs += out["runs"]
             phase.errors += out["errors"]
             phase.latencies_ms += out["latencies_ms"]
+            phase.first_token_ms += out["first_token_ms"]
             phase.users_lags_ms += out["loop lags ms"]
             phase.users_cpu_cores = (phase.users_cpu_cores or 0.0) + out["cpu s"] / elapsed
             phase.users_collector.append(out["collector"])
@@ -495,6 +503,21 @@ def _sample_at(samples: list[tuple[float, float]], at: float) -> float:
 
 def _lag(summary: dict[str, float]) -> str:
     return f"{summary['p50 ms']:.1f} / {summary['p99 ms']:.1f} / {summary['max ms']:.0f} ms" if summary else "-"
+
+
+def _first_token_lines(phases: list[Phase]) -> list[str]:
+    base = phases[0].first_token_ms
+    base_p50 = statistics.median(base) if base else None
+    lines = []
+    for phase in phases:
+        ordered = sorted(phase.first_token_ms)
+        if not ordered:
+            lines.append(f"  {phase.name:<22}-")
+            continue
+        p50 = statistics.median(ordered)
+        vs = f"{p50 / base_p50:.2f}x" if base_p50 else "-"
+        lines.append(f"  {phase.name:<22}{len(ordered):>6}{p50:>9.1f}{percentile(ordered, 99):>9.1f}{vs:>9}")
+    return lines
 
 
 def _cores(cores: float | None) -> str:
@@ -537,6 +560,10 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         cores, server_cores = _cores(phase.cpu_cores), _cores(phase.server_cpu_cores)
         lines.append(f"{phase.name:<22}{phase.runs:>6}{phase.runs / phase.seconds:>8.1f}{errors:>8}{len(ordered):>9}"
                      f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}{server_cores:>12}")
+    lines += ["", "time to first token, from the user's send to the reply's first token on the user's screen (the "
+              "model's first token is due 1/rate after its call): turns, p50 and p99 ms, p50 against the "
+              "baseline's (its few turns make its p99 a rough figure)"]
+    lines += _first_token_lines(phases)
     lines += ["", "agent memory at 0/25/50/75/100% of the phase, then the growth in each quarter after the first "
               "(warm-up):", "RSS (MiB)"]
     for phase in phases:
