@@ -318,9 +318,10 @@ async def one_turn(view: ClientSession, http: aiohttp.ClientSession, agent_url: 
     await follow(view, await sent.run_id(timeout=120), tokens, figures, started)
 
 
-async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFigures, started: float) -> None:
-    """Time every token of run `run_id` as it arrives, and the first from `started` (the user's send); at its
-    end, check the view shows exactly what came."""
+async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFigures,
+                 started: float | None = None) -> None:
+    """Time every token of run `run_id` as it arrives, and the first from `started` (the user's send), if given;
+    at its end, check the view shows exactly what came."""
     received: list[str] = []
     events = view.events()
     while True:
@@ -328,7 +329,7 @@ async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFig
         now = time.time()
         for direction, chunk, _, event_run, _ in decoded:
             if direction == "output" and event_run == run_id and chunk.get("type") == "text-delta":
-                if not received:
+                if not received and started is not None:
                     figures.first_token_ms.append((now - started) * 1000)
                 received.append(chunk["delta"])
                 figures.latencies_ms += [(now - float(at)) * 1000 for _, at in TOKEN.findall(chunk["delta"])]
