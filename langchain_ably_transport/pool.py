@@ -105,8 +105,7 @@ class ConnectionPool:
         self._budget = None if account_rate is None else TokenBucket(lambda: account_rate)
         self._connections: list[_Connection] = []
         self._homes: OrderedDict[str, _Connection] = OrderedDict()
-        self._openings: set[asyncio.Future[_Connection]] = set()
-        self._waiting = 0  # sessions waiting for a connection with room
+        self._opening: asyncio.Future[_Connection] | None = None
         self._opened = self._closed = 0
 
     async def __aenter__(self) -> ConnectionPool:
@@ -174,37 +173,20 @@ class ConnectionPool:
             self._homes.popitem(last=False)
 
     async def _place(self) -> _Connection:
-        """The least busy connection with room. Sessions that find none wait for the connections opened for them,
-        opened together, as many as the waiting sessions fill (up to the ceiling); each is then placed again. A
-        burst of new conversations waits for about one connection's opening, not for each in turn, and fills
-        the new connections rather than piling onto one for life."""
-        self._waiting += 1
-        try:
-            while True:
-                least = min(self._connections, key=lambda c: c.leases)
-                if least.leases < self._capacity(least) or len(self._connections) >= self._max:
-                    return least
-                self._open_for_waiting(self._capacity(least))
-                done, _ = await asyncio.wait(self._openings, return_when=asyncio.FIRST_COMPLETED)
-                if any(opening.cancelled() or opening.exception() is not None for opening in done):
-                    return min(self._connections, key=lambda c: c.leases)  # serve on the open (logged)
-        finally:
-            self._waiting -= 1
-
-    def _open_for_waiting(self, capacity: int) -> None:
-        """Connections opening for the sessions waiting: enough to hold them all, within the ceiling."""
-        wanted = min(-(-self._waiting // capacity), self._max - len(self._connections))
-        while len(self._openings) < wanted:
-            opening = asyncio.ensure_future(self._open())
-            self._openings.add(opening)
-            opening.add_done_callback(self._opening_settled)
-
-    def _opening_settled(self, opening: asyncio.Future[_Connection]) -> None:
-        self._openings.discard(opening)
-        error = None if opening.cancelled() else opening.exception()
-        if error is not None:  # the account's connection limit, or a network fault
-            log.warning("could not open another connection (%s): serving on the %d open", error,
-                        len(self._connections))
+        """The least busy connection with room; sessions arriving while one opens wait for it, then are placed
+        again, so that a burst fills the new connection and opens the next rather than piling onto one."""
+        while True:
+            least = min(self._connections, key=lambda c: c.leases)
+            if least.leases < self._capacity(least) or len(self._connections) >= self._max:
+                return least
+            if self._opening is None or self._opening.done():  # not a callback's clearing it: a caller may come first
+                self._opening = asyncio.ensure_future(self._open())
+            try:
+                await asyncio.shield(self._opening)
+            except Exception as error:  # the account's connection limit, or a network fault: serve on the open
+                log.warning("could not open another connection (%s): serving on the %d open", error,
+                            len(self._connections))
+                return min(self._connections, key=lambda c: c.leases)
 
     def _capacity(self, connection: _Connection) -> int:
         if self._streams is not None:
