@@ -93,11 +93,11 @@ DEFAULT_ENVELOPE_RESERVE = 512
 class ChannelWriter(Protocol):
     """Where an encoder's messages go; the session implements it over an Ably channel.
 
-    Order matters: the channel must see messages in the order these methods are *called*. `append` is
-    called without being awaited, so it must take its place in the connection's outgoing order when
-    called, or at the latest in the first step of the coroutine it returns (ably-python's
-    `append_message` assigns its `msgSerial` there); the encoder yields once before its next awaited
-    write so such coroutines take that first step in order.
+    Order matters: the channel must see messages in the order these methods are *called*. `append`, and
+    `publish` of a discrete chunk (whose serial no one needs), are called without being awaited, so they must
+    take their place in the connection's outgoing order when called, or at the latest in the first step of
+    the coroutine they return (ably-python's `append_message` and `publish` assign the `msgSerial` there);
+    the encoder yields once before its next awaited write so such coroutines take that first step in order.
     """
 
     async def publish(self, message: WireMessage) -> str | None:
@@ -180,6 +180,7 @@ class MessageEncoder:
         self._segments: list[_Segment] = []
         self._closed_tool_calls: set[str] = set()
         self._pending: list[tuple[asyncio.Future[Any], _Segment]] = []
+        self._discretes: list[asyncio.Future[Any]] = []
         self._unstarted = False
         self._closed = False
 
@@ -214,7 +215,7 @@ class MessageEncoder:
             raise UnsupportedChunkError(chunk_type)
         phase = stream_phase(chunk_type)
         if phase is None:
-            await self._publish_discrete(chunk)
+            self._publish_discrete(chunk)
             return
         group, step = phase
         if step == "start":
@@ -226,7 +227,7 @@ class MessageEncoder:
                 # JS sends a second closing append, which every reader drops; a discrete would duplicate the part.
                 log.warning("tool-input-available for closed tool call %r ignored", chunk.get("toolCallId"))
                 return
-            await self._publish_discrete(chunk)  # tool-input-available with no open stream (§6.2)
+            self._publish_discrete(chunk)  # tool-input-available with no open stream (§6.2)
         else:
             await self._end_stream(group, chunk)
 
@@ -241,7 +242,7 @@ class MessageEncoder:
         await self._settle()
 
     async def close(self) -> None:
-        """Cancel what is still open, await every pending append (repairing failures); idempotent."""
+        """Cancel what is still open, await every pending publish (repairing failed appends); idempotent."""
         if self._closed:
             return
         try:
@@ -251,14 +252,19 @@ class MessageEncoder:
 
     # --- Discrete ------------------------------------------------------------------------------------------
 
-    async def _publish_discrete(self, chunk: Mapping[str, Any]) -> None:
+    def _publish_discrete(self, chunk: Mapping[str, Any]) -> None:
+        """Send a discrete create without waiting for its ACK (no one needs its serial): a turn's `start`,
+        `start-step`, `finish-step`, `finish` and data parts would otherwise each cost a round trip, on a loaded
+        agent several times the network's, before the first token and after the last. `_settle` awaits them
+        and raises the first failure."""
         message = self._discrete_message(chunk)
         if message.size() > self._limit and chunk.get("type") in TOOL_OUTPUT_TYPES:
             message = self._fitted_tool_output(chunk, message.size())
         self._hook(message)
         self._check_size(message, f"the {chunk.get('type')!r} chunk")
-        await self._before_awaited_write()
-        await self._writer.publish(message)
+        self._flush_buffers()
+        self._discretes.append(asyncio.ensure_future(self._writer.publish(message)))
+        self._unstarted = True
 
     def _discrete_message(self, chunk: Mapping[str, Any]) -> WireMessage:
         encoded = encode_discrete(chunk, message_id=self.codec_message_id)
@@ -456,12 +462,17 @@ class MessageEncoder:
     # --- Settling and recovery -----------------------------------------------------------------------------
 
     async def _settle(self) -> None:
-        """Await every pending append; repair the terminated messages whose appends failed (§5.3)."""
+        """Await every pending append and discrete create; repair the terminated messages whose appends failed
+        (§5.3); raise a discrete create's failure (nothing can repair it)."""
         pending, self._pending = self._pending, []
+        discretes, self._discretes = self._discretes, []
         self._unstarted = False
         # Each append's own callback (registered before gather's) has marked its failure by the time this returns.
-        await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
+        await asyncio.gather(*(future for future, _ in pending), *discretes, return_exceptions=True)
         await self._recover()
+        for sent in discretes:
+            if not sent.cancelled() and (error := sent.exception()) is not None:
+                raise error
 
     async def _recover(self) -> None:
         failures: list[tuple[_Segment, BaseException]] = []

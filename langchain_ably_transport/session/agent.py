@@ -633,11 +633,14 @@ class Run:
             while chunk is not _END and chunk is not _CANCELLED:
                 await encoder.write(chunk)
                 chunk = await source.next()
-        except Exception as error:  # the model or a chunk failed: close what is open, report, never hang
+            await encoder.close()  # closes what is still open `cancelled`, then awaits every publish
+        except Exception as error:  # the model, a chunk or a publish failed: close what is open, report, never hang
             log.warning("run %s: pass failed: %s", self.run_id, error)
-            await encoder.close()
+            try:
+                await encoder.close()
+            except Exception as also:
+                log.warning("run %s: closing the failed pass failed too: %s", self.run_id, also)
             return PipeResult("error", error)
-        await encoder.close()  # closes what is still open `cancelled`, then awaits every append
         return PipeResult("complete" if chunk is _END else "cancelled")
 
     async def _open_step(self) -> tuple[str, str]:
