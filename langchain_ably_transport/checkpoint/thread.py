@@ -115,7 +115,8 @@ class ThreadStore:
         self._writer = asyncio.Lock()  # one checkpoint message at a time: held puts name each other's blobs
         self._held: list[HeldPut] = []
         self._held_refs: dict[tuple[str, str, str], Ref] = {}
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_timer: asyncio.Handle | None = None
+        self._flush_due = 0.0
         self._flushes: set[asyncio.Task[None]] = set()
         self._refreshed_for: str | None = None  # the serving whose first read refreshed last
 
@@ -415,10 +416,12 @@ class ThreadStore:
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
         if self._flush_timer is not None:
-            if self._flush_timer.when() <= due:
+            if self._flush_due <= due:
                 return
             self._flush_timer.cancel()
-        self._flush_timer = loop.call_at(due, self._flush_waited)
+        # The due time is kept here: for a time already past, uvloop's `call_at` returns a plain `Handle`, which has
+        # no `when()` (uvicorn runs on uvloop when it is installed).
+        self._flush_timer, self._flush_due = loop.call_at(due, self._flush_waited), due
 
     def _stop_timer_if_idle(self) -> None:
         if not self._waiting and not self._held and self._flush_timer is not None:

@@ -189,15 +189,17 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
         await run.end("error", error_code=ErrorCode.CONFLICT, error_message="another run of this session is active")
         return GraphRunResult("error", run.run_id, error=RuntimeError("another run of this session is active"))
     try:
-        graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else \
-            await without_reused_ids(graph, run_config, options.to_input(run))
+        graph_input = await _resume_command(graph, run, run_config) if run.is_continuation else options.to_input(run)
     except ValueError as error:  # the input cannot be read as what the graph takes
         if run.is_continuation:
             log.warning("run %s: continuation %s refused: %s", run.run_id, run.trigger.codec_message_id, error)
             return GraphRunResult("rejected", run.run_id, error=error)
         return await _end_unreadable(run, error)
     stream = _GraphStream(graph, graph_input, run_config, run, options)  # checks `visibility` first
-    await run.start()
+    if run.is_continuation:
+        await run.start()
+    elif (unread := await _start_taking_fresh_ids(graph, run, run_config, stream)) is not None:
+        return unread
     if graph_input is None:  # approvals that answer no pending interrupt in full: keep waiting
         await run.suspend()
         return GraphRunResult("suspended", run.run_id, interrupts=list(await _pending(graph, run_config)))
@@ -294,6 +296,26 @@ async def _adopt_lost_runs(session: AgentSession, graph: Any, run_config: Runnab
 def _says_nothing(run: Run) -> bool:
     """An input that decodes to nothing and is not a regenerate (which is carried by headers alone)."""
     return not run.trigger_inputs() and run.trigger.regenerates is None
+
+
+async def _start_taking_fresh_ids(graph: Any, run: Run, run_config: RunnableConfig,
+                                  stream: _GraphStream) -> GraphRunResult | None:
+    """Start the run while its input's message ids are checked against the thread (`without_reused_ids`): the
+    thread's read (a history request) and `ai-run-start`'s round trip overlap instead of adding up before the first
+    token. A read that fails ends the started run `error` (its result is returned); None when all went well."""
+    starting = asyncio.ensure_future(run.start())
+    try:
+        stream.graph_input = await without_reused_ids(graph, run_config, stream.graph_input)
+    except Exception as error:  # the thread cannot be read (Ably refused or failed): the run ends, nothing raises
+        await starting
+        log.warning("run %s: the thread could not be read: %s", run.run_id, error)
+        await run.end("error", error_message=f"the thread could not be read: {error}")
+        return GraphRunResult("error", run.run_id, error=error)
+    except BaseException:  # cancelled: the start goes with the serving, as an awaited one would
+        starting.cancel()
+        raise
+    await starting
+    return None
 
 
 async def _end_unreadable(run: Run, error: ValueError) -> GraphRunResult:
@@ -439,7 +461,7 @@ class _GraphStream:
 
     def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig, run: Run, options: _Options) -> None:
         self._graph = graph
-        self._input = graph_input
+        self.graph_input = graph_input
         self._config = config
         self._run_id = run.run_id
         self._durability = options.durability
@@ -458,7 +480,7 @@ class _GraphStream:
         modes = ["messages", "updates", "tasks"]
         config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id,
                                                    HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
-        events = self._graph.astream(self._input, config, stream_mode=modes, subgraphs=True,
+        events = self._graph.astream(self.graph_input, config, stream_mode=modes, subgraphs=True,
                                      durability=self._durability)
         try:
             async with aclosing(self._running.events(events)) as stream:

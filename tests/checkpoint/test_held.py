@@ -14,12 +14,13 @@ import zlib
 from typing import Annotated, Any, TypedDict
 
 import pytest
+import uvloop
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from langchain_ably_transport import AblySaver
+from langchain_ably_transport import AblySaver, connect
 from langchain_ably_transport.checkpoint.log import ChannelLog
 from langchain_ably_transport.checkpoint.records import CHECKPOINT, unpack
 from langchain_ably_transport.checkpoint.saver import HOLD_CHECKPOINTS_KEY
@@ -92,6 +93,29 @@ async def test_held_puts_are_published_within_checkpoint_wait_s_without_a_flush(
         await asyncio.sleep(0.1)
     assert (await cold.aget_state(config)).values == out
     check_history([h async for h in cold.aget_state_history(config)], "async", runs=1)
+
+
+def test_flushes_asked_for_at_once_twice_work_on_uvloop(server):
+    """uvloop (which uvicorn runs on when it is installed) answers `call_at` for a time already past with a plain
+    `Handle`, which has no `when()`: asking twice for the held puts to go at once, as `serve_graph` may while a run's
+    output starts, must publish them, not raise."""
+
+    async def scenario() -> None:
+        async with connect(server.key, server.url) as client:
+            saver = AblySaver(client, checkpoint_wait_s=30)
+            graph, config = sequence_graph(saver), new_thread()
+            out = await graph.ainvoke({"messages": [HumanMessage("first")], "count": 0}, held(config))
+            saver.flush_soon(thread_of(config))
+            saver.flush_soon(thread_of(config))
+            deadline = time.monotonic() + 10
+            while not await checkpoint_messages(client, config) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert [len(m["batch"]) for m in await checkpoint_messages(client, config)] == [6]
+            cold = sequence_graph(AblySaver(client))
+            assert (await cold.aget_state(config)).values == out
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
 
 
 async def test_sync_durability_is_never_held(clients):

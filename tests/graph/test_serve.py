@@ -255,3 +255,28 @@ async def test_a_served_turn_reads_its_thread_once_and_the_next_serving_sees_ano
     state = await graphs[first].aget_state({"configurable": {"thread_id": channel_name}})
     assert [m.content for m in state.values["messages"]] == [
         "q0", "reply to q0", "q1", "reply to q1", "q2", "reply to q2"], "the third turn saw the second agent's"
+
+
+async def test_a_thread_that_cannot_be_read_ends_the_started_run_error_and_nothing_raises(
+        clients, channel_name, monkeypatch):
+    """The thread is read while the run starts (the two round trips overlap): a read that fails ends the run `error`,
+    so the client sees why, and `serve_graph` returns instead of raising into the caller's handler."""
+    from ably.http.http import Http
+    from ably.util.exceptions import AblyException
+
+    request = Http.make_request
+
+    async def failing(self, method, path, *args, **kwargs):
+        if method == "GET" and "langgraph-state" in path:
+            raise AblyException("history is unavailable", 503, 50300)
+        return await request(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(Http, "make_request", failing)
+    agent = await clients()
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("hello graph")
+        result = await serve_graph(chat_graph(AblySaver(agent), "Hello, human."), sent.invocation, client=agent)
+        assert result.outcome == "error" and await sent.run_id() == result.run_id
+        assert await user.wait_for(lambda: bool(user.runs()) and user.runs()[0].status == names.RunStatus.ERROR)
+        error = user.runs()[0].error
+        assert error is not None and "the thread could not be read" in error.message
