@@ -232,7 +232,7 @@ class MessageEncoder:
             await self._end_stream(group, chunk)
 
     async def cancel(self) -> None:
-        """Close every open stream with `status: "cancelled"` and empty data, then await all appends."""
+        """Close every open stream with `status: "cancelled"` and empty data, then await every pending publish."""
         if self._closed:
             return
         self._flush_buffers()
