@@ -205,8 +205,14 @@ class SessionCore:
         return self.liveness.lost(self.tree)
 
     async def _open(self) -> None:
-        await self.channel.subscribe(self._on_message)
-        watching = await self._watch_presence()
+        # The agents' presence is on a channel of its own: watching it does not wait for this one's attach.
+        watching_presence = asyncio.ensure_future(self._watch_presence())
+        try:
+            await self.channel.subscribe(self._on_message)
+        except BaseException:
+            watching_presence.cancel()
+            raise
+        watching = await watching_presence
         self._history = history_before_attach(self.client, self.channel)
         await self.load_older(self._initial_pages)
         if watching:
