@@ -56,6 +56,7 @@ from ..wire.names import (
     HEADER_STATUS,
     HEADER_STREAM,
     HEADER_STREAM_ID,
+    KIND,
     TRUE,
     StreamStatus,
 )
@@ -68,6 +69,7 @@ from .sizing import (
     truncated_tool_output,
     utf8_len,
 )
+from .step_markers import STEP_MARKERS, MarkerFate, RunPhases, held_marker_fate
 from .vercel import (
     CONTINUED,
     CONTINUES,
@@ -158,6 +160,11 @@ class MessageEncoder:
     `on_message` sees (and may amend) every message just before it is written, as the JS `onAblyMessage`
     hook does, e.g. to stamp a `step-start-serial` learnt after the encoder was made. `write` calls must
     not overlap: await each before the next.
+
+    `phases`, shared by every encoder of one run, lets the encoder leave out the step markers every reader does
+    without (`step_markers.py`): a `start-step` waits for the next chunk, and is dropped when a stream start
+    follows it; a `finish-step` waits for the next chunk but a data part, and is dropped when it is `finish`.
+    Without it, every chunk goes out.
     """
 
     def __init__(
@@ -169,6 +176,7 @@ class MessageEncoder:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         envelope_reserve: int = DEFAULT_ENVELOPE_RESERVE,
         on_message: OnMessage | None = None,
+        phases: RunPhases | None = None,
     ) -> None:
         self._writer = writer
         self._transport: Headers = dict(transport)
@@ -176,6 +184,8 @@ class MessageEncoder:
         self._max_message_bytes = max_message_bytes
         self._limit = max_message_bytes - envelope_reserve
         self._on_message = on_message
+        self._phases = phases
+        self._held_marker: str | None = None
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._segments: list[_Segment] = []
         self._closed_tool_calls: set[str] = set()
@@ -214,6 +224,8 @@ class MessageEncoder:
         if not isinstance(chunk_type, str):
             raise UnsupportedChunkError(chunk_type)
         phase = stream_phase(chunk_type)
+        if self._phases is not None and self._holds_marker(chunk, phase):
+            return
         if phase is None:
             self._publish_discrete(chunk)
             return
@@ -235,6 +247,7 @@ class MessageEncoder:
         """Close every open stream with `status: "cancelled"` and empty data, then await every pending publish."""
         if self._closed:
             return
+        self._send_held_marker()
         self._flush_buffers()
         for stream in list(self._streams.values()):
             self._close_segment(stream.segment, StreamStatus.CANCELLED, dict(stream.segment.codec))
@@ -249,6 +262,41 @@ class MessageEncoder:
             await self.cancel()
         finally:
             self._closed = True
+
+    # --- Step markers ------------------------------------------------------------------------------------
+
+    def _holds_marker(self, chunk: Mapping[str, Any], phase: tuple[StreamGroup, str] | None) -> bool:
+        """Settle the held step marker before `chunk`; hold `chunk` if it is one (True)."""
+        chunk_type = str(chunk["type"])
+        if self._held_marker is not None and self._phases is not None:
+            fate = held_marker_fate(self._held_marker, chunk_type, starts_step=self._starts_step(chunk, phase),
+                                    step_open=self._phases.step_open)
+            if fate is MarkerFate.SEND:
+                self._send_held_marker()
+            elif fate is MarkerFate.DROP:
+                self._held_marker = None
+        if chunk_type in STEP_MARKERS:
+            self._held_marker = chunk_type
+            return True
+        return False
+
+    def _starts_step(self, chunk: Mapping[str, Any], phase: tuple[StreamGroup, str] | None) -> bool:
+        """`chunk` goes out as a stream start or a discrete `tool-input`, before which readers put a missing
+        `start-step`."""
+        if phase is None:
+            return False
+        group, step = phase
+        if step == "start":
+            return True
+        if group is not TOOL_INPUT or step != "end":
+            return False
+        stream_id = stream_id_of(group, chunk)
+        return (group.kind, stream_id) not in self._streams and stream_id not in self._closed_tool_calls
+
+    def _send_held_marker(self) -> None:
+        if self._held_marker is not None:
+            marker, self._held_marker = self._held_marker, None
+            self._publish_discrete({"type": marker})
 
     # --- Discrete ------------------------------------------------------------------------------------------
 
@@ -265,6 +313,8 @@ class MessageEncoder:
         self._flush_buffers()
         self._discretes.append(asyncio.ensure_future(self._writer.publish(message)))
         self._unstarted = True
+        if self._phases is not None:
+            self._phases.sent_discrete(message.codec.get(KIND, ""), message.codec)
 
     def _discrete_message(self, chunk: Mapping[str, Any]) -> WireMessage:
         encoded = encode_discrete(chunk, message_id=self.codec_message_id)
@@ -313,6 +363,8 @@ class MessageEncoder:
         base = closing.size()
         if base >= self._limit:
             raise OversizeMessageError(f"the headers of stream {stream_id!r}", base, self._limit)
+        if self._phases is not None:  # in call order with the discretes: the yield below keeps the wire in it
+            self._phases.sent_stream_start(message.codec)
         await self._before_awaited_write()
         serial = await self._writer.publish(message)
         if not serial:

@@ -498,6 +498,10 @@ class LifecycleTracker:
             return self.ensure(run_id, F_MESSAGE_ID.read(codec))
         return []
 
+    def has(self, run_id: str, phase: str) -> bool:
+        """The run's `phase` has been seen and not reset."""
+        return phase in self._seen.get(run_id, ())
+
     def on_stream_start(self, run_id: str, codec: Mapping[str, str]) -> list[Chunk]:
         return self.ensure(run_id, F_MESSAGE_ID.read(codec))
 

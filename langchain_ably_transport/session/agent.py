@@ -26,6 +26,7 @@ from langchain_core.messages import BaseMessage
 from ..codec import DecodedEvent, MessageEncoder, decode_input
 from ..codec.chunks import CodecMessage, Input
 from ..codec.langchain import ui_messages_to_langchain
+from ..codec.step_markers import RunPhases
 from ..errors import ErrorCode, RunError
 from ..sdk import adopt
 from ..wire import names
@@ -515,6 +516,9 @@ class Run:
         self._output_parent = trigger.codec_message_id if owner is not None else trigger.parent
         forks_a_run = owner is not None and owner.kind == "run" and not trigger.run_id
         self._run_parent = trigger.parent if forks_a_run else self._output_parent
+        # Readers' step phases, known only for a run no one has written before (see codec/step_markers.py).
+        fresh = trigger.run_id is None and adoption is None and session.core.tree.run(run_id) is None
+        self._phases = RunPhases(run_id) if fresh else None
 
     @property
     def is_continuation(self) -> bool:
@@ -665,7 +669,7 @@ class Run:
             steer_codec_message_ids=steers,
         )
         options = {} if self._session._coalesce_window is None else {"coalesce_window": self._session._coalesce_window}
-        return MessageEncoder(self._out, transport, **options)
+        return MessageEncoder(self._out, transport, phases=self._phases, **options)
 
     async def suspend(self) -> None:
         """Publish `ai-run-suspend`: this invocation ends waiting for the client; the run goes on later."""

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from langchain_ably_transport.codec.langchain import ChunkTranslator, tool_output_chunk
 from langchain_ably_transport.errors import ErrorCode
 from langchain_ably_transport.session import AgentSession, ClientSession, owner_or
-from langchain_ably_transport.wire import names
+from langchain_ably_transport.wire import WireMessage, names
 
 
 async def _model_chunks(text: str, *, delay: float = 0.0, tool_call: dict | None = None):
@@ -111,7 +111,7 @@ async def test_the_agent_sees_the_branch_as_langchain_messages(clients, channel_
 async def test_a_client_hydrating_one_page_loads_older_turns_on_demand(clients, channel_name):
     async with ClientSession(await clients(), channel_name) as writer:
         agent_connection = await clients()
-        for turn in range(12):  # about 10 messages a turn: more than one page of 100
+        for turn in range(16):  # about 8 messages a turn: more than one page of 100
             sent = await writer.send(f"question {turn}")
             await _answer(agent_connection, sent.invocation, _model_chunks(f"answer {turn}"))
             expected = 2 * (turn + 1)
@@ -308,3 +308,37 @@ async def test_a_closed_agent_session_and_what_it_folded_are_freed_without_the_c
             assert session() is None and core() is None
         finally:
             gc.enable()
+
+
+async def _output_kinds(client, channel_name: str, run_id: str) -> list[str]:
+    page = await client.channels.get(channel_name).history(limit=100)
+    wires = [w for m in reversed(page.items) if (w := WireMessage.from_ably(m)) is not None]
+    return [w.codec.get("kind", "") for w in wires
+            if w.name == names.AI_OUTPUT and w.transport.get(names.HEADER_RUN_ID) == run_id]
+
+
+async def test_a_fresh_run_leaves_out_the_step_markers_readers_make_and_a_resumed_run_keeps_them(
+        clients, channel_name):
+    """`start-step` before a stream and `finish-step` before `finish` cost a message each and change no view;
+    a resumed run's earlier writes were another invocation's, so its markers all go out."""
+    agent_conn = await clients()
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("hello")
+        async with AgentSession(agent_conn, channel_name, coalesce_window=0.0) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            await run.pipe(_model_chunks("first"))
+            await run.suspend()
+            kinds = await _output_kinds(agent_conn, channel_name, run.run_id)
+            assert "start-step" not in kinds and "finish-step" not in kinds and "finish" in kinds
+            again = await client.answer(run.run_id, {"i": "yes"})
+            resumed = await session.create_run(again.invocation)
+            assert resumed.run_id == run.run_id
+            await resumed.start()
+            await resumed.pipe(_model_chunks("second"))
+            await resumed.end("complete")
+        kinds = await _output_kinds(agent_conn, channel_name, run.run_id)
+        assert kinds.count("start-step") == 1 and kinds.count("finish-step") == 1
+        assert await client.wait_for(lambda: len(client.view()) == 4)
+        replies = [e["message"] for e in client.view() if e["message"]["role"] == "assistant"]
+        assert [[p["type"] for p in reply["parts"]] for reply in replies] == [["step-start", "text"]] * 2
