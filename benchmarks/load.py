@@ -122,10 +122,10 @@ class StampingModel(BaseChatModel):
 
 def graph_on(saver: AblySaver, model: StampingModel) -> Any:
     async def answer(state: MessagesState) -> dict[str, Any]:
-        # As a LangGraph node calls its model: under `stream_mode="messages"` the call streams, token by token,
-        # and langchain-core merges the chunks once at the end (adding each chunk to the reply so far, as this node
-        # did before 7733816, costs a message object per token and grows with the reply's length squared).
-        return {"messages": [await model.ainvoke(state["messages"])]}
+        reply = None
+        async for chunk in model.astream(state["messages"]):
+            reply = chunk if reply is None else reply + chunk
+        return {"messages": [reply]}
 
     graph = StateGraph(MessagesState)
     graph.add_node("answer", answer)
