@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 
+from ..wire.envelope import WireMessage
+from ..wire.names import AI_OUTPUT, HEADER_STREAM, KIND, TRUE
 from .vercel import LifecycleTracker, is_data_type
 
 START_STEP = "start-step"
@@ -55,6 +57,15 @@ class RunPhases:
 
     def sent_stream_start(self, codec: Mapping[str, str]) -> None:
         self._tracker.on_stream_start(self._run_id, codec)
+
+    def sent(self, message: WireMessage) -> None:
+        """An `ai-output` create of the run written outside its encoders (a codec's own message)."""
+        if message.name != AI_OUTPUT:
+            return
+        if message.transport.get(HEADER_STREAM) == TRUE:
+            self.sent_stream_start(message.codec)
+        else:
+            self.sent_discrete(message.codec.get(KIND, ""), message.codec)
 
 
 def held_marker_fate(held: str, next_type: str, *, starts_step: bool, step_open: bool) -> MarkerFate:

@@ -585,6 +585,8 @@ class Run:
     async def publish(self, message: WireMessage) -> str | None:
         """Publish a codec's own message for this run, behind its fence (None once another process holds it)."""
         self._require_open()
+        if self._phases is not None:  # what readers hold of the run's steps includes this message
+            self._phases.sent(message)
         return await self._out.publish(message)
 
     @property

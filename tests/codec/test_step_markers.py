@@ -8,7 +8,7 @@ import pytest
 
 from langchain_ably_transport.codec import MessageEncoder
 from langchain_ably_transport.codec.step_markers import MarkerFate, RunPhases, held_marker_fate
-from langchain_ably_transport.wire import build_transport_headers
+from langchain_ably_transport.wire import WireMessage, build_transport_headers
 
 from .channel import FakeChannel
 from .oracle import js_decode
@@ -88,3 +88,15 @@ async def test_a_step_another_message_of_the_run_holds_open_keeps_its_start_step
 ])
 def test_held_marker_fate(held, next_type, starts_step, step_open, fate):
     assert held_marker_fate(held, next_type, starts_step=starts_step, step_open=step_open) is fate
+
+
+async def test_a_step_opened_by_a_message_written_outside_the_encoders_keeps_the_next_start_step():
+    """`Run.publish` reports a codec's own messages: the copy stays what readers hold."""
+    channel, phases = FakeChannel(), RunPhases("R")
+    raw = WireMessage(name="ai-output", data="", transport={**HEADERS, "stream": "false"},
+                      codec={"kind": "start-step"})
+    phases.sent(raw)
+    await channel.publish(raw)
+    assert phases.step_open
+    await encode([START, START_STEP, *text("t0", "x"), FINISH_STEP, FINISH], channel, phases=phases)
+    assert markers(channel) == ["start-step", "start-step"], "the raw one and the encoder's own"
