@@ -32,18 +32,27 @@ async def _wait_for(delivered: list[str], text: str, timeout: float = 10.0) -> N
 
 
 async def test_a_streams_appends_are_written_in_order_without_a_task_each(server, channel_name):
+    text = "".join(f"t{i} " for i in range(200))
     async with connect(server.key, server.url) as client:
-        writer, serial, delivered = await _stream(client, channel_name)
-        with tasks_created() as counts:
-            appended = []
-            for i in range(200):
-                appended.append(writer.append(serial, WireMessage(data=f"t{i} ")))
-                if i % 10 == 9:
-                    await asyncio.sleep(0)  # a model yields between chunks
-            await asyncio.gather(*appended)
-        text = "".join(f"t{i} " for i in range(200))
-        await _wait_for(delivered, text)
-        history = await client.channels.get(channel_name).history()
+        states: list[str] = []
+        client.connection.on(lambda change: states.append(str(change.current)))
+        for attempt in range(3):  # a connection that breaks meanwhile (a starved test machine) reconnects with tasks
+            name = f"{channel_name}-{attempt}"
+            writer, serial, delivered = await _stream(client, name)
+            states.clear()
+            with tasks_created() as counts:
+                appended = []
+                for i in range(200):
+                    appended.append(writer.append(serial, WireMessage(data=f"t{i} ")))
+                    if i % 10 == 9:
+                        await asyncio.sleep(0)  # a model yields between chunks
+                await asyncio.gather(*appended)
+            await _wait_for(delivered, text)
+            broke = list(states)
+            if not broke:
+                break
+        history = await client.channels.get(name).history()
+    assert not broke, f"the connection broke in each of three attempts: {broke}"
     assert "".join(delivered) == text, "every append delivered once, in order"
     assert history.items[0].data == text
     del counts["async_generator_athrow"]  # the loop closing some earlier async generator that was collected
