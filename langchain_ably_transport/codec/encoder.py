@@ -189,7 +189,7 @@ class MessageEncoder:
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._segments: list[_Segment] = []
         self._closed_tool_calls: set[str] = set()
-        self._pending: list[tuple[asyncio.Future[Any], _Segment]] = []
+        self._pending: set[asyncio.Future[Any]] = set()  # appends not settled yet (a settled one is let go)
         self._discretes: list[asyncio.Future[Any]] = []
         self._unstarted = False
         self._closed = False
@@ -493,11 +493,11 @@ class MessageEncoder:
             return
         future = asyncio.ensure_future(self._writer.append(segment.serial, message))
         future.add_done_callback(lambda done: self._on_appended(segment, done))
-        self._pending.append((future, segment))
+        self._pending.add(future)
         self._unstarted = True
 
-    @staticmethod
-    def _on_appended(segment: _Segment, done: asyncio.Future[Any]) -> None:
+    def _on_appended(self, segment: _Segment, done: asyncio.Future[Any]) -> None:
+        self._pending.discard(done)
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
         if error is not None and not segment.failed:
             log.warning("append to %s failed (%s: %s); the message will be repaired by an update",
@@ -516,11 +516,11 @@ class MessageEncoder:
     async def _settle(self) -> None:
         """Await every pending append and discrete create; repair the terminated messages whose appends failed
         (§5.3); raise a discrete create's failure (nothing can repair it)."""
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, set()
         discretes, self._discretes = self._discretes, []
         self._unstarted = False
         # Each append's own callback (registered before gather's) has marked its failure by the time this returns.
-        await asyncio.gather(*(future for future, _ in pending), *discretes, return_exceptions=True)
+        await asyncio.gather(*pending, *discretes, return_exceptions=True)
         await self._recover()
         for sent in discretes:
             if not sent.cancelled() and (error := sent.exception()) is not None:

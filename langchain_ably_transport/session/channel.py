@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,29 +109,42 @@ def _mutation(message: WireMessage) -> dict[str, Any]:
     return fields
 
 
-async def history_before_attach(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE):
+def history_before_attach(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE) -> HistoryPages:
     """Pages of the channel's messages up to its attach point, newest first, as ably-python Messages."""
-    async for page in _history(client, channel, page_size, attach_serial(channel)):
-        yield page
+    return HistoryPages(client, channel, page_size, attach_serial(channel))
 
 
-async def recent_history(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE):
+def recent_history(client: AblyRealtime, channel: Any, page_size: int = HISTORY_PAGE_SIZE) -> HistoryPages:
     """Pages of the channel's messages from the newest the server has, newest first, as ably-python Messages."""
-    async for page in _history(client, channel, page_size, None):
-        yield page
+    return HistoryPages(client, channel, page_size, None)
 
 
-async def _history(client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None):
-    params: dict[str, Any] = {"limit": page_size, "direction": "backwards"}
-    if from_serial:
-        params["from_serial"] = from_serial
-    path = f"/channels/{urllib.parse.quote(channel.name, safe='')}/messages"
-    page = await client.request("GET", path, "5", params=params)
-    while True:
-        yield [message for item in page.items if (message := _decoded(item)) is not None]
-        if not page.has_next():
-            return
-        page = await page.next()
+class HistoryPages:
+    """A channel's history, one page per `anext`, requested when asked for.
+
+    A session keeps its reader for its life, to page back on demand. So the reader holds no page it handed out:
+    only the way to the next one, and nothing once the last is out (a generator would keep the last page's
+    messages alive in its frame, and every session's collector would walk them).
+    """
+
+    def __init__(self, client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None) -> None:
+        params: dict[str, Any] = {"limit": page_size, "direction": "backwards"}
+        if from_serial:
+            params["from_serial"] = from_serial
+        path = f"/channels/{urllib.parse.quote(channel.name, safe='')}/messages"
+        self._next: Callable[[], Awaitable[Any]] | None = lambda: client.request("GET", path, "5", params=params)
+
+    def __aiter__(self) -> HistoryPages:
+        return self
+
+    async def __anext__(self) -> list[Message]:
+        if self._next is None:
+            raise StopAsyncIteration
+        fetch, self._next = self._next, None
+        page = await fetch()
+        if page.has_next():
+            self._next = page.next
+        return [message for message in map(_decoded, page.items) if message is not None]
 
 
 def _decoded(item: dict[str, Any]) -> Message | None:

@@ -18,7 +18,7 @@ from .names import ACTION_BY_NUMBER, Action
 Headers = dict[str, str]
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a session keeps every message it folded, and the collector walks them
 class WireMessage:
     """An `ai-*` message: what to publish (name, data, tiers, ephemeral) and, when received, where it sits.
 
