@@ -28,6 +28,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/callback_handler.py
 	$(BIN)/python benchmarks/graph_serving.py
 	$(BIN)/python benchmarks/limits.py
+	$(BIN)/python benchmarks/graph_alone.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/agent_crash.py
 	$(BIN)/python benchmarks/adoption.py
