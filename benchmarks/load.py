@@ -11,18 +11,19 @@ users, each in one conversation at a time: think 2-6 s, send, POST the invocatio
 `--turns` turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
-warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a
-user receiving it (the model stamps each token with its due time; one machine, one clock); time to first token, from
-the user's send to the first token it receives; the agent's RSS at the start, 25/50/75% and end of the phase, and
-its growth after warm-up (from 25% on), and the Python objects it holds before and after the phase (counted outside
-it: a count takes a full collection); the agent's and the dev server's CPU (cores busy); the messages it published
-per run, by kind (the message ledger), and the publishes Ably refused for rate; the pool's connections; what the
-agent still holds afterwards (sessions, runs, channels, tasks); the collector's pauses in the agent, by generation;
-how late each process's event loop runs a 10 ms timer, and the users' CPU and collector pauses; and a probe
-process's round trip through the dev server (publish to echo, every 50 ms), the share of a token's latency no agent
-could remove on this machine. The agent calls `gc.freeze()` after start-up and sets the collector's thresholds to
-(20000, 10, 10), as docs/tuning.md advises for streaming servers (`--gc-threshold`); a last phase repeats the most
-sessions with Python's default thresholds (700, 10, 10), to show what the advice is worth and costs.
+warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a user
+receiving it (the model stamps each token with its due time; one machine, one clock); time to first token, from the
+user's send to the first token it receives; the agent's RSS at the start, 25/50/75% and end of the phase, and its growth
+after warm-up (from 25% on), and the Python objects it holds before and after the phase (counted outside it: a count
+takes a full collection); the agent's and the dev server's CPU (cores busy), and the agent's CPU per run completed (what
+compares two commits in alternating runs: the p99 of one commit swings several-fold between runs); the messages it
+published per run, by kind (the message ledger), and the publishes Ably refused for rate; the pool's connections; what
+the agent still holds afterwards (sessions, runs, channels, tasks); the collector's pauses in the agent, by generation;
+how late each process's event loop runs a 10 ms timer, and the users' CPU and collector pauses; and a probe process's
+round trip through the dev server (publish to echo, every 50 ms), the share of a token's latency no agent could remove
+on this machine. The agent calls `gc.freeze()` after start-up and sets the collector's thresholds to (20000, 10, 10), as
+docs/tuning.md advises for streaming servers (`--gc-threshold`); a last phase repeats the most sessions with Python's
+default thresholds (700, 10, 10), to show what the advice is worth and costs.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
@@ -56,7 +57,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from common import BenchmarkError, cpu_seconds, load_average, load_line, percentile, positive, quiet_sdk_logs
+from common import BenchmarkError, cell, cpu_seconds, load_average, load_line, percentile, positive, quiet_sdk_logs
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -548,7 +549,7 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         f"{tuple(settings.gc_threshold)} (a last phase: Python's default, {DEFAULT_GC_THRESHOLD})",
         load_line(load_before), "",
         f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'p99 vs base':>12}{'agent CPU':>11}{'server CPU':>12}",
+        f"{'p99 vs base':>12}{'agent CPU':>11}{'ms/run':>8}{'server CPU':>12}",
     ]
     base_p99 = percentile(sorted(phases[0].latencies_ms), 99) if phases[0].latencies_ms else None
     for phase in phases:
@@ -559,8 +560,10 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
             n for outcome, n in phase.agent.get("outcomes", {}).items() if outcome != "complete")
         vs = f"{p99 / base_p99:.2f}x" if base_p99 else "-"
         cores, server_cores = _cores(phase.cpu_cores), _cores(phase.server_cpu_cores)
+        per_run = cell(1000 * phase.cpu_cores * phase.seconds / phase.runs
+                       if phase.cpu_cores is not None and phase.runs else None, ".1f", 8)
         lines.append(f"{phase.name:<22}{phase.runs:>6}{phase.runs / phase.seconds:>8.1f}{errors:>8}{len(ordered):>9}"
-                     f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}{server_cores:>12}")
+                     f"{p50:>9.1f}{p99:>9.1f}{vs:>12}{cores:>11}{per_run}{server_cores:>12}")
     lines += ["", "time to first token, from the user's send to the reply's first token on the user's screen (the "
               "model's first token is due 1/rate after its call): turns, p50 and p99 ms, p50 against the "
               "baseline's (its few turns make its p99 a rough figure)"]
