@@ -5,7 +5,8 @@ LangChain's own: running the graph, streaming the model through callbacks, check
 same graph (`load.graph_on`, with LangGraph's `InMemorySaver`) and the same model (`load.StampingModel`: 100 tokens at
 50 a second, each stamped with its due time), with users in the same process thinking 2-6 s between turns and
 starting a new thread every 5 turns, and reads the reply with `graph.astream(stream_mode="messages")`, as
-`serve_graph` does. Nothing is published. The collector is set as `load.py`'s agent sets it.
+`serve_graph` does. Nothing is published. The collector is set as `load.py`'s agent sets it. Each load phase is
+repeated with `ainvoke` (nothing streamed): the difference in CPU per run is what LangGraph's `messages` stream costs.
 
 Reported per phase: runs and runs/s; token lateness p50/p99, from a token being due to `astream` yielding it; the
 process's CPU (cores busy) and CPU per run; the collector's pauses; how late the loop runs a 10 ms timer (whose
@@ -13,7 +14,7 @@ ticks cost about 0.03 cores, more than a lone session's runs). The difference fr
 runs/s is what the transport costs.
 BASELINE: 1 session, measured first in the same run.
 
-Reproduce (about 1.5 minutes):
+Reproduce (about 2.5 minutes):
 
     .venv/bin/python benchmarks/graph_alone.py [--seconds 60] [--sessions 200]
 """
@@ -38,6 +39,7 @@ from load import AGENT_GC_THRESHOLD, THINK_S, TOKEN, CollectorPauses, LoopLag, S
 @dataclass
 class Phase:
     sessions: int
+    streamed: bool = True  # False: `ainvoke`, nothing streamed (what LangGraph's `messages` stream costs)
     runs: int = 0
     lateness_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
@@ -56,17 +58,21 @@ async def user(graph: Any, phase: Phase, turns_per_thread: int, stop_at: float) 
             thread, turns = str(uuid.uuid4()), 0
         turns += 1
         config = {"configurable": {"thread_id": thread}}
+        if not phase.streamed:
+            await graph.ainvoke({"messages": [("user", "hi")]}, config)
+            phase.runs += 1
+            continue
         async for chunk, _ in graph.astream({"messages": [("user", "hi")]}, config, stream_mode="messages"):
             now = time.time()
             phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(chunk.content))
         phase.runs += 1
 
 
-async def measure(graph: Any, sessions: int, seconds: float, turns: int) -> Phase:
+async def measure(graph: Any, sessions: int, seconds: float, turns: int, streamed: bool = True) -> Phase:
     gc.collect()
     gc.freeze()
     pauses, lag = CollectorPauses(), LoopLag()
-    phase = Phase(sessions)
+    phase = Phase(sessions, streamed)
     started, cpu = time.perf_counter(), time.process_time()
     # A user starts no turn after the phase's time; the one under way (a few seconds) ends first: every wait ends.
     await asyncio.gather(*(user(graph, phase, turns, time.time() + seconds) for _ in range(sessions)))
@@ -91,7 +97,8 @@ def report(phases: list[Phase], before: str, threshold: tuple[int, ...]) -> None
         p50 = statistics.median(ordered) if ordered else None
         p99 = percentile(ordered, 99) if ordered else None
         base = p99 if base is None else base
-        name = f"{'BASELINE ' if phase is phases[0] else ''}{phase.sessions} session{'s' * (phase.sessions > 1)}"
+        name = (f"{'BASELINE ' if phase is phases[0] else ''}{phase.sessions} session{'s' * (phase.sessions > 1)}"
+                f"{'' if phase.streamed else ', ainvoke'}")
         print(f"{name:<22}{phase.runs:>7}{phase.runs / phase.wall_s:>8.1f}{len(ordered):>9}{cell(p50, '.1f', 9)}"
               f"{cell(p99, '.1f', 9)}{ratio(p99, base):>12}{phase.cpu_s / phase.wall_s:>7.2f}"
               f"{cell(1000 * phase.cpu_s / phase.runs if phase.runs else None, '.1f', 12)}")
@@ -102,7 +109,8 @@ def report(phases: list[Phase], before: str, threshold: tuple[int, ...]) -> None
         collector = "; ".join(f"gen{g} {s['n']} x, {s['total s']:.2f} s, p50 {s['p50 ms']:.1f} ms, max "
                               f"{s['max ms']:.1f} ms" for g, s in phase.pauses.items()) or "none"
         lag = " / ".join(f"{phase.lag[k]:.1f}" for k in ("p50 ms", "p99 ms", "max ms")) if phase.lag else "-"
-        print(f"  {phase.sessions:>4} sessions  {collector}; loop {lag} ms")
+        name = f"{phase.sessions} sessions{'' if phase.streamed else ', ainvoke'}"
+        print(f"  {name:<22}{collector}; loop {lag} ms")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -115,6 +123,7 @@ async def main(args: argparse.Namespace) -> None:
     phases = [await measure(graph, 1, args.baseline_seconds, args.turns)]
     for sessions in args.sessions:
         phases.append(await measure(graph, sessions, args.seconds, args.turns))
+        phases.append(await measure(graph, sessions, args.seconds, args.turns, streamed=False))
     report(phases, before, tuple(args.gc_threshold))
 
 
