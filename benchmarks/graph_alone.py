@@ -6,7 +6,9 @@ same graph (`load.graph_on`, with LangGraph's `InMemorySaver`) and the same mode
 50 a second, each stamped with its due time), with users in the same process thinking 2-6 s between turns and
 starting a new thread every 5 turns, and reads the reply with `graph.astream(stream_mode="messages")`, as
 `serve_graph` does. Nothing is published. The collector is set as `load.py`'s agent sets it. Each load phase is
-repeated with `ainvoke` (nothing streamed): the difference in CPU per run is what LangGraph's `messages` stream costs.
+repeated twice more: with `ainvoke` and a callback handler that LangChain runs inline, in the model's task, taking
+each token there (a token path without LangGraph's stream); and with `ainvoke` alone. The differences in CPU per run
+are what LangGraph's `messages` stream costs, and what an inline token path would.
 
 Reported per phase: runs and runs/s; token lateness p50/p99, from a token being due to `astream` yielding it; the
 process's CPU (cores busy) and CPU per run; the collector's pauses; how late the loop runs a 10 ms timer (whose
@@ -14,7 +16,7 @@ ticks cost about 0.03 cores, more than a lone session's runs). The difference fr
 runs/s is what the transport costs.
 BASELINE: 1 session, measured first in the same run.
 
-Reproduce (about 2.5 minutes):
+Reproduce (about 3.5 minutes):
 
     .venv/bin/python benchmarks/graph_alone.py [--seconds 60] [--sessions 200]
 """
@@ -32,14 +34,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import cell, load_average, load_line, percentile, positive, ratio
+from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.checkpoint.memory import InMemorySaver
 from load import AGENT_GC_THRESHOLD, THINK_S, TOKEN, CollectorPauses, LoopLag, StampingModel, graph_on
+
+# How a phase reads its runs: LangGraph's `messages` stream (as `serve_graph` does); `ainvoke` with a callback handler
+# that LangChain runs inline, in the model's task (a token path without LangGraph's stream); `ainvoke` alone.
+READINGS = {"streamed": "", "inline": ", inline", "ainvoke": ", ainvoke"}
+
+
+class InlineTokens(BaseCallbackHandler):
+    """Each token's lateness, taken in the model's own task as LangChain hands the token over."""
+
+    run_inline = True
+
+    def __init__(self, phase: Phase) -> None:
+        self._phase = phase
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        now = time.time()
+        self._phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(token))
 
 
 @dataclass
 class Phase:
     sessions: int
-    streamed: bool = True  # False: `ainvoke`, nothing streamed (what LangGraph's `messages` stream costs)
+    reading: str = "streamed"  # a key of READINGS
     runs: int = 0
     lateness_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
@@ -57,22 +77,23 @@ async def user(graph: Any, phase: Phase, turns_per_thread: int, stop_at: float) 
         if turns == turns_per_thread:
             thread, turns = str(uuid.uuid4()), 0
         turns += 1
-        config = {"configurable": {"thread_id": thread}}
-        if not phase.streamed:
-            await graph.ainvoke({"messages": [("user", "hi")]}, config)
-            phase.runs += 1
-            continue
-        async for chunk, _ in graph.astream({"messages": [("user", "hi")]}, config, stream_mode="messages"):
-            now = time.time()
-            phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(chunk.content))
+        config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+        turn = {"messages": [("user", "hi")]}
+        if phase.reading == "streamed":
+            async for chunk, _ in graph.astream(turn, config, stream_mode="messages"):
+                now = time.time()
+                phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(chunk.content))
+        else:
+            await graph.ainvoke(turn, {**config, "callbacks": [InlineTokens(phase)]}
+                                if phase.reading == "inline" else config)
         phase.runs += 1
 
 
-async def measure(graph: Any, sessions: int, seconds: float, turns: int, streamed: bool = True) -> Phase:
+async def measure(graph: Any, sessions: int, seconds: float, turns: int, reading: str = "streamed") -> Phase:
     gc.collect()
     gc.freeze()
     pauses, lag = CollectorPauses(), LoopLag()
-    phase = Phase(sessions, streamed)
+    phase = Phase(sessions, reading)
     started, cpu = time.perf_counter(), time.process_time()
     # A user starts no turn after the phase's time; the one under way (a few seconds) ends first: every wait ends.
     await asyncio.gather(*(user(graph, phase, turns, time.time() + seconds) for _ in range(sessions)))
@@ -98,7 +119,7 @@ def report(phases: list[Phase], before: str, threshold: tuple[int, ...]) -> None
         p99 = percentile(ordered, 99) if ordered else None
         base = p99 if base is None else base
         name = (f"{'BASELINE ' if phase is phases[0] else ''}{phase.sessions} session{'s' * (phase.sessions > 1)}"
-                f"{'' if phase.streamed else ', ainvoke'}")
+                f"{READINGS[phase.reading]}")
         print(f"{name:<22}{phase.runs:>7}{phase.runs / phase.wall_s:>8.1f}{len(ordered):>9}{cell(p50, '.1f', 9)}"
               f"{cell(p99, '.1f', 9)}{ratio(p99, base):>12}{phase.cpu_s / phase.wall_s:>7.2f}"
               f"{cell(1000 * phase.cpu_s / phase.runs if phase.runs else None, '.1f', 12)}")
@@ -109,7 +130,7 @@ def report(phases: list[Phase], before: str, threshold: tuple[int, ...]) -> None
         collector = "; ".join(f"gen{g} {s['n']} x, {s['total s']:.2f} s, p50 {s['p50 ms']:.1f} ms, max "
                               f"{s['max ms']:.1f} ms" for g, s in phase.pauses.items()) or "none"
         lag = " / ".join(f"{phase.lag[k]:.1f}" for k in ("p50 ms", "p99 ms", "max ms")) if phase.lag else "-"
-        name = f"{phase.sessions} sessions{'' if phase.streamed else ', ainvoke'}"
+        name = f"{phase.sessions} sessions{READINGS[phase.reading]}"
         print(f"  {name:<22}{collector}; loop {lag} ms")
 
 
@@ -122,8 +143,8 @@ async def main(args: argparse.Namespace) -> None:
         pass  # the first run pays for what LangChain and LangGraph set up once: not a run's cost
     phases = [await measure(graph, 1, args.baseline_seconds, args.turns)]
     for sessions in args.sessions:
-        phases.append(await measure(graph, sessions, args.seconds, args.turns))
-        phases.append(await measure(graph, sessions, args.seconds, args.turns, streamed=False))
+        for reading in READINGS:
+            phases.append(await measure(graph, sessions, args.seconds, args.turns, reading))
     report(phases, before, tuple(args.gc_threshold))
 
 
