@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,8 +36,9 @@ from ..wire import names
 from ..wire.invocation import Invocation
 from .agents import AgentMessages, AgentScope, Visibility
 from .approvals import approval_decisions, approval_request_chunks, approval_resume, gates_tool_calls
+from .events import GraphEvent, GraphEvents
 from .idempotency import RUN_ID_KEY
-from .tasks import DUE, HeldRunningParts, task_chunk
+from .tasks import HeldRunningParts, task_chunk
 from .turns import (
     ActivePolicy,
     serving_config,
@@ -477,15 +477,13 @@ class _GraphStream:
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         yield {"type": "start"}  # the run's one assistant message opens before its first task part
-        modes = ["messages", "updates", "tasks"]
         config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id,
                                                    HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
-        events = self._graph.astream(self.graph_input, config, stream_mode=modes, subgraphs=True,
-                                     durability=self._durability)
         try:
-            async with aclosing(self._running.events(events)) as stream:
-                async for event in stream:
-                    for chunk in self._running.due() if event is DUE else await self._event(*event):
+            async with GraphEvents(self._graph, self.graph_input, config, ["messages", "updates", "tasks"],
+                                   self._durability) as events:
+                while (batch := await events.next(self._running.due_in())) is not None:
+                    for chunk in await self._events(batch) if batch else self._running.due():
                         yield chunk
         except Exception as error:
             await self._agents.settle(error)
@@ -496,6 +494,12 @@ class _GraphStream:
         for chunk in await _interrupt_chunks(self._graph, self._config, self._unique_interrupts()):
             yield chunk
         yield {"type": "finish"}
+
+    async def _events(self, batch: list[GraphEvent]) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = []
+        for event in batch:
+            chunks += await self._event(*event)
+        return chunks
 
     async def _event(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[dict[str, Any]]:
         if mode == "messages":

@@ -10,15 +10,12 @@ whose output streams before then (a model's answer) needs no `running` part eith
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..codec.langchain import data_chunk
 
 TASK_PART = "task"
 RUNNING_PART_DELAY_S = 0.25
-DUE = None
-"""What `HeldRunningParts.events` yields when held parts are due: no graph event, only time passing."""
 
 
 def task_chunk(namespace: tuple[str, ...], task: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
@@ -48,20 +45,27 @@ class HeldRunningParts:
     def __init__(self, delay: float = RUNNING_PART_DELAY_S) -> None:
         self._delay = delay
         self._held: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._shown: set[str] = set()
 
     def add(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """The parts to publish now for `chunk`, a task part: none for a `running` one (held), the end part alone
-        for a task whose `running` part is still held, else the part itself."""
+        """The parts to publish now for `chunk`, a task part: none for a `running` one (held, or dropped when the
+        task's output already shows), the end part alone for a task whose `running` part is still held, else the
+        part itself."""
         task_id = str(chunk.get("id"))
-        if chunk["data"]["status"] == "running" and self._delay > 0:
-            self._held[task_id] = (asyncio.get_running_loop().time() + self._delay, chunk)
-            return []
+        if chunk["data"]["status"] == "running":
+            if task_id in self._shown:
+                return []
+            if self._delay > 0:
+                self._held[task_id] = (asyncio.get_running_loop().time() + self._delay, chunk)
+                return []
         self._held.pop(task_id, None)
+        self._shown.discard(task_id)
         return [chunk]
 
     def shown(self, task_id: str) -> None:
         """The task's own output is on its way: the client sees it running without a part for it."""
         self._held.pop(task_id, None)
+        self._shown.add(task_id)
 
     def due(self) -> list[dict[str, Any]]:
         """The held parts whose task has run `delay` seconds, to publish now."""
@@ -69,32 +73,8 @@ class HeldRunningParts:
         due = [task_id for task_id, (at, _) in self._held.items() if at <= now]
         return [self._held.pop(task_id)[1] for task_id in due]
 
-    async def events(self, source: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """`source`'s items, and `DUE` whenever held parts come due between them. While nothing is held, items
-        are awaited directly (no task per item): only a task's first `delay` seconds take the slower path."""
-        pending: asyncio.Future[Any] | None = None
-        try:
-            while True:
-                if pending is None and not self._held:
-                    try:
-                        yield await anext(source)
-                    except StopAsyncIteration:
-                        return
-                    continue
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(source))
-                timeout = max(0.0, min(at for at, _ in self._held.values()) - asyncio.get_running_loop().time()) \
-                    if self._held else None
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if not done:
-                    yield DUE
-                    continue
-                finished, pending = pending, None
-                try:
-                    yield finished.result()
-                except StopAsyncIteration:
-                    return
-        finally:  # closed early (a cancelled run): the graph's step in flight stops before this returns
-            if pending is not None:
-                pending.cancel()
-                await asyncio.wait({pending})
+    def due_in(self) -> float | None:
+        """Seconds until the next held part is due (0 when one is); None while nothing is held."""
+        if not self._held:
+            return None
+        return max(0.0, min(at for at, _ in self._held.values()) - asyncio.get_running_loop().time())
