@@ -4,19 +4,20 @@
 LangChain's own: running the graph, streaming the model through callbacks, checkpointing. This benchmark runs the
 same graph (`load.graph_on`, with LangGraph's `InMemorySaver`) and the same model (`load.StampingModel`: 100 tokens at
 50 a second, each stamped with its due time), with users in the same process thinking 2-6 s between turns and
-starting a new thread every 5 turns, and reads the reply with `graph.astream(stream_mode="messages")`, as
-`serve_graph` does. Nothing is published. The collector is set as `load.py`'s agent sets it. Each load phase is
-repeated twice more: with `ainvoke` and a callback handler that LangChain runs inline, in the model's task, taking
-each token there (a token path without LangGraph's stream); and with `ainvoke` alone. The differences in CPU per run
-are what LangGraph's `messages` stream costs, and what an inline token path would.
+starting a new thread every 5 turns, and reads the reply with LangGraph's `graph.astream(stream_mode="messages")`.
+Nothing is published. The collector is set as `load.py`'s agent sets it. Each load phase is repeated three more
+times: with `GraphEvents`, as `serve_graph` reads a graph (LangGraph's messages handler with an inline sink, beside
+the `tasks` and `updates` streams); with `ainvoke` and a callback handler that LangChain runs inline, in the model's
+task, taking each token there; and with `ainvoke` alone. The differences in CPU per run are what LangGraph's
+`messages` stream costs, and what `serve_graph`'s reading saves of it.
 
-Reported per phase: runs and runs/s; token lateness p50/p99, from a token being due to `astream` yielding it; the
+Reported per phase: runs and runs/s; token lateness p50/p99, from a token being due to the reader having it; the
 process's CPU (cores busy) and CPU per run; the collector's pauses; how late the loop runs a 10 ms timer (whose
 ticks cost about 0.03 cores, more than a lone session's runs). The difference from `load.py`'s agent at the same
 runs/s is what the transport costs.
 BASELINE: 1 session, measured first in the same run.
 
-Reproduce (about 3.5 minutes):
+Reproduce (about 4.5 minutes):
 
     .venv/bin/python benchmarks/graph_alone.py [--seconds 60] [--sessions 200]
 """
@@ -38,9 +39,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.checkpoint.memory import InMemorySaver
 from load import AGENT_GC_THRESHOLD, THINK_S, TOKEN, CollectorPauses, LoopLag, StampingModel, graph_on
 
-# How a phase reads its runs: LangGraph's `messages` stream (as `serve_graph` does); `ainvoke` with a callback handler
-# that LangChain runs inline, in the model's task (a token path without LangGraph's stream); `ainvoke` alone.
-READINGS = {"streamed": "", "inline": ", inline", "ainvoke": ", ainvoke"}
+from langchain_ably_transport.graph.events import GraphEvents
+
+# How a phase reads its runs: LangGraph's `messages` stream; `GraphEvents` (as `serve_graph` does); `ainvoke` with a
+# callback handler that LangChain runs inline, in the model's task; `ainvoke` alone.
+READINGS = {"streamed": "", "events": ", events", "inline": ", inline", "ainvoke": ", ainvoke"}
 
 
 class InlineTokens(BaseCallbackHandler):
@@ -52,8 +55,7 @@ class InlineTokens(BaseCallbackHandler):
         self._phase = phase
 
     def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        now = time.time()
-        self._phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(token))
+        self._phase.stamp(token)
 
 
 @dataclass
@@ -66,6 +68,11 @@ class Phase:
     wall_s: float = 0.0
     pauses: dict[str, dict[str, float]] = field(default_factory=dict)
     lag: dict[str, float] = field(default_factory=dict)
+
+    def stamp(self, text: Any) -> None:
+        """Record how late each stamped token in `text` is, now that the reader has it."""
+        now = time.time()
+        self.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(str(text)))
 
 
 async def user(graph: Any, phase: Phase, turns_per_thread: int, stop_at: float) -> None:
@@ -81,8 +88,13 @@ async def user(graph: Any, phase: Phase, turns_per_thread: int, stop_at: float) 
         turn = {"messages": [("user", "hi")]}
         if phase.reading == "streamed":
             async for chunk, _ in graph.astream(turn, config, stream_mode="messages"):
-                now = time.time()
-                phase.lateness_ms.extend((now - float(due)) * 1000 for _, due in TOKEN.findall(chunk.content))
+                phase.stamp(chunk.content)
+        elif phase.reading == "events":
+            async with GraphEvents(graph, turn, config, ["messages", "updates", "tasks"], None) as events:
+                while (batch := await events.next()) is not None:
+                    for _, mode, data in batch:
+                        if mode == "messages":
+                            phase.stamp(data[0].content)
         else:
             await graph.ainvoke(turn, {**config, "callbacks": [InlineTokens(phase)]}
                                 if phase.reading == "inline" else config)

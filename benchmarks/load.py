@@ -23,7 +23,9 @@ how late each process's event loop runs a 10 ms timer, and the users' CPU and co
 round trip through the dev server (publish to echo, every 50 ms), the share of a token's latency no agent could remove
 on this machine. The agent calls `gc.freeze()` after start-up and sets the collector's thresholds to (20000, 10, 10), as
 docs/tuning.md advises for streaming servers (`--gc-threshold`); a last phase repeats the most sessions with Python's
-default thresholds (700, 10, 10), to show what the advice is worth and costs.
+default thresholds (700, 10, 10), to show what the advice is worth and costs. The user processes do the same in every
+phase: each holds the clients of many users (40 at 200 sessions), which in life run apart, and with Python's defaults
+its full collections (up to 270 ms each) stalled all of them at once and added to the token latency.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
@@ -377,6 +379,8 @@ async def run_users(url: str, key: str, agent_url: str, users: int, settings: Us
     rng = random.Random(seed)
     pauses, lag, cpu = CollectorPauses(), LoopLag(), time.process_time()
     async with connect(key, url) as client, aiohttp.ClientSession() as http:
+        gc.freeze()  # each process stands in for many users' own clients: their pauses must not add up in one
+        gc.set_threshold(*AGENT_GC_THRESHOLD)
         results = await asyncio.gather(*(user(client, http, agent_url, settings, rng) for _ in range(users)))
     out.write_text(json.dumps({"runs": sum(r.runs for r in results), "errors": [e for r in results for e in r.errors],
                                "latencies_ms": [x for r in results for x in r.latencies_ms],
