@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 
+from langchain_ably_transport.graph import events as graph_events
 from langchain_ably_transport.graph.agents import node_name
 from langchain_ably_transport.graph.events import GraphEvent, GraphEvents
 
@@ -58,7 +59,12 @@ def _messages(events: list[GraphEvent]) -> list[tuple[tuple[str, ...], str, Any]
             for ns, mode, data in events if mode == "messages"]
 
 
-async def test_its_messages_are_those_of_langgraphs_messages_stream_in_the_same_order():
+@pytest.mark.parametrize("handler", ["inline", "langgraph's stream"])
+async def test_its_messages_are_those_of_langgraphs_messages_stream_in_the_same_order(handler, monkeypatch):
+    """Inline, with LangGraph's handler; and through LangGraph's `messages` stream, what serves when a LangGraph
+    version no longer has the handler where `events` imports it from."""
+    if handler != "inline":
+        monkeypatch.setattr(graph_events, "StreamMessagesHandler", None)
     threads: set[int] = set()
     expected = [event async for event in layered_graph(threads).astream(
         INPUT, _config("reference"), stream_mode="messages", subgraphs=True)]
