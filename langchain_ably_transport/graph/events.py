@@ -63,9 +63,13 @@ class GraphEvents:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._pump is not None and not self._pump.done():
+        if self._pump is None:
+            return
+        if not self._pump.done():
             self._pump.cancel()
             await asyncio.wait({self._pump})
+        if not self._pump.cancelled():
+            self._pump.exception()  # marked retrieved: a reader that left early has its own outcome to report
 
     async def next(self, timeout: float | None = None) -> list[GraphEvent] | None:
         """The events that came since the last call, waiting up to `timeout` seconds (None: until one comes)."""

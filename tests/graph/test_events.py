@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Any
 
@@ -134,3 +135,18 @@ async def test_leaving_early_cancels_the_graph_and_waits_for_it():
         await events.next()
         await asyncio.wait_for(started.wait(), 5)
     assert cancelled.is_set(), "the node was cancelled before the block was left"
+
+
+async def test_a_graph_that_fails_after_the_reader_left_leaves_no_unretrieved_error(caplog):
+    """asyncio logs a task's exception that nobody retrieved, as an error, when the task is collected."""
+    async def fail(state: MessagesState) -> dict[str, Any]:
+        raise ValueError("failed while nobody read")
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("fail", fail)
+    graph.add_edge(START, "fail")
+    async with GraphEvents(graph.compile(), INPUT, {}, ["tasks"], None) as events:
+        await asyncio.sleep(0.2)  # the graph fails meanwhile; the reader leaves without reading it
+    del events
+    gc.collect()
+    assert "exception was never retrieved" not in caplog.text
