@@ -590,8 +590,9 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
             for generation, p in phase.agent.get("collector", {}).items())
         lines.append(f"  {phase.name:<22}{by_generation or '-'}")
     lines += ["", "how late each event loop ran a 10 ms timer (p50 / p99 / longest); the user processes' CPU and "
-              "collector pauses (their defaults; count, total, longest); and a probe's publish-to-echo round trip "
-              "through the dev server, from a process with nothing else to do (every 50 ms; p50 / p99 / longest):"]
+              "collector pauses (tuned as the agent's first phases; count, total, longest); and a probe's "
+              "publish-to-echo round trip through the dev server, from a process with nothing else to do (every 50 ms; "
+              "p50 / p99 / longest):"]
     for phase in phases:
         lines.append(f"  {phase.name:<22}agent {_lag(phase.agent.get('loop lag', {}))}; users "
                      f"{_lag(LoopLag.summarise(phase.users_lags_ms))}, {_cores(phase.users_cpu_cores)} cores, "
