@@ -209,8 +209,10 @@ async def _answer(session: AgentSession, run: Run, graph: Any, run_config: Runna
 async def _stream_and_finish(graph: Any, stream: _GraphStream, run: Run, run_config: RunnableConfig,
                              options: _Options) -> GraphRunResult:
     """Pipe the graph's stream into the started run, then end, suspend or stop it."""
+    denied = _denied_calls(run)  # most runs deny nothing: their tokens pass through no filter
+    chunks = _without_denied_outputs(stream.chunks(), denied) if denied else stream.chunks()
     with stopping(run, options.stop):
-        result = await run.pipe(_without_denied_outputs(stream.chunks(), run))
+        result = await run.pipe(chunks)
     await stream.settle()  # sub-agent messages a cancel cut short end before the run does
     if result.reason == "cancelled" and options.stop is not None and options.stop.is_set():
         await store_waiting_writes(graph, run, run_config)
@@ -395,11 +397,15 @@ def _answers_by_id(inputs: list[Any]) -> dict[str, Any] | None:
     return answers if found else None
 
 
-async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]], run: Run) -> AsyncIterator[dict[str, Any]]:
-    """Drop the results of tool calls the trigger denies: the client's own denial already showed them as
+def _denied_calls(run: Run) -> set[str]:
+    """The tool calls the trigger denies. Their results are dropped: the client's own denial already showed them as
     `output-denied`, and the rejection `ToolMessage` the middleware adds would turn them into `output-error`
     (`tool-output-denied` cannot say it instead: it must share the tool call's codec-message-id)."""
-    denied = {call_id for call_id, d in approval_decisions(run.trigger_inputs()).items() if not d.approved}
+    return {call_id for call_id, d in approval_decisions(run.trigger_inputs()).items() if not d.approved}
+
+
+async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]],
+                                  denied: set[str]) -> AsyncIterator[dict[str, Any]]:
     async for chunk in chunks:
         if not (chunk.get("type") == "tool-output-error" and chunk.get("toolCallId") in denied):
             yield chunk
