@@ -4,9 +4,8 @@ It is `core/codec/encoder.ts` + the Vercel output table, with three additions th
 
 * Coalescing. A stream sends at most one message per `coalesce_window` (40 ms: at most 25 messages per
   second per stream, its create included, Ably's own append rollup rate). Deltas wait for the window and go
-  out as one append, or at once with a delta that comes after the window's end (on a busy loop its timer runs
-  late); what the window still holds when the stream ends rides on the closing append (a JS decoder applies it
-  as a last delta). `coalesce_window=0` sends one append per delta.
+  out as one append; what the window still holds when the stream ends rides on the closing append (a JS
+  decoder applies it as a last delta). `coalesce_window=0` sends one append per delta.
 * Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
   A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
