@@ -438,20 +438,19 @@ class MessageEncoder:
     # --- Appends and coalescing ----------------------------------------------------------------------------
 
     def _enqueue(self, stream: _Stream, text: str) -> None:
-        """Account for `text` in the stream's message and send it now or when the window allows.
-
-        Text that comes after the window's end goes out at once, with what the window held: a busy loop runs the
-        window's timer late, and the text would otherwise wait that turn more."""
+        """Account for `text` in the stream's message and send it now or when the window allows."""
         stream.segment.planned_bytes += utf8_len(text)
         stream.tail.advance(text)
         if self._window <= 0:
             self._send_append(stream.segment, text)
             return
-        stream.buffer.append(text)
         loop = asyncio.get_running_loop()
-        if loop.time() - stream.last_sent >= self._window:
-            self._flush_stream(stream)
-        elif stream.timer is None:
+        if not stream.buffer and loop.time() - stream.last_sent >= self._window:
+            stream.last_sent = loop.time()
+            self._send_append(stream.segment, text)
+            return
+        stream.buffer.append(text)
+        if stream.timer is None:
             stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
 
     def _flush_stream(self, stream: _Stream) -> None:
