@@ -243,6 +243,26 @@ class MessageEncoder:
         else:
             await self._end_stream(group, chunk)
 
+    def write_now(self, chunk: Mapping[str, Any]) -> bool:
+        """Write `chunk` without awaiting anything, if it is a delta of an open stream that fits in the stream's
+        current message and no step marker is held before it; whether it did (nothing changes when it did not,
+        and the chunk then goes through `write`). A producer can so hand tokens over in its own task."""
+        if self._closed or self._held_marker is not None or not isinstance(chunk.get("type"), str):
+            return False
+        phase = stream_phase(chunk["type"])
+        if phase is None or phase[1] != "delta":
+            return False
+        group = phase[0]
+        stream = self._streams.get((group.kind, stream_id_of(group, chunk)))
+        if stream is None:
+            return False
+        text = delta_text(group, chunk)
+        if self._cut(stream, text) != len(text):
+            return False
+        if text:
+            self._enqueue(stream, text)
+        return True
+
     async def cancel(self) -> None:
         """Close every open stream with `status: "cancelled"` and empty data, then await every pending publish."""
         if self._closed:
@@ -378,24 +398,28 @@ class MessageEncoder:
         text = delta_text(group, chunk)
         while text:
             segment = stream.segment
-            room = self._limit - segment.base_bytes - segment.planned_bytes
-            if group is TOOL_INPUT:
-                if utf8_len(text) > room:
-                    needed = segment.base_bytes + segment.planned_bytes + utf8_len(text)
-                    raise OversizeMessageError(f"the input of tool call {stream.stream_id!r}", needed, self._limit)
-                cut = len(text)
-            else:
-                soft_room = room - (self._limit - segment.base_bytes) // SOFT_FRACTION
-                cut = split_point(text, room=room, soft_room=soft_room, tail=stream.tail,
-                                  has_data=segment.planned_bytes > 0)
-                if cut == 0 and segment.planned_bytes == 0:
-                    raise OversizeMessageError(f"a message of stream {stream.stream_id!r}", segment.base_bytes,
-                                               self._limit)
+            cut = self._cut(stream, text)
+            if group is TOOL_INPUT and cut < len(text):
+                needed = segment.base_bytes + segment.planned_bytes + utf8_len(text)
+                raise OversizeMessageError(f"the input of tool call {stream.stream_id!r}", needed, self._limit)
+            if cut == 0 and segment.planned_bytes == 0:
+                raise OversizeMessageError(f"a message of stream {stream.stream_id!r}", segment.base_bytes,
+                                           self._limit)
             head, text = text[:cut], text[cut:]
             if head:
                 self._enqueue(stream, head)
             if text:
                 await self._continue_in_new_message(stream)
+
+    def _cut(self, stream: _Stream, text: str) -> int:
+        """How much of `text` the stream's current message takes: all of it, or less (a tool input: none) when the
+        rest must go on in a new message (`sizing.split_point`)."""
+        segment = stream.segment
+        room = self._limit - segment.base_bytes - segment.planned_bytes
+        if stream.group is TOOL_INPUT:
+            return len(text) if utf8_len(text) <= room else 0
+        soft_room = room - (self._limit - segment.base_bytes) // SOFT_FRACTION
+        return split_point(text, room=room, soft_room=soft_room, tail=stream.tail, has_data=segment.planned_bytes > 0)
 
     async def _end_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
         stream = self._open_stream(group, chunk)

@@ -7,6 +7,10 @@ what a `messages` event is, LangGraph's own `StreamMessagesHandler` (streamed ch
 nodes return, once each by id), and gives it a sink that appends to one queue with the graph's other events: one
 wake-up of the reader, and none for a token that finds the reader already awake.
 
+A reader can also take a `messages` event in the model's own task (`take`), while it waits with nothing queued:
+then not even that one wake-up is needed, and a token reaches the channel without waiting for a turn of a loaded
+loop.
+
 The graph's tasks and updates still come through `astream`, which a pump task drives (LangGraph steps the graph in
 it). A task's `running` event can therefore reach the reader after the first token of its task: `HeldRunningParts`
 drops it then, since the text already shows the task running.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -32,6 +36,8 @@ except ImportError:  # pragma: no cover - a LangGraph that moved it: its `messag
 
 GraphEvent = tuple[tuple[str, ...], str, Any]
 """`(namespace, mode, data)`, as `astream(..., subgraphs=True)` yields them."""
+Take = Callable[[GraphEvent], GraphEvent | None]
+"""A reader's hook for a `messages` event in the model's task: what it leaves for `next` (None: nothing)."""
 
 
 class GraphEvents:
@@ -40,15 +46,17 @@ class GraphEvents:
     `async with GraphEvents(...) as events:` starts the graph; `await events.next(timeout)` is the events that came
     since the last call (an empty list when `timeout` passed first, None once the graph is done); the graph's error,
     if it failed, raises from `next` after its last events. Leaving the block early cancels the graph and waits for
-    it to stop.
+    it to stop. `take`, if given, is offered each `messages` event made on the loop's thread while the reader waits
+    in `next` with nothing queued, so that order is kept; what it returns is queued instead.
     """
 
     def __init__(self, graph: Any, graph_input: Any, config: RunnableConfig, modes: Sequence[str],
-                 durability: Durability | None) -> None:
+                 durability: Durability | None, *, take: Take | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._intake: collections.deque[GraphEvent] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._take = take
         stream_modes = list(modes)
         if "messages" in stream_modes and StreamMessagesHandler is not None:
             stream_modes.remove("messages")
@@ -98,11 +106,17 @@ class GraphEvents:
 
     def _put(self, event: GraphEvent) -> None:
         """`StreamMessagesHandler`'s sink: called in the model's task, or on a worker thread for a sync node."""
-        self._intake.append(event)
-        if threading.get_ident() == self._loop_thread:
-            self._wake()
-        else:
+        if threading.get_ident() != self._loop_thread:
+            self._intake.append(event)
             self._loop.call_soon_threadsafe(self._wake)
+            return
+        if self._take is not None and not self._intake and self._waiter is not None and not self._waiter.done():
+            left = self._take(event)
+            if left is None:
+                return
+            event = left
+        self._intake.append(event)
+        self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

@@ -469,6 +469,7 @@ class _GraphStream:
         self._graph = graph
         self.graph_input = graph_input
         self._config = config
+        self._run = run
         self._run_id = run.run_id
         self._durability = options.durability
         self._passes: dict[str, ChunkTranslator] = {}
@@ -487,7 +488,7 @@ class _GraphStream:
                                                    HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
         try:
             async with GraphEvents(self._graph, self.graph_input, config, ["messages", "updates", "tasks"],
-                                   self._durability) as events:
+                                   self._durability, take=self._take_now) as events:
                 while (batch := await events.next(self._running.due_in())) is not None:
                     for chunk in await self._events(batch) if batch else self._running.due():
                         yield chunk
@@ -507,14 +508,34 @@ class _GraphStream:
             chunks += await self._event(*event)
         return chunks
 
+    def _take_now(self, event: GraphEvent) -> GraphEvent | None:
+        """A root pass's `messages` event, in the model's task (`GraphEvents`'s `take`): its chunks go straight into
+        the run's pass (`Run.write_now`) as long as they can; the rest, and a sub-agent's event, are left to the
+        reader, as chunks already made (`_MADE`) or as the event itself. A chunk that fails to be made fails the
+        reader's pass, as it would have there (`_FAILED`)."""
+        namespace, _, (message, metadata) = event
+        if self._scope.is_sub_agent(namespace, metadata):
+            return event
+        try:
+            chunks = self._main_message(message, metadata)
+        except Exception as error:
+            return namespace, _FAILED, error
+        for position, chunk in enumerate(chunks):
+            if not self._run.write_now(chunk):
+                return namespace, _MADE, chunks[position:]
+        return None
+
     async def _event(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[dict[str, Any]]:
+        if mode == _MADE:
+            return data  # type: ignore[no-any-return]
+        if mode == _FAILED:
+            raise data
         if mode == "messages":
-            store_checkpoints_soon(self._graph, self._config)
             message, metadata = data
-            if self._scope.is_sub_agent(namespace, metadata):
-                chunks = await self._sub_agent_message(namespace, message, metadata)
-            else:
-                chunks = self._message(message, metadata)
+            if not self._scope.is_sub_agent(namespace, metadata):
+                return self._main_message(message, metadata)
+            store_checkpoints_soon(self._graph, self._config)
+            chunks = await self._sub_agent_message(namespace, message, metadata)
             if chunks:
                 self._running.shown(_task_id(metadata))
             return chunks
@@ -531,6 +552,14 @@ class _GraphStream:
             return []
         agent = self._scope.agent(namespace, metadata) if self._scope.is_sub_agent(namespace, metadata) else None
         return self._running.add(task_chunk(namespace, task, agent))
+
+    def _main_message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """A root-graph `messages` event's chunks; its task shows running once they show."""
+        store_checkpoints_soon(self._graph, self._config)
+        chunks = self._message(message, metadata)
+        if chunks:
+            self._running.shown(_task_id(metadata))
+        return chunks
 
     def _message(self, message: BaseMessage, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         """A root-graph pass or tool result, in the main message."""
@@ -574,6 +603,10 @@ class _GraphStream:
             seen.setdefault(interrupt.id, interrupt)
         self.interrupts = list(seen.values())
         return self.interrupts
+
+
+_MADE = "chunks made"  # the modes of what `_GraphStream._take_now` leaves for the reader
+_FAILED = "chunks failed"
 
 
 def _task_id(metadata: dict[str, Any]) -> str:

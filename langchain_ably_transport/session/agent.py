@@ -507,6 +507,7 @@ class Run:
         self.ended = False
         self._steps = 0
         self._writer: FencedWriter | None = None
+        self._waiting_pass: MessageEncoder | None = None  # the pass being piped, while it waits on its source
         self._steers = _Steers()
         self.steered = asyncio.Event()
         # Anchors as JS agents compute them (§2.4): outputs hang under the trigger when it is a node of the
@@ -638,7 +639,7 @@ class Run:
         try:
             while chunk is not _END and chunk is not _CANCELLED:
                 await encoder.write(chunk)
-                chunk = await source.next()
+                chunk = await self._next_chunk(encoder, source)
             await encoder.close()  # closes what is still open `cancelled`, then awaits every publish
         except Exception as error:  # the model, a chunk or a publish failed: close what is open, report, never hang
             log.warning("run %s: pass failed: %s", self.run_id, error)
@@ -648,6 +649,23 @@ class Run:
                 log.warning("run %s: closing the failed pass failed too: %s", self.run_id, also)
             return PipeResult("error", error)
         return PipeResult("complete" if chunk is _END else "cancelled")
+
+    async def _next_chunk(self, encoder: MessageEncoder, source: _Source) -> Any:
+        """The source's next chunk; meanwhile `write_now` writes into `encoder`, which no `write` is using."""
+        self._waiting_pass = encoder
+        try:
+            return await source.next()
+        finally:
+            self._waiting_pass = None
+
+    def write_now(self, chunk: dict[str, Any]) -> bool:
+        """Write `chunk` into the pass being piped, at once, from the producer's own task: a delta of an open
+        stream while the pass waits for its next chunk. It spares each token a turn of the event loop (the
+        piping task's wake-up), which a loaded loop runs late. False when the chunk cannot go now (no pass
+        waits, the run is cancelled, or the chunk needs an awaited write): the producer then yields it. A producer
+        calls it only while it holds no chunk it has not yielded, so that chunks keep their order."""
+        encoder = self._waiting_pass
+        return encoder is not None and not self.cancelled.is_set() and encoder.write_now(chunk)
 
     async def _open_step(self) -> tuple[str, str]:
         step_id = f"{self.invocation_id}-step-{self._steps}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from langchain_ably_transport.codec import Decoder, MessageEncoder, UIMessageAccumulator
+from langchain_ably_transport.codec.step_markers import RunPhases
 from langchain_ably_transport.errors import (
     EncoderClosedError,
     EncoderRecoveryFailedError,
@@ -389,6 +390,66 @@ async def test_a_quiet_stream_flushes_when_its_window_ends():
     await asyncio.sleep(0.06)
     assert [m.data for m in channel.of("append")] == ["abc"], "held from the create until the window ends"
     await encoder.close()
+
+
+# --- Writing at once, from the producer's task ----------------------------------------------------------------------
+
+
+async def test_write_now_takes_the_deltas_of_an_open_stream_in_order_with_writes():
+    channel = FakeChannel()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "Hel"})
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "lo"})
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "!"})
+    await encoder.write({"type": "text-end", "id": "t0"})
+    await encoder.close()
+    assert [(op, m.data) for op, _, m in channel.ops] == [
+        ("publish", ""), ("append", "Hel"), ("append", "lo"), ("append", "!"), ("append", "")]
+
+
+@pytest.mark.parametrize("chunk", [
+    {"type": "text-start", "id": "t1"},  # a create: its serial is awaited
+    {"type": "text-delta", "id": "t9", "delta": "x"},  # no such stream
+    {"type": "text-end", "id": "t0"},  # an end settles the stream's appends
+    {"type": "data-x", "data": 1},
+    {"type": 7},
+])
+async def test_write_now_refuses_what_is_no_delta_of_an_open_stream_and_sends_nothing(chunk):
+    channel = FakeChannel()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    assert not encoder.write_now(chunk)
+    assert [op for op, _, _ in channel.ops] == ["publish"]
+    await encoder.close()
+
+
+async def test_write_now_refuses_a_delta_that_needs_a_new_message_or_a_held_marker_or_a_closed_encoder():
+    channel = FakeChannel()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0, max_message_bytes=SMALL)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    assert not encoder.write_now({"type": "text-delta", "id": "t0", "delta": "w " * SMALL}), "it would not fit"
+    assert [op for op, _, _ in channel.ops] == ["publish"]
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "w " * SMALL})  # `write` continues it
+    assert len(channel.of("publish")) > 2
+    await encoder.close()
+    assert not encoder.write_now({"type": "text-delta", "id": "t0", "delta": "late"})
+
+    held = MessageEncoder(FakeChannel(), HEADERS, coalesce_window=0, phases=RunPhases("R"))
+    await held.write({"type": "text-start", "id": "t0"})
+    await held.write({"type": "finish-step"})  # held until the next chunk tells whether it is needed
+    assert not held.write_now({"type": "text-delta", "id": "t0", "delta": "x"})
+    await held.close()
+
+
+async def test_write_now_coalesces_with_the_window_like_write():
+    channel = FakeChannel()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=10)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    assert all(encoder.write_now({"type": "text-delta", "id": "t0", "delta": d}) for d in "abc")
+    await encoder.write({"type": "text-end", "id": "t0"})
+    await encoder.close()
+    assert [(op, m.data) for op, _, m in channel.ops] == [("publish", ""), ("append", "abc")]
 
 
 # --- Size ------------------------------------------------------------------------------------------------------------

@@ -150,3 +150,31 @@ async def test_a_graph_that_fails_after_the_reader_left_leaves_no_unretrieved_er
     del events
     gc.collect()
     assert "exception was never retrieved" not in caplog.text
+
+
+
+async def test_take_has_the_messages_made_while_the_reader_waits_and_what_it_leaves_keeps_its_place():
+    """`take` runs in the model's task; one event in two it takes, the other it leaves (as a new event) for `next`.
+    Read together, in the order each side saw them, they are LangGraph's `messages` stream."""
+    threads: set[int] = set()
+    expected = [event async for event in layered_graph(threads).astream(
+        INPUT, _config("reference"), stream_mode="messages", subgraphs=True)]
+    arrivals: list[GraphEvent] = []
+    offered: list[tuple[int, str | None]] = []
+
+    def take(event: GraphEvent) -> GraphEvent | None:
+        namespace, _, data = event
+        offered.append((threading.get_ident(), data[0].id))
+        if len(offered) % 2 == 0:
+            return namespace, "left", data
+        arrivals.append(event)
+        return None
+
+    async with GraphEvents(layered_graph(threads), INPUT, _config("ours"), ["messages", "tasks"], None,
+                           take=take) as events:
+        while (batch := await events.next()) is not None:
+            arrivals.extend((ns, "messages" if mode == "left" else mode, data) for ns, mode, data in batch)
+    assert _messages(arrivals) == [(tuple(node_name(s) for s in ns), type(message).__name__, message.content)
+                                   for ns, (message, _) in expected]
+    assert len(offered) >= 2, "tokens that came while the reader waited were offered"
+    assert {thread for thread, _ in offered} == {threading.get_ident()}, "only on the loop's thread"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from langchain_ably_transport import AblySaver, ClientSession
 from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.session import Run
 from langchain_ably_transport.wire import names
 
 from .graphs import approval_graph, chat_graph
@@ -29,6 +30,32 @@ async def test_a_message_graph_answers_and_its_state_lives_in_the_saver(clients,
         assert tasks == [{"node": "chat", "namespace": [], "status": "done"}], "one part per task, latest state"
     state = await chat_graph(AblySaver(agent)).aget_state({"configurable": {"thread_id": channel_name}})
     assert [m.content for m in state.values["messages"]] == ["hello graph", "Hello, human."]
+
+
+async def test_a_streamed_answers_tokens_go_to_the_channel_from_the_models_task(clients, channel_name, monkeypatch):
+    """Each token the model makes while the run waits for it is written in the model's task (`Run.write_now`), not
+    yielded to the serving task: a turn of the event loop less per token. The answer is the same, exactly."""
+    agent = await clients()
+    words = [f"word{i} " for i in range(60)]
+    taken: list[tuple[asyncio.Task[object] | None, str]] = []
+    write_now = Run.write_now
+
+    def recorded(run: Run, chunk: dict[str, object]) -> bool:
+        took = write_now(run, chunk)
+        if took:
+            taken.append((asyncio.current_task(), str(chunk.get("delta"))))
+        return took
+
+    monkeypatch.setattr(Run, "write_now", recorded)
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("stream it")
+        serving = asyncio.ensure_future(serve_graph(chat_graph(AblySaver(agent), "".join(words), delay=0.002),
+                                                    sent.invocation, client=agent))
+        assert (await asyncio.wait_for(serving, 20)).outcome == "complete"
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
+        assert [m.content for m in user.messages()] == ["stream it", "".join(words)]
+    assert len(taken) >= len(words) // 2, f"only {len(taken)} of {len(words)} tokens were written at once"
+    assert serving not in {task for task, _ in taken}, "written in the model's task, not the serving one"
 
 
 async def test_an_interrupt_suspends_the_run_and_the_answer_resumes_the_same_run(clients, channel_name):

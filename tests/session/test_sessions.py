@@ -239,6 +239,38 @@ async def test_a_steer_reaches_the_running_agent_and_is_acknowledged_on_its_next
         assert "actually, dogs" in texts and "Dogs, then." in texts
 
 
+async def test_write_now_writes_into_a_pass_only_while_it_waits_for_its_source(clients, channel_name):
+    """A producer hands deltas over in its own task while the pass waits for its next chunk; it is refused before
+    the pass, while the pass writes, and once the run is cancelled. What it wrote keeps its place in the text."""
+    answers: list[bool] = []
+
+    async def producer(run):
+        answers.append(run.write_now({"type": "text-delta", "id": "t0", "delta": "never"}))  # the pass waits on
+        yield {"type": "text-start", "id": "t0"}  # the first chunk, before it makes an encoder
+        yield {"type": "text-delta", "id": "t0", "delta": "one "}
+        await asyncio.sleep(0)  # the pass now waits for its next chunk
+        answers.append(run.write_now({"type": "text-delta", "id": "t0", "delta": "two "}))
+        answers.append(run.write_now({"type": "text-end", "id": "t0"}))  # an end is awaited: refused
+        yield {"type": "text-delta", "id": "t0", "delta": "three"}
+        await asyncio.sleep(0)
+        run.cancelled.set()
+        answers.append(run.write_now({"type": "text-delta", "id": "t0", "delta": " four"}))
+        yield {"type": "text-end", "id": "t0"}
+
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("count")
+        async with AgentSession(await clients(), channel_name, coalesce_window=0.0) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            assert not run.write_now({"type": "text-delta", "id": "t0", "delta": "before"})
+            result = await run.pipe(producer(run))
+            await run.end("cancelled")
+        assert answers == [False, True, False, False] and result.reason == "cancelled"
+        assert await client.wait_for(lambda: client.runs()[0].status == names.RunStatus.CANCELLED)
+        assert "".join(p["text"] for p in client.view()[1]["message"]["parts"] if p["type"] == "text") == \
+            "one two three"
+
+
 async def test_a_failing_model_ends_the_pass_with_an_error_and_closes_its_stream(clients, channel_name):
     async def failing():
         async for chunk in _model_chunks("partial answer that never finishes"):
