@@ -42,6 +42,12 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    `_note_activity` only notes the time while a timer runs; the SDK's own expiry handler waits again for the time
    left. tests/sdk/test_fixes.py::test_the_idle_timer_is_not_replaced_per_frame_and_still_fires
 
+11. Every client builds its own `httpx.AsyncClient`, and with it a new SSL context that loads the CA bundle: 20 to 45
+   ms in the event loop per client, however many came before. A `ConnectionPool` that opens connections while
+   others stream stalls every stream in the process that long each time. `_HttpxSharingTls` gives the SDK's REST
+   clients one SSL context, made once, as httpx makes its default (certificates verified, `SSL_CERT_FILE` and
+   `SSL_CERT_DIR` honoured). tests/sdk/test_fixes.py::test_clients_share_one_verifying_ssl_context
+
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
 before has none of them for that first connection: on a port other than 80/443 it never connected (1), and until
@@ -52,11 +58,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import urllib.parse
 from typing import Any
 
 import ably
 from ably import AblyRealtime
+from ably.http import http as ably_http
 from ably.http.httputils import HttpUtils
 from ably.rest.auth import Auth
 from ably.transport import websockettransport
@@ -104,6 +112,8 @@ def install() -> None:
         EventEmitter.off = _off_and_forget(EventEmitter.off)  # type: ignore[method-assign]
     if not getattr(Auth.request_token, "names_client", False):
         Auth.request_token = _request_token_for_client(Auth.request_token)  # type: ignore[method-assign]
+    if not isinstance(ably_http.httpx, _HttpxSharingTls):
+        ably_http.httpx = _HttpxSharingTls(ably_http.httpx)  # type: ignore[assignment]
 
 
 def installed() -> bool:
@@ -266,3 +276,22 @@ def _request_token_for_client(request_token: Any) -> Any:
 
     request_for_client.names_client = True  # type: ignore[attr-defined]
     return request_for_client
+
+
+class _HttpxSharingTls:
+    """`httpx` as ably-python's `Http` sees it (11): its `AsyncClient`s verify with one SSL context, made on first
+    use as httpx makes its default one, instead of each loading the CA bundle again. Everything else is httpx's."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self._context: ssl.SSLContext | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def AsyncClient(self, *args: Any, **kwargs: Any) -> Any:  # named as the httpx class it stands in for
+        if "verify" not in kwargs:
+            if self._context is None:
+                self._context = self._module.create_ssl_context()
+            kwargs["verify"] = self._context
+        return self._module.AsyncClient(*args, **kwargs)
