@@ -511,18 +511,18 @@ class _GraphStream:
     def _take_now(self, event: GraphEvent) -> GraphEvent | None:
         """A root pass's `messages` event, in the model's task (`GraphEvents`'s `take`): its chunks go straight into
         the run's pass (`Run.write_now`) as long as they can; the rest, and a sub-agent's event, are left to the
-        reader, as chunks already made (`_MADE`) or as the event itself. A chunk that fails to be made fails the
-        reader's pass, as it would have there (`_FAILED`)."""
+        reader, as chunks already made (`_MADE`) or as the event itself. A chunk that fails to be made or written
+        fails the reader's pass, as it would have there (`_FAILED`): LangChain would only log an error raised here."""
         namespace, _, (message, metadata) = event
         if self._scope.is_sub_agent(namespace, metadata):
             return event
         try:
             chunks = self._main_message(message, metadata)
+            for position, chunk in enumerate(chunks):
+                if not self._run.write_now(chunk):
+                    return namespace, _MADE, chunks[position:]
         except Exception as error:
             return namespace, _FAILED, error
-        for position, chunk in enumerate(chunks):
-            if not self._run.write_now(chunk):
-                return namespace, _MADE, chunks[position:]
         return None
 
     async def _event(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[dict[str, Any]]:

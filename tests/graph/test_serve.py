@@ -58,6 +58,33 @@ async def test_a_streamed_answers_tokens_go_to_the_channel_from_the_models_task(
     assert serving not in {task for task, _ in taken}, "written in the model's task, not the serving one"
 
 
+async def test_a_token_that_fails_in_the_models_task_fails_the_run_and_nothing_raises(clients, channel_name,
+                                                                                       monkeypatch):
+    """LangChain logs and forgets what a callback raises: a write that fails in the model's task is taken to the
+    serving task instead, which ends the run `error` as a failed write there would."""
+    from langchain_ably_transport.codec import MessageEncoder
+
+    agent = await clients()
+    write_now = MessageEncoder.write_now
+    calls = 0
+
+    def failing_fifth(encoder: MessageEncoder, chunk: dict[str, object]) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("the write failed")
+        return write_now(encoder, chunk)
+
+    monkeypatch.setattr(MessageEncoder, "write_now", failing_fifth)
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("fail midway")
+        words = "".join(f"w{i} " for i in range(30))
+        result = await serve_graph(chat_graph(AblySaver(agent), words, delay=0.002), sent.invocation, client=agent)
+        assert (result.outcome, str(result.error)) == ("error", "the write failed")
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.ERROR)
+    assert calls >= 5
+
+
 async def test_an_interrupt_suspends_the_run_and_the_answer_resumes_the_same_run(clients, channel_name):
     agent = await clients()
     async with ClientSession(await clients(), channel_name) as user:
