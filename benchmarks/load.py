@@ -154,10 +154,13 @@ class WarningCounter(logging.Handler):
 
 
 class CollectorPauses:
-    """The collector's pauses in the agent, by generation (`gc.callbacks`), but for the counts' own collections."""
+    """The collector's pauses in the agent, by generation (`gc.callbacks`), but for the counts' own collections, and
+    the objects they freed: garbage in reference cycles, which only the collector frees (reference counting frees the
+    rest at once)."""
 
     def __init__(self) -> None:
         self.by_generation: dict[int, list[float]] = collections.defaultdict(list)
+        self.freed: collections.Counter[int] = collections.Counter()
         self._started = 0.0
         self.counting = True
         gc.callbacks.append(self._on_collection)
@@ -167,6 +170,7 @@ class CollectorPauses:
             self._started = time.perf_counter()
         elif self.counting:
             self.by_generation[info["generation"]].append(time.perf_counter() - self._started)
+            self.freed[info["generation"]] += info["collected"]
 
     def collect(self, lag: LoopLag | None = None) -> None:
         """A full collection of our own, to count what is alive: not one of the pauses (or lags) serving suffers."""
@@ -180,7 +184,7 @@ class CollectorPauses:
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {str(generation): {"n": len(pauses), "total s": sum(pauses), "p50 ms": 1000 * statistics.median(pauses),
-                                  "max ms": 1000 * max(pauses)}
+                                  "max ms": 1000 * max(pauses), "freed": self.freed[generation]}
                 for generation, pauses in sorted(self.by_generation.items())}
 
 
@@ -590,11 +594,12 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
     for phase in phases:
         start, end = phase.objects
         lines.append(f"  {phase.name:<22}{start:8d} {end:8d}   {end - start:+7d}")
-    lines += ["", "the agent's collector pauses while serving, by generation: count, total, median and longest"]
+    lines += ["", "the agent's collector pauses while serving, by generation: count, total, median and longest, and "
+              "the objects they freed (garbage in reference cycles)"]
     for phase in phases:
         by_generation = "; ".join(
-            f"gen{generation} {p['n']:.0f} x, {p['total s']:.2f} s, p50 {p['p50 ms']:.1f} ms, max {p['max ms']:.1f} ms"
-            for generation, p in phase.agent.get("collector", {}).items())
+            f"gen{generation} {p['n']:.0f} x, {p['total s']:.2f} s, p50 {p['p50 ms']:.1f} ms, max {p['max ms']:.1f} ms,"
+            f" freed {p['freed']:.0f}" for generation, p in phase.agent.get("collector", {}).items())
         lines.append(f"  {phase.name:<22}{by_generation or '-'}")
     lines += ["", "how late each event loop ran a 10 ms timer (p50 / p99 / longest); the user processes' CPU and "
               "collector pauses (tuned as the agent's first phases; count, total, longest); and a probe's "

@@ -48,6 +48,18 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    clients one SSL context, made once, as httpx makes its default (certificates verified, `SSL_CERT_FILE` and
    `SSL_CERT_DIR` honoured). tests/sdk/test_fixes.py::test_clients_share_one_verifying_ssl_context
 
+12. Its `Timer` (channel attach and detach, connection state, the idle timer) is a task that sleeps, and
+   cancelling it, as every attach and detach that succeeds does, leaves the task, its `CancelledError` and the
+   frame its traceback holds in a reference cycle: garbage only the collector frees, which makes it run more
+   often. `_LoopTimer` waits with `loop.call_later` instead.
+   tests/sdk/test_fixes.py::test_sdk_timers_fire_and_cancel_without_a_task
+13. `Channels.release` drops the channel, but the channel and its presence and annotations point at each other:
+   every released channel, with its event emitters, waits for the collector (about 110 objects).
+   `_release_unlinked` cuts the back-references once the channel is gone.
+14. httpx binds each response's stream to the response, a cycle: every REST request (a history page, a token
+   request) leaves about 30 objects for the collector. `_AcyclicAsyncClient` gives a response read in full a
+   stream of its bytes instead. tests/sdk/test_fixes.py::test_channels_and_rest_requests_leave_no_garbage_in_cycles
+
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
 before has none of them for that first connection: on a port other than 80/443 it never connected (1), and until
@@ -60,12 +72,17 @@ import asyncio
 import logging
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import ably
+import httpx
 from ably import AblyRealtime
 from ably.http import http as ably_http
 from ably.http.httputils import HttpUtils
+from ably.realtime import channel as realtime_channel
+from ably.realtime import connectionmanager
+from ably.realtime.channel import Channels
 from ably.rest.auth import Auth
 from ably.transport import websockettransport
 from ably.transport.websockettransport import ProtocolMessageAction
@@ -81,6 +98,7 @@ from ..errors import ConfigurationError, UnsupportedSdkError
 from . import outbox
 
 log = logging.getLogger(__name__)
+_MODULES_WITH_TIMERS = (realtime_channel, connectionmanager, websockettransport)  # each imported `Timer` by name
 SUPPORTED_VERSIONS = ("3.1.",)  # the versions whose code these replacements were written against
 _ADOPTED = "_langchain_ably_transport_adopted"
 
@@ -114,12 +132,16 @@ def install() -> None:
         Auth.request_token = _request_token_for_client(Auth.request_token)  # type: ignore[method-assign]
     if not isinstance(ably_http.httpx, _HttpxSharingTls):
         ably_http.httpx = _HttpxSharingTls(ably_http.httpx)  # type: ignore[assignment]
+    for module in _MODULES_WITH_TIMERS:
+        module.Timer = _LoopTimer  # type: ignore[attr-defined]
+    if not getattr(Channels.release, "unlinks", False):
+        Channels.release = _release_unlinked(Channels.release)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
     """Whether `install` has run in this process."""
     return (websockettransport.WebSocketTransport.connect is _connect_with_port and outbox.installed()
-            and getattr(Auth.request_token, "names_client", False))
+            and getattr(Auth.request_token, "names_client", False) and realtime_channel.Timer is _LoopTimer)
 
 
 def adopt(client: AblyRealtime) -> AblyRealtime:
@@ -294,4 +316,58 @@ class _HttpxSharingTls:
             if self._context is None:
                 self._context = self._module.create_ssl_context()
             kwargs["verify"] = self._context
-        return self._module.AsyncClient(*args, **kwargs)
+        return _AcyclicAsyncClient(*args, **kwargs)
+
+
+class _AcyclicAsyncClient(httpx.AsyncClient):
+    """httpx's `AsyncClient`, but a response read in full keeps its bytes as its stream, not a stream bound to the
+    response (14): the response is then freed when the SDK is done with it, not by the collector."""
+
+    async def send(self, request: httpx.Request, *args: Any, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        response = await super().send(request, *args, stream=stream, **kwargs)
+        if not stream:
+            response.stream = httpx.ByteStream(response.content)
+        return response
+
+
+class _LoopTimer:
+    """ably-python's `Timer` (12): calls `callback` after `timeout` ms, a coroutine function in a task of its own,
+    unless cancelled first; waiting is a `call_later` handle, which cancelling leaves in no cycle."""
+
+    def __init__(self, timeout: float, callback: Callable[[], Any]) -> None:
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(timeout / 1000, self._fire)
+        self._task: asyncio.Task[Any] | None = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        if asyncio.iscoroutinefunction(self._callback):
+            self._task = asyncio.ensure_future(self._callback())
+        else:
+            self._callback()
+
+    def cancel(self) -> None:
+        """Stop the wait, or the coroutine callback it started, as cancelling 3.1's task would."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _release_unlinked(release: Any) -> Any:
+    """`Channels.release`, then the released channel's presence and annotations no longer pointing back at it (13),
+    so that dropping the channel frees it and everything it holds at once."""
+
+    def release_unlinked(self: Channels, name: str) -> None:
+        channel = self._Channels__all.get(name)  # type: ignore[attr-defined]
+        release(self, name)
+        if channel is None or name in self._Channels__all:  # type: ignore[attr-defined]
+            return
+        channel.presence.channel = None
+        annotations = channel._Channel__annotations
+        annotations._RealtimeAnnotations__channel = None
+        annotations._RealtimeAnnotations__rest_annotations._RestAnnotations__channel = None
+
+    release_unlinked.unlinks = True  # type: ignore[attr-defined]
+    return release_unlinked
