@@ -80,6 +80,15 @@ def load_line(before: str) -> str:
             "(anything else running competes for the same cores)")
 
 
+def core_wait_seconds(pid: int) -> float | None:
+    """Seconds a process's main thread has spent runnable but waiting for a core, from /proc/<pid>/schedstat (None
+    where that is unavailable): for a single-threaded event loop, time its callbacks were due and could not run."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU seconds of a process so far, from /proc (None where that is unavailable)."""
     if pid is None:

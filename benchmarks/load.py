@@ -44,6 +44,7 @@ import gc
 import itertools
 import json
 import logging
+import os
 import random
 import re
 import statistics
@@ -59,7 +60,17 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from common import BenchmarkError, cell, cpu_seconds, load_average, load_line, percentile, positive, quiet_sdk_logs
+from common import (
+    BenchmarkError,
+    cell,
+    core_wait_seconds,
+    cpu_seconds,
+    load_average,
+    load_line,
+    percentile,
+    positive,
+    quiet_sdk_logs,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -436,6 +447,7 @@ class Phase:
     cpu_cores: float | None = None
     server_cpu_cores: float | None = None
     users_cpu_cores: float | None = None
+    core_wait: dict[str, float] = field(default_factory=dict)  # share of the phase a process waited for a core
     users_lags_ms: list[float] = field(default_factory=list)
     users_collector: list[dict[str, dict[str, float]]] = field(default_factory=list)
     probe_ms: list[float] = field(default_factory=list)
@@ -472,6 +484,8 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
                        out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
         server_cpu_before = cpu_seconds(server.process.pid)
+        loops = {"agent": agent.pid, "dev server": server.process.pid}
+        waits_before = {name: core_wait_seconds(pid) for name, pid in loops.items()}
         samples: list[tuple[float, float]] = []
         while any(u.poll() is None for u in users):
             samples.append((time.monotonic() - started, rss_mb(agent.pid)))
@@ -482,6 +496,10 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.cpu_cores = (cpu_after - cpu_before) / elapsed
         if server_cpu_before is not None and server_cpu_after is not None:
             phase.server_cpu_cores = (server_cpu_after - server_cpu_before) / elapsed
+        for name, pid in loops.items():
+            before, after = waits_before[name], core_wait_seconds(pid)
+            if before is not None and after is not None:
+                phase.core_wait[name] = (after - before) / elapsed
         for process, path in zip(users, outs, strict=True):
             if process.returncode != 0 or not path.exists():
                 raise BenchmarkError(f"a user process failed (exit {process.returncode})")
@@ -609,6 +627,11 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
         lines.append(f"  {phase.name:<22}agent {_lag(phase.agent.get('loop lag', {}))}; users "
                      f"{_lag(LoopLag.summarise(phase.users_lags_ms))}, {_cores(phase.users_cpu_cores)} cores, "
                      f"{_merged_pauses(phase.users_collector)}; probe {_lag(LoopLag.summarise(phase.probe_ms))}")
+    lines += ["", "the share of the phase the agent's and the dev server's event loops were due to run and waited for "
+              f"a core (runnable, not running: /proc/<pid>/schedstat; this machine has {os.cpu_count()} cores):"]
+    for phase in phases:
+        waits = ", ".join(f"{name} {share:.1%}" for name, share in phase.core_wait.items())
+        lines.append(f"  {phase.name:<22}{waits or '-'}")
     lines += ["", "messages the agent published per completed run, by kind (the message ledger):"]
     for phase in phases:
         served = sum(phase.agent.get("outcomes", {}).values()) or 1
