@@ -16,6 +16,7 @@ from ably.util.exceptions import AblyException
 
 from ..errors import CheckpointRetentionError, CheckpointStorageError, ErrorCode
 from ..ledger import MessageKind, Publication
+from ..sdk.outbox import publish_now
 from ..sdk.pacer import pacer_for, retry_rate_limited
 from .records import CHUNK
 
@@ -67,7 +68,7 @@ class ChannelLog:
         publication = Publication(kind, self.name)
         try:
             result = await retry_rate_limited(
-                lambda: self._pacer.start(lambda: self.channel.publish(Message(name=name, data=data)),
+                lambda: self._pacer.start(lambda: publish_now(self.channel, [Message(name=name, data=data)]),
                                           publication=publication),
                 retry_for_s=self._retry_for_s)
         except AblyException as error:

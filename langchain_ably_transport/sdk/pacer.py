@@ -77,16 +77,16 @@ class PublishPacer:
     """One connection's publishes, started in call order and no faster than `rate()` messages a second.
 
     `start(operation, count, publication)` calls `operation()` (which sends `count` messages) when the rate allows
-    and everything started before it has started. An operation that returns a future (`outbox.append_now`) has
-    written its message by then; a coroutine (ably-python's publish) runs as a task, and tasks take their first
-    step, where ably-python numbers a message (`msgSerial`), in creation order. So the wire order is the call
-    order, but for an append, which may overtake a create started just before it: never its own message's (an
-    append needs that create's serial), and a stream's appends keep their order. A
-    rate of 0 means no limit. A pacer may also share a budget with others (`share`): the rate an account allows
-    all of a process's connections together. `paced` counts the operations that had to wait. Once the server has
-    accepted them, the messages are recorded in the `ledger` as `publication` says. A refusal for rate (the account's
-    other connections can cause one) is counted in the ledger and pauses the pacer, 50 ms doubling to 1 s while
-    refusals go on: appends waiting meanwhile go out merged, so a limited account gets fewer, larger messages.
+    and everything started before it has started. An operation that returns a future (the package's own:
+    `outbox.publish_now` and `outbox.append_now`) has written its message by then, so the wire order is the call
+    order; a coroutine (ably-python's own `update_message`, which the encoder sends a message only once it sends
+    it nothing more) runs as a task, which numbers its message (`msgSerial`) in its first step, so a message written
+    at once may overtake it. A rate of 0 means no limit. A pacer may also share a budget with others (`share`):
+    the rate an account allows all of a process's connections together. `paced` counts the operations that had to
+    wait. Once the server has accepted them, the messages are recorded in the `ledger` as `publication` says. A
+    refusal for rate (the account's other connections can cause one) is counted in the ledger and pauses the pacer,
+    50 ms doubling to 1 s while refusals go on: appends waiting meanwhile go out merged, so a limited account gets
+    fewer, larger messages.
     """
 
     def __init__(self, rate: Callable[[], float]) -> None:

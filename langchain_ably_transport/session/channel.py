@@ -15,7 +15,7 @@ from ably.util.exceptions import AblyException
 
 from ..ledger import MessageKind, Publication
 from ..sdk.channels import attach_serial
-from ..sdk.outbox import append_now
+from ..sdk.outbox import append_now, publish_now
 from ..sdk.pacer import pacer_for, retry_rate_limited
 from ..wire import names
 from ..wire.envelope import WireMessage
@@ -26,7 +26,8 @@ HISTORY_PAGE_SIZE = 100
 
 
 class ChannelWriter:
-    """`codec.ChannelWriter` over an ably-python channel: creates awaited, appends pipelined, all paced.
+    """`codec.ChannelWriter` over an ably-python channel: creates awaited, appends pipelined, all paced, and each
+    written when the pacer starts it (`sdk.outbox`), so the wire keeps the call order.
 
     Every message goes through the connection's `PublishPacer`, so a busy connection (many streams, a
     checkpoint's chunks) stays under Ably's publish rate instead of having appends refused. Appends to one
@@ -42,14 +43,14 @@ class ChannelWriter:
     async def publish(self, message: WireMessage) -> str | None:
         publication = self._publication(_KINDS.get(message.name or "", MessageKind.OUTPUT_CREATE), message)
         result = await retry_rate_limited(lambda: self._pacer.start(
-            lambda: self.channel.publish(Message(**message.to_publish())), publication=publication))
+            lambda: publish_now(self.channel, [Message(**message.to_publish())]), publication=publication))
         return result.serials[0] if result.serials else None
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""
         publication = self._publication(MessageKind.INPUT, messages[0])
         result = await retry_rate_limited(lambda: self._pacer.start(
-            lambda: self.channel.publish([Message(**m.to_publish()) for m in messages]), count=len(messages),
+            lambda: publish_now(self.channel, [Message(**m.to_publish()) for m in messages]), count=len(messages),
             publication=publication))
         return list(result.serials)
 

@@ -1,15 +1,17 @@
-"""Publishing through the SDK seam: a stream's appends are written at once, in order, without a task each (the
-pacer starts them; `outbox.append_now` writes them; the socket takes them at once, and one writer task per transport
-sends what must wait)."""
+"""Publishing through the SDK seam: creates and a stream's appends are written at once, in order, without a task
+each (the pacer starts them; `outbox.publish_now` and `outbox.append_now` write them; the socket takes them at once,
+and one writer task per transport sends what must wait)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from langchain_ably_transport import connect
+from langchain_ably_transport.sdk.outbox import publish_now
 from langchain_ably_transport.session.channel import ChannelWriter
 from langchain_ably_transport.wire.envelope import WireMessage
 
@@ -57,6 +59,45 @@ async def test_a_streams_appends_are_written_in_order_without_a_task_each(server
     assert history.items[0].data == text
     del counts["async_generator_athrow"]  # the loop closing some earlier async generator that was collected
     assert counts.total() == 0, f"a socket that takes every write at once needs no task: {counts}"
+
+
+async def test_a_create_is_written_in_its_callers_step_and_creates_keep_the_call_order(server, channel_name):
+    """`outbox.publish_now`: an awaited create takes no task (ably-python's publish coroutine took one, and a turn of
+    the loop to start it and another to hand its ACK back); creates started one after another without awaiting,
+    with an append between them, reach the channel in the order they were called."""
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        writer = ChannelWriter(channel)
+        first = await writer.publish(WireMessage(name="ai-output", data="a"))  # attached, and the rate known
+        with tasks_created() as counts:
+            serial = await writer.publish(WireMessage(name="ai-output", data="b"))
+        assert serial and serial > first
+        assert counts.total() == 0, f"an awaited create needs no task: {counts}"
+        started = [asyncio.ensure_future(writer.publish(WireMessage(name=f"create-{i}", data=str(i))))
+                   for i in range(5)]
+        await asyncio.sleep(0)  # each takes its first step, in creation order: the creates are written there
+        appended = writer.append(serial, WireMessage(data="+"))
+        started.append(asyncio.ensure_future(writer.publish(WireMessage(name="create-5", data="5"))))
+        serials = await asyncio.gather(*started)
+        await appended
+        history = (await channel.history(direction="forwards")).items
+    assert serials == sorted(serials), "serials in call order"
+    assert [m.name for m in history[2:]] == [f"create-{i}" for i in range(6)]
+    assert history[1].data == "b+", "the append between the creates applied"
+
+
+async def test_a_create_is_refused_as_ably_python_refuses_it_before_sending(server, channel_name):
+    async with connect(server.key, server.url, client_id="agent") as client:
+        writer = ChannelWriter(client.channels.get(channel_name))
+        with pytest.raises(AblyException) as too_big:
+            await writer.publish(WireMessage(name="ai-output", data="x" * 70_000))
+        assert too_big.value.code == 40009
+        with pytest.raises(AblyException) as someone_else:
+            publish_now(client.channels.get(channel_name), [Message(name="ai-output", data="", client_id="mallory")])
+        assert someone_else.value.code == 40012
+        serial = await writer.publish(WireMessage(name="ai-output", data="and then one that is fine"))
+        history = (await client.channels.get(channel_name).history()).items
+    assert [(m.serial, m.data) for m in history] == [(serial, "and then one that is fine")], "the refused ones not sent"
 
 
 async def test_an_append_refused_before_it_is_sent_fails_its_future_and_raises_nothing(server, channel_name):
