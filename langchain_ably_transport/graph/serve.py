@@ -483,12 +483,14 @@ class _GraphStream:
         await self._agents.settle()
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
-        yield {"type": "start"}  # the run's one assistant message opens before its first task part
         config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id,
                                                    HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
         try:
             async with GraphEvents(self._graph, self.graph_input, config, ["messages", "updates", "tasks"],
                                    self._durability, take=self._take_now) as events:
+                # The graph is under way: its start and its model's first token overlap the round trip of the
+                # step the pass opens on this first chunk, instead of waiting for it.
+                yield {"type": "start"}  # the run's one assistant message opens before its first task part
                 while (batch := await events.next(self._running.due_in())) is not None:
                     for chunk in await self._events(batch) if batch else self._running.due():
                         yield chunk

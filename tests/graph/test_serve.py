@@ -13,7 +13,7 @@ from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.session import Run
 from langchain_ably_transport.wire import names
 
-from .graphs import approval_graph, chat_graph
+from .graphs import approval_graph, chat_builder, chat_graph
 
 WORKER = Path(__file__).with_name("graphs.py")
 
@@ -56,6 +56,35 @@ async def test_a_streamed_answers_tokens_go_to_the_channel_from_the_models_task(
         assert [m.content for m in user.messages()] == ["stream it", "".join(words)]
     assert len(taken) >= len(words) // 2, f"only {len(taken)} of {len(words)} tokens were written at once"
     assert serving not in {task for task, _ in taken}, "written in the model's task, not the serving one"
+
+
+async def test_the_graph_starts_while_the_step_it_streams_into_is_being_opened(clients, channel_name, monkeypatch):
+    """The pass opens its step (`ai-step-start`, whose serial every output carries) on its first chunk; the graph
+    and its model start meanwhile, so the round trip adds nothing before the first token (a slow one here)."""
+    agent = await clients()
+    loop = asyncio.get_running_loop()
+    called: list[float] = []
+    opened: list[float] = []
+    open_step = Run._open_step
+
+    async def slow_open_step(run: Run) -> tuple[str, str]:
+        await asyncio.sleep(0.3)
+        step = await open_step(run)
+        opened.append(loop.time())
+        return step
+
+    def reply(state: object) -> str:
+        called.append(loop.time())
+        return "Hello, human."
+
+    monkeypatch.setattr(Run, "_open_step", slow_open_step)
+    graph = chat_builder(reply).compile(checkpointer=AblySaver(agent))
+    async with ClientSession(await clients(), channel_name) as user:
+        sent = await user.send("hello graph")
+        assert (await serve_graph(graph, sent.invocation, client=agent)).outcome == "complete"
+        assert await user.wait_for(lambda: user.runs()[0].status == names.RunStatus.COMPLETE)
+        assert [m.content for m in user.messages()] == ["hello graph", "Hello, human."]
+    assert called and opened and called[0] < opened[0] - 0.2, "the model ran while the step was being opened"
 
 
 async def test_a_token_that_fails_in_the_models_task_fails_the_run_and_nothing_raises(clients, channel_name,
