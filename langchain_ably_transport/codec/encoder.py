@@ -5,7 +5,8 @@ It is `core/codec/encoder.ts` + the Vercel output table, with three additions th
 * Coalescing. A stream sends at most one message per `coalesce_window` (40 ms: at most 25 messages per
   second per stream, its create included, Ably's own append rollup rate). Deltas wait for the window and go
   out as one append; what the window still holds when the stream ends rides on the closing append (a JS
-  decoder applies it as a last delta). `coalesce_window=0` sends one append per delta.
+  decoder applies it as a last delta). `coalesce_window=0` sends one append per delta. The window counts from
+  when the create was sent: the deltas that its round trip held back go out together as soon as it returns.
 * Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
   A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
@@ -128,6 +129,7 @@ class _Segment:
     transport: Headers
     codec: Headers
     base_bytes: int
+    created_at: float = 0.0  # when its create was sent (the loop's clock)
     text: list[str] = field(default_factory=list)
     planned_bytes: int = 0
     status: StreamStatus = StreamStatus.STREAMING
@@ -149,7 +151,8 @@ class _Stream:
     tail: TextTail = field(default_factory=TextTail)
     buffer: list[str] = field(default_factory=list)
     last_sent: float = -math.inf
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None
+    opening: bool = True  # no append sent yet: the first gathers every delta of the loop turn it comes in
 
 
 class MessageEncoder:
@@ -366,10 +369,10 @@ class MessageEncoder:
             self._flush_stream(previous)
             self._close_segment(previous.segment, StreamStatus.CANCELLED, dict(previous.segment.codec))
         segment = await self._open_segment(stream_id, codec)
-        # The create counts against the stream's rate, so the window's clock starts with it: at the default
+        # The create counts against the stream's rate, so the window's clock starts when it was sent: at the default
         # 40 ms no second of a stream holds more than 25 of its messages.
         self._streams[(group.kind, stream_id)] = _Stream(group, stream_id, codec, segment,
-                                                        last_sent=asyncio.get_running_loop().time())
+                                                        last_sent=segment.created_at)
 
     async def _open_segment(self, stream_id: str, codec: Headers) -> _Segment:
         transport = {**self._transport, HEADER_STREAM: TRUE, HEADER_STATUS: StreamStatus.STREAMING.value,
@@ -386,10 +389,11 @@ class MessageEncoder:
         if self._phases is not None:  # in call order with the discretes: the yield below keeps the wire in it
             self._phases.sent_stream_start(message.codec)
         await self._before_awaited_write()
+        created_at = asyncio.get_running_loop().time()
         serial = await self._writer.publish(message)
         if not serial:
             raise MissingSerialError(stream_id)
-        segment = _Segment(stream_id, serial, message.transport, message.codec, base)
+        segment = _Segment(stream_id, serial, message.transport, message.codec, base, created_at)
         self._segments.append(segment)
         return segment
 
@@ -469,13 +473,17 @@ class MessageEncoder:
             self._send_append(stream.segment, text)
             return
         loop = asyncio.get_running_loop()
-        if not stream.buffer and loop.time() - stream.last_sent >= self._window:
+        due = not stream.buffer and loop.time() - stream.last_sent >= self._window
+        if due and not stream.opening:
             stream.last_sent = loop.time()
             self._send_append(stream.segment, text)
             return
         stream.buffer.append(text)
-        if stream.timer is None:
+        if due:  # the stream's first deltas: those its create's round trip held back come in this turn, all of them
+            stream.timer = loop.call_soon(self._flush_stream, stream)
+        elif stream.timer is None:
             stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
+        stream.opening = False
 
     def _flush_stream(self, stream: _Stream) -> None:
         text = self._take_buffer(stream)

@@ -368,6 +368,32 @@ async def test_deltas_coalesce_to_one_append_per_window():
     assert all(gap >= 0.045 for gap in gaps)
 
 
+async def test_deltas_held_back_by_a_slow_create_go_out_together_as_soon_as_it_returns():
+    """A loaded agent waits a window or more for a stream's create: the window's clock starts when the create was
+    sent, so the deltas that came meanwhile (written in the turn the create returns in) go out in one append at the
+    end of that turn, not a window after it."""
+    channel = FakeChannel()
+    create = channel.publish
+
+    async def slow_create(message: WireMessage) -> str:
+        await asyncio.sleep(0.08)
+        return await create(message)
+
+    channel.publish = slow_create  # type: ignore[method-assign]
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0.05)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    for delta in "abc":
+        await encoder.write({"type": "text-delta", "id": "t0", "delta": delta})
+    assert channel.of("append") == [], "the turn's later deltas join the first"
+    await asyncio.sleep(0)
+    assert [m.data for m in channel.of("append")] == ["abc"], "sent at the end of the turn"
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "d"})
+    await asyncio.sleep(0.01)
+    assert [m.data for m in channel.of("append")] == ["abc"], "then a window between appends again"
+    await encoder.close()
+    assert "".join(m.data for m in channel.of("append")) == "abcd"
+
+
 async def test_buffered_deltas_go_out_before_the_next_discrete_message():
     channel = FakeChannel()
     encoder = MessageEncoder(channel, HEADERS, coalesce_window=10)
