@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from .errors import AblyTransportError
 
 T = TypeVar("T")
+WIND_DOWN_S = 5.0
 
 
 class LoopThread:
@@ -31,6 +33,22 @@ class LoopThread:
             raise error.with_traceback(None) from error.__cause__
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
+        """Cancel what still runs on the loop, let it finish (`WIND_DOWN_S` at most), then stop and close the loop,
+        as `asyncio.run` ends: a task left pending would be destroyed with the loop, and say so on stderr ("Task was
+        destroyed but it is pending!"), as ably-python's handler of the frame that closed the connection did."""
+        if self._thread.is_alive():
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                asyncio.run_coroutine_threadsafe(_wind_down(), self.loop).result(timeout=WIND_DOWN_S + 1)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
         self.loop.close()
+
+
+async def _wind_down() -> None:
+    current = asyncio.current_task()
+    running = [task for task in asyncio.all_tasks() if task is not current]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=WIND_DOWN_S)
+    await asyncio.get_running_loop().shutdown_asyncgens()
