@@ -59,6 +59,13 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
 14. httpx binds each response's stream to the response, a cycle: every REST request (a history page, a token
    request) leaves about 30 objects for the collector. `_AcyclicAsyncClient` gives a response read in full a
    stream of its bytes instead. tests/sdk/test_fixes.py::test_channels_and_rest_requests_leave_no_garbage_in_cycles
+15. Even handled in the loop (9), a frame waits a turn of the event loop: the websockets library queues it, from
+   the socket's callback, for the read loop's task, which wakes in the next turn. A loaded agent's turns are long
+   (about 13 ms at the median at 200 sessions in `benchmarks/load.py`), and every ACK a publisher awaits, a
+   stream's create included, waits one. `_handle_in_place` handles a frequent frame in the socket's callback when
+   the read loop is idle, waiting with nothing queued (so frames keep their order); any other frame, or one that
+   comes while the loop is busy, is queued for it as before.
+   tests/sdk/test_fixes.py::test_frequent_frames_are_handled_in_the_sockets_callback_in_order
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -69,6 +76,7 @@ it next connects it has no `maxInboundRate` (3), so it is paced at Ably's 50 msg
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import urllib.parse
@@ -92,7 +100,9 @@ from ably.types.tokendetails import TokenDetails
 from ably.util.eventemitter import EventEmitter
 from ably.util.exceptions import AblyException
 from ably.util.helper import unix_time_ms
+from websockets.asyncio.messages import Assembler
 from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import Frame, Opcode
 
 from ..errors import ConfigurationError, UnsupportedSdkError
 from . import outbox
@@ -136,6 +146,8 @@ def install() -> None:
         module.Timer = _LoopTimer  # type: ignore[attr-defined]
     if not getattr(Channels.release, "unlinks", False):
         Channels.release = _release_unlinked(Channels.release)  # type: ignore[method-assign]
+    if not getattr(Assembler.put, "handles_in_place", False):
+        Assembler.put = _put_or_handle(Assembler.put)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
@@ -190,6 +202,7 @@ async def _close_if_open(self: websockettransport.WebSocketTransport) -> None:
 _HANDLED_IN_THE_LOOP = frozenset({ProtocolMessageAction.ACK, ProtocolMessageAction.NACK, ProtocolMessageAction.MESSAGE,
                                   ProtocolMessageAction.PRESENCE, ProtocolMessageAction.HEARTBEAT})
 _SDK_TRANSPORT_LOG = logging.getLogger(websockettransport.__name__)
+_IN_PLACE = "_langchain_ably_transport_in_place"
 
 
 async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
@@ -198,6 +211,9 @@ async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
     order they came, as tasks taking their first steps in creation order had them."""
     if not self.websocket:
         raise AblyException("ws_read_loop started with no websocket", 500, 50000)
+    assembler = getattr(self.websocket, "recv_messages", None)
+    if isinstance(assembler, Assembler):  # websockets' asyncio implementation, which ably-python 3.1 uses
+        assembler.__dict__[_IN_PLACE] = functools.partial(_handle_in_place, self)
     try:
         async for raw in self.websocket:
             try:
@@ -234,6 +250,44 @@ def _handle_frequent_frame(self: websockettransport.WebSocketTransport, frame: d
         manager.on_heartbeat(frame.get("id"))
     else:
         manager.on_channel_message(frame)
+
+
+def _put_or_handle(put: Callable[[Assembler, Frame], None]) -> Callable[[Assembler, Frame], None]:
+    """`Assembler.put`, for an ably-python transport's socket, handling the frame at once when it can (15)."""
+
+    def put_or_handle(self: Assembler, frame: Frame) -> None:
+        handle = self.__dict__.get(_IN_PLACE)
+        if handle is None or not _read_loop_idle(self) or not handle(frame):
+            put(self, frame)
+
+    put_or_handle.handles_in_place = True  # type: ignore[attr-defined]
+    return put_or_handle
+
+
+def _read_loop_idle(assembler: Assembler) -> bool:
+    """The read loop waits for a frame and none is queued: one handled now comes after everything before it."""
+    frames = assembler.frames
+    waiting = frames.get_waiter
+    return not frames.queue and waiting is not None and not waiting.done() and not assembler.closed
+
+
+def _handle_in_place(self: websockettransport.WebSocketTransport, frame: Frame) -> bool:
+    """Handle a whole ACK, NACK, MESSAGE, PRESENCE or HEARTBEAT frame now, in the socket's callback (15); False
+    leaves the frame to the read loop (any other frame, a fragment, or one that cannot be decoded)."""
+    if not frame.fin or frame.opcode not in (Opcode.TEXT, Opcode.BINARY):
+        return False
+    try:
+        decoded = self.decode_raw_websocket_frame(frame.data if frame.opcode is Opcode.BINARY else
+                                                  bytes(frame.data).decode())
+    except Exception:
+        return False  # the read loop meets it, and logs it as it logs every frame it cannot handle
+    if decoded.get("action") not in _HANDLED_IN_THE_LOOP:
+        return False
+    try:
+        _handle_frequent_frame(self, decoded)
+    except Exception:
+        log.exception("a frame from Ably could not be handled")
+    return True
 
 
 def _note_activity(self: websockettransport.WebSocketTransport) -> None:

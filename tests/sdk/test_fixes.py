@@ -184,6 +184,36 @@ async def test_frequent_frames_are_handled_without_a_task_each_and_in_order(serv
     assert idle_timer is transport.idle_timer is not None, "the idle timer was replaced"
 
 
+async def test_frequent_frames_are_handled_in_the_sockets_callback_in_order(server, channel_name, monkeypatch):
+    """Fix 15: an ACK or an echo that comes while the read loop waits is handled in the socket's callback (no task is
+    current there), not a turn later by the read loop's task; the echoes keep their publish order, and a frame of
+    another kind (the DETACHED below) still goes to the read loop."""
+    from ably.realtime.connectionmanager import ConnectionManager
+
+    handled_by: list[asyncio.Task[object] | None] = []
+    on_ack = ConnectionManager.on_ack
+
+    def recorded(manager: ConnectionManager, serial: int, count: int, res: object) -> None:
+        handled_by.append(asyncio.current_task())
+        on_ack(manager, serial, count, res)
+
+    monkeypatch.setattr(ConnectionManager, "on_ack", recorded)
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        received: list[tuple[str, asyncio.Task[object] | None]] = []
+        await channel.subscribe(lambda message: received.append((message.data, asyncio.current_task())))
+        for i in range(100):
+            await channel.publish("n", f"m{i}")  # one at a time: the read loop waits for each ACK
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(received) < 100 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await channel.detach()
+        assert channel.state == "detached"
+    assert [data for data, _ in received] == [f"m{i}" for i in range(100)]
+    assert len(handled_by) == 100 and all(task is None for task in handled_by), "every ACK in the socket's callback"
+    assert sum(task is None for _, task in received) >= 95, "nearly every echo in the socket's callback"
+
+
 async def test_the_idle_timer_is_not_replaced_per_frame_and_still_fires(caplog):
     """Fix 10: a server gone silent (SIGSTOP) is noticed within its announced idle interval plus the request
     timeout, as 3.1.4 notices it (which then waits for the WebSocket's closing handshake before it reconnects)."""
