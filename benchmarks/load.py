@@ -12,8 +12,10 @@ users, each in one conversation at a time: think 2-6 s, send, POST the invocatio
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
 warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a user
-receiving it (the model stamps each token with its due time; one machine, one clock); time to first token, from the
-user's send to the first token it receives; the agent's RSS at the start, 25/50/75% and end of the phase, and its growth
+receiving it (the model stamps each token with its due time; one machine, one clock), and the same for a reply's first
+five tokens apart (they wait for the reply's stream to be created: within a run, their share of the tokens over the
+p99 says whether the tail is the opening of replies or their whole length); time to first token, from the user's send
+to the first token it receives; the agent's RSS at the start, 25/50/75% and end of the phase, and its growth
 after warm-up (from 25% on), and the Python objects it holds before and after the phase (counted outside it: a count
 takes a full collection); the agent's and the dev server's CPU (cores busy), and the agent's CPU per run completed (what
 compares two commits in alternating runs: the p99 of one commit swings several-fold between runs); the messages it
@@ -99,6 +101,7 @@ TOKEN = re.compile(r"w(\d+)@(\d+\.\d+) ")
 THINK_S = (2.0, 6.0)
 RSS_MARKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROBE_INTERVAL_S = 0.050
+OPENING_TOKENS = 5  # a reply's first tokens, reported apart: they wait for the reply's stream to be created
 AGENT_GC_THRESHOLD = (100_000, 10, 10)  # docs/tuning.md's advice for a streaming agent server
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
@@ -332,6 +335,7 @@ class UserFigures:
     runs: int = 0
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    opening_ms: list[float] = field(default_factory=list)  # the latencies of a reply's first OPENING_TOKENS tokens
     first_token_ms: list[float] = field(default_factory=list)
 
 
@@ -359,7 +363,10 @@ async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFig
                 if not received and started is not None:
                     figures.first_token_ms.append((now - started) * 1000)
                 received.append(chunk["delta"])
-                figures.latencies_ms += [(now - float(at)) * 1000 for _, at in TOKEN.findall(chunk["delta"])]
+                for index, at in TOKEN.findall(chunk["delta"]):
+                    figures.latencies_ms.append((now - float(at)) * 1000)
+                    if int(index) < OPENING_TOKENS:
+                        figures.opening_ms.append(figures.latencies_ms[-1])
         if wire.name == names.RUN_END and wire.transport.get(names.HEADER_RUN_ID) == run_id:
             break
     shown = view.messages()[-1].content
@@ -408,6 +415,7 @@ async def run_users(url: str, key: str, agent_url: str, users: int, settings: Us
         results = await asyncio.gather(*(user(client, http, agent_url, settings, rng) for _ in range(users)))
     out.write_text(json.dumps({"runs": sum(r.runs for r in results), "errors": [e for r in results for e in r.errors],
                                "latencies_ms": [x for r in results for x in r.latencies_ms],
+                               "opening_ms": [x for r in results for x in r.opening_ms],
                                "first_token_ms": [x for r in results for x in r.first_token_ms],
                                "loop lags ms": lag.lags_ms, "collector": pauses.summary(),
                                "cpu s": time.process_time() - cpu}))
@@ -443,6 +451,7 @@ class Phase:
     runs: int = 0
     errors: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    opening_ms: list[float] = field(default_factory=list)
     first_token_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     objects: list[int] = field(default_factory=list)
@@ -509,6 +518,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
             phase.runs += out["runs"]
             phase.errors += out["errors"]
             phase.latencies_ms += out["latencies_ms"]
+            phase.opening_ms += out["opening_ms"]
             phase.first_token_ms += out["first_token_ms"]
             phase.users_lags_ms += out["loop lags ms"]
             phase.users_cpu_cores = (phase.users_cpu_cores or 0.0) + out["cpu s"] / elapsed
@@ -554,6 +564,21 @@ def _first_token_lines(phases: list[Phase]) -> list[str]:
         p50 = statistics.median(ordered)
         vs = f"{p50 / base_p50:.2f}x" if base_p50 else "-"
         lines.append(f"  {phase.name:<22}{len(ordered):>6}{p50:>9.1f}{percentile(ordered, 99):>9.1f}{vs:>9}")
+    return lines
+
+
+def _opening_lines(phases: list[Phase]) -> list[str]:
+    lines = []
+    for phase in phases:
+        every, opening = sorted(phase.latencies_ms), sorted(phase.opening_ms)
+        if not every or not opening:
+            lines.append(f"  {phase.name:<22}-")
+            continue
+        p99 = percentile(every, 99)
+        over = sum(1 for x in every if x > p99)
+        share = sum(1 for x in opening if x > p99) / over if over else 0.0
+        lines.append(f"  {phase.name:<22}first {statistics.median(opening):7.1f} {percentile(opening, 99):8.1f}   "
+                     f"all {statistics.median(every):7.1f} {p99:8.1f}   over the p99: {share:.0%}")
     return lines
 
 
@@ -603,6 +628,10 @@ def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) 
               "model's first token is due 1/rate after its call): turns, p50 and p99 ms, p50 against the "
               "baseline's (its few turns make its p99 a rough figure)"]
     lines += _first_token_lines(phases)
+    lines += ["", f"a reply's first {OPENING_TOKENS} tokens (they wait for the reply's stream to be created, a round "
+              "trip through the agent's loop) against all its tokens: p50 and p99 ms of each, and the first tokens' "
+              "share of the tokens over the phase's p99"]
+    lines += _opening_lines(phases)
     lines += ["", "agent memory at 0/25/50/75/100% of the phase, then the growth in each quarter after the first "
               "(warm-up):", "RSS (MiB)"]
     for phase in phases:
