@@ -6,7 +6,8 @@ It is `core/codec/encoder.ts` + the Vercel output table, with three additions th
   second per stream, its create included, Ably's own append rollup rate). Deltas wait for the window and go
   out as one append; what the window still holds when the stream ends rides on the closing append (a JS
   decoder applies it as a last delta). `coalesce_window=0` sends one append per delta. The window counts from
-  when the create was sent: the deltas that its round trip held back go out together as soon as it returns.
+  when the create was sent: the deltas that its round trip held back go out together as soon as it returns. A
+  delta that comes after a window ended, before the window's timer had its turn, sends what it held at once.
 * Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
   A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
@@ -473,20 +474,20 @@ class MessageEncoder:
             self._send_append(stream.segment, text)
             return
         loop = asyncio.get_running_loop()
-        due = not stream.buffer and loop.time() - stream.last_sent >= self._window
+        due = loop.time() - stream.last_sent >= self._window
         if due and not stream.opening:
-            stream.last_sent = loop.time()
-            self._send_append(stream.segment, text)
+            # A window whose timer has not had its turn yet (a busy loop runs it late) goes out with this delta.
+            self._flush_stream(stream, text)
             return
         stream.buffer.append(text)
-        if due:  # the stream's first deltas: those its create's round trip held back come in this turn, all of them
-            stream.timer = loop.call_soon(self._flush_stream, stream)
-        elif stream.timer is None:
-            stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
-        stream.opening = False
+        if stream.timer is None:
+            # The stream's first deltas: those its create's round trip held back come in this turn, all of them.
+            stream.timer = (loop.call_soon(self._flush_stream, stream) if due else
+                            loop.call_at(stream.last_sent + self._window, self._flush_stream, stream))
 
-    def _flush_stream(self, stream: _Stream) -> None:
-        text = self._take_buffer(stream)
+    def _flush_stream(self, stream: _Stream, text: str = "") -> None:
+        text = self._take_buffer(stream) + text
+        stream.opening = False
         if text:
             stream.last_sent = asyncio.get_running_loop().time()
             self._send_append(stream.segment, text)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -390,6 +391,26 @@ async def test_deltas_held_back_by_a_slow_create_go_out_together_as_soon_as_it_r
     await encoder.write({"type": "text-delta", "id": "t0", "delta": "d"})
     await asyncio.sleep(0.01)
     assert [m.data for m in channel.of("append")] == ["abc"], "then a window between appends again"
+    await encoder.close()
+    assert "".join(m.data for m in channel.of("append")) == "abcd"
+
+
+async def test_a_delta_after_its_window_ended_goes_out_at_once_with_what_the_window_held():
+    """On a busy loop the window's timer runs late, a turn or more after the window ended: a delta that comes
+    meanwhile sends what the window held, and itself, in its own step."""
+    channel = FakeChannel()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0.05)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "a"})
+    await asyncio.sleep(0.07)
+    assert [m.data for m in channel.of("append")] == ["a"]
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "b"})
+    time.sleep(0.07)  # a long turn: the window ends, and its timer waits for the next turn
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "c"})
+    assert [m.data for m in channel.of("append")] == ["a", "bc"], "sent in the delta's step"
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "d"})
+    await asyncio.sleep(0.01)
+    assert [m.data for m in channel.of("append")] == ["a", "bc"], "the window counts from that append"
     await encoder.close()
     assert "".join(m.data for m in channel.of("append")) == "abcd"
 
