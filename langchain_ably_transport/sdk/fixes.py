@@ -66,6 +66,12 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    the read loop is idle, waiting with nothing queued (so frames keep their order); any other frame, or one that
    comes while the loop is busy, is queued for it as before.
    tests/sdk/test_fixes.py::test_frequent_frames_are_handled_in_the_sockets_callback_in_order
+16. A connection attempt waits for its transport to say connected or failed, but a refused socket (an `OSError`,
+   which its `ws_connect` does not catch) and an attempt its timer gives up on say neither: each such attempt's task
+   (`connect_base`) waits forever, holding its transport, while the retries start new ones, and `close` cancels
+   only the last. A server down for a minute leaves a task per retry; a loop closed with them prints "Task was
+   destroyed but it is pending!". `_connect_superseding` cancels the attempt a new one replaces.
+   tests/sdk/test_fixes.py::test_a_connection_attempt_given_up_leaves_no_task_waiting
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -148,6 +154,9 @@ def install() -> None:
         Channels.release = _release_unlinked(Channels.release)  # type: ignore[method-assign]
     if not getattr(Assembler.put, "handles_in_place", False):
         Assembler.put = _put_or_handle(Assembler.put)  # type: ignore[method-assign]
+    manager = connectionmanager.ConnectionManager
+    if not getattr(manager.start_connect, "supersedes", False):
+        manager.start_connect = _connect_superseding(manager.start_connect)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
@@ -288,6 +297,20 @@ def _handle_in_place(self: websockettransport.WebSocketTransport, frame: Frame) 
     except Exception:
         log.exception("a frame from Ably could not be handled")
     return True
+
+
+def _connect_superseding(start_connect: Any) -> Any:
+    """`ConnectionManager.start_connect`, cancelling the attempt it replaces if that still waits (16): its wait ends
+    only when its transport says connected or failed, and a refused or timed-out one says neither."""
+
+    def start_connect_superseding(self: connectionmanager.ConnectionManager) -> None:
+        replaced = self.connect_base_task
+        if replaced is not None and not replaced.done() and replaced is not asyncio.current_task():
+            replaced.cancel()  # 3.1's `try_host` returns quietly on cancellation
+        start_connect(self)
+
+    start_connect_superseding.supersedes = True  # type: ignore[attr-defined]
+    return start_connect_superseding
 
 
 def _note_activity(self: websockettransport.WebSocketTransport) -> None:

@@ -27,6 +27,8 @@ from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.sdk import fixes
 from langchain_ably_transport.sdk.pacer import inbound_rate
 
+from ..devserver.helpers import eventually
+
 
 def _host_and_port(url: str) -> tuple[str, int]:
     address = urllib.parse.urlsplit(url)
@@ -145,6 +147,26 @@ def test_a_failed_connection_attempt_prints_no_stray_task_traceback(fixed):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ("Task exception was never retrieved" in done.stderr) is not fixed
+
+
+async def test_a_connection_attempt_given_up_leaves_no_task_waiting():
+    """3.1.4's attempt waits for its transport to say connected or failed, and a refused socket says neither: each
+    retry left its task waiting for good (4 after 5 attempts, 3 of them still there after `close`)."""
+    client = fixes.adopt(AblyRealtime(key="a.b:c", endpoint="127.0.0.1:9", realtime_request_timeout=300,
+                                      disconnected_retry_timeout=200))  # no such server: every attempt is refused
+    attempts: list[Any] = []
+    client.connection.on(ConnectionEvent.CONNECTING, lambda change: attempts.append(change))
+    try:
+        await eventually(lambda: len(attempts) >= 4, timeout=15)
+        assert len(connection_attempts()) == 1, "only the attempt under way waits"
+    finally:
+        await client.close()
+    await eventually(lambda: not connection_attempts(), timeout=2, message="close ends the last one")
+
+
+def connection_attempts() -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if getattr(task.get_coro(), "__qualname__", "") ==
+            "ConnectionManager.connect_base" and not task.done()]
 
 
 @contextmanager
