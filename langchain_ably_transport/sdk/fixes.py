@@ -29,9 +29,9 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
 7. `EventEmitter.off` sets the listener's entry to None instead of removing it, so an emitter keeps every
    listener ever removed (a channel that lives on keeps every session that watched it). `_off_and_forget`.
    tests/test_connection.py::test_a_listener_removed_from_a_channel_that_lives_on_is_not_kept
-8. Closing a transport whose socket never opened (a connection attempt that failed) raises a bare `Exception`
-   in a task no one awaits, so asyncio prints "Task exception was never retrieved" with a traceback on the
-   user's terminal. `_close_if_open`.
+8. Closing a transport whose socket never opened (a connection attempt that failed), or has closed (after a fatal
+   error), raises in a task no one awaits, so asyncio prints "Task exception was never retrieved" with a traceback
+   on the user's terminal. `_close_if_open`.
    tests/sdk/test_fixes.py::test_a_failed_connection_attempt_prints_no_stray_task_traceback
 9. Its read loop spawns a task for every frame it receives, though the handler of the frequent ones (ACK, NACK,
    MESSAGE, PRESENCE, HEARTBEAT) never awaits: two tasks per published token (its ACK and its echo), a fifth of
@@ -72,6 +72,11 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    only the last. A server down for a minute leaves a task per retry; a loop closed with them prints "Task was
    destroyed but it is pending!". `_connect_superseding` cancels the attempt a new one replaces.
    tests/sdk/test_fixes.py::test_a_connection_attempt_given_up_leaves_no_task_waiting
+17. A fatal connection error (an ERROR frame for the connection: abuse of its rates, a key or account refused)
+   sets the state to FAILED without `notify_state`, so none of what FAILED does elsewhere happens: the messages
+   awaiting an ACK are not failed (RTN7e), and every publish in flight waits until the client is closed; the
+   channels stay attached (RTL3a). `_on_error_failing` enters FAILED through `notify_state`, then disposes the
+   transport. tests/sdk/test_fixes.py::test_a_fatal_connection_error_fails_every_publish_in_flight_at_once
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -82,6 +87,7 @@ it next connects it has no `maxInboundRate` (3), so it is paced at Ably's 50 msg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
@@ -101,13 +107,14 @@ from ably.rest.auth import Auth
 from ably.transport import websockettransport
 from ably.transport.websockettransport import ProtocolMessageAction
 from ably.types.connectiondetails import ConnectionDetails
+from ably.types.connectionstate import ConnectionState
 from ably.types.operations import PublishResult
 from ably.types.tokendetails import TokenDetails
 from ably.util.eventemitter import EventEmitter
 from ably.util.exceptions import AblyException
-from ably.util.helper import unix_time_ms
+from ably.util.helper import is_token_error, unix_time_ms
 from websockets.asyncio.messages import Assembler
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Frame, Opcode
 
 from ..errors import ConfigurationError, UnsupportedSdkError
@@ -157,6 +164,8 @@ def install() -> None:
     manager = connectionmanager.ConnectionManager
     if not getattr(manager.start_connect, "supersedes", False):
         manager.start_connect = _connect_superseding(manager.start_connect)  # type: ignore[method-assign]
+    if not getattr(manager.on_error, "fails_waiting", False):
+        manager.on_error = _on_error_failing(manager.on_error)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
@@ -202,10 +211,11 @@ def _connect_with_port(self: websockettransport.WebSocketTransport) -> None:
 
 
 async def _close_if_open(self: websockettransport.WebSocketTransport) -> None:
-    """`WebSocketTransport.close`, doing nothing for a socket that never opened (8): 3.1.4 raises `Exception()`
-    there, in a task the connection manager does not await."""
+    """`WebSocketTransport.close`, doing nothing for a socket that never opened or has closed (8): 3.1.4 raises
+    there (`Exception()`, or websockets' `ConnectionClosed`), in a task the connection manager does not await."""
     if self.websocket is not None:
-        await self.send({"action": ProtocolMessageAction.CLOSE})
+        with contextlib.suppress(ConnectionClosed):
+            await self.send({"action": ProtocolMessageAction.CLOSE})
 
 
 _HANDLED_IN_THE_LOOP = frozenset({ProtocolMessageAction.ACK, ProtocolMessageAction.NACK, ProtocolMessageAction.MESSAGE,
@@ -311,6 +321,25 @@ def _connect_superseding(start_connect: Any) -> Any:
 
     start_connect_superseding.supersedes = True  # type: ignore[attr-defined]
     return start_connect_superseding
+
+
+def _on_error_failing(on_error: Any) -> Any:
+    """`ConnectionManager.on_error`, a fatal connection error entering FAILED through `notify_state`, as every other
+    way there does (17): 3.1.4 sets the state alone, so the messages awaiting an ACK wait for good and the channels
+    stay attached. A channel's error (RTN15i) and a token error (RTN14b) are handled as before."""
+
+    async def on_error_failing(self: connectionmanager.ConnectionManager, msg: dict[str, Any],
+                               exception: AblyException) -> None:
+        if msg.get("channel") is not None or is_token_error(exception):
+            await on_error(self, msg, exception)
+            return
+        transport = self.transport
+        self.notify_state(ConnectionState.FAILED, exception)  # fails what waits (RTN7e) and the channels (RTL3a)
+        if transport is not None:
+            await transport.dispose()
+
+    on_error_failing.fails_waiting = True  # type: ignore[attr-defined]
+    return on_error_failing
 
 
 def _note_activity(self: websockettransport.WebSocketTransport) -> None:

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 from ably import AblyRealtime
-from ably.types.connectionstate import ConnectionEvent
+from ably.types.channelstate import ChannelState
+from ably.types.connectionstate import ConnectionEvent, ConnectionState
+from ably.util.exceptions import AblyException
 
 from langchain_ably_transport import AblySaver, ClientSession, ConfigurationError, UnsupportedSdkError, connect
 from langchain_ably_transport.devserver import spawn
@@ -167,6 +169,53 @@ async def test_a_connection_attempt_given_up_leaves_no_task_waiting():
 def connection_attempts() -> list[asyncio.Task[Any]]:
     return [task for task in asyncio.all_tasks() if getattr(task.get_coro(), "__qualname__", "") ==
             "ConnectionManager.connect_base" and not task.done()]
+
+
+@pytest.fixture(scope="module")
+def strict_server() -> Iterator[Any]:
+    """A dev server that ends a connection sending over 20 protocol messages a second (42924)."""
+    with spawn(args=["--protocol-rate", "20"]) as running:
+        yield running
+
+
+async def test_a_fatal_connection_error_fails_every_publish_in_flight_at_once(strict_server):
+    """3.1.4 entered FAILED without failing what waited for an ACK: after the server ended the connection for its
+    rate, 81 of 100 publishes still waited 5 s later (until the client was closed), and the channel stayed attached."""
+    async with connect(strict_server.key, strict_server.url) as client:
+        channel = client.channels.get("flooded")
+        await channel.attach()
+        publishes = [asyncio.ensure_future(channel.publish("n", "x" * 1000)) for _ in range(100)]
+        done, waiting = await asyncio.wait(publishes, timeout=5)
+        assert not waiting, f"{len(waiting)} publishes still wait after the connection failed"
+        assert client.connection.state == ConnectionState.FAILED
+        failures = [publish.exception() for publish in done if publish.exception() is not None]
+        assert any(isinstance(error, AblyException) and error.code == 42924 for error in failures), failures[:3]
+        assert channel.state == ChannelState.FAILED
+
+
+def test_closing_a_connection_that_failed_prints_no_stray_task_traceback(strict_server):
+    """Closing sends CLOSE in a task no one awaits; on a socket the fatal error closed, 3.1.4's send raised there."""
+    script = textwrap.dedent(f"""
+        import asyncio
+        from langchain_ably_transport import connect
+
+        async def main():
+            async with connect({strict_server.key!r}, {strict_server.url!r}) as client:
+                channel = client.channels.get("flooded-then-closed")
+                await channel.attach()
+                publishes = [asyncio.ensure_future(channel.publish("n", "x" * 1000)) for _ in range(100)]
+                await asyncio.wait(publishes, timeout=5)
+                print(client.connection.state, sum(not p.done() for p in publishes))
+                for publish in publishes:
+                    publish.cancel() if not publish.done() else publish.exception()
+            await asyncio.sleep(0.3)
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ConnectionState.FAILED", "0"]
+    assert "never retrieved" not in done.stderr and "destroyed" not in done.stderr, done.stderr
 
 
 @contextmanager
