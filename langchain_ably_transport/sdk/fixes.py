@@ -77,6 +77,13 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    awaiting an ACK are not failed (RTN7e), and every publish in flight waits until the client is closed; the
    channels stay attached (RTL3a). `_on_error_failing` enters FAILED through `notify_state`, then disposes the
    transport. tests/sdk/test_fixes.py::test_a_fatal_connection_error_fails_every_publish_in_flight_at_once
+18. `close` returns while tasks its transports started still run: the handler of a rare frame (CLOSED, ERROR,
+   DISCONNECTED, ATTACHED...: each gets a task) and the task a dispose starts to await the cancelled read loop. When
+   the socket had already closed, nothing yields in between, and a loop closed right after `close` (a test's, or
+   `asyncio.run`'s) destroys them pending: "Task was destroyed but it is pending!", or "coroutine
+   '_cleanup_tasks' was never awaited". `_close_when_done` has `close` wait for them (at most
+   `TRANSPORT_TASKS_WAIT_S`, then cancels them); `_read_frames` and `_dispose_kept` hold them.
+   tests/sdk/test_fixes.py::test_close_returns_after_the_tasks_its_transport_started_are_done
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -144,6 +151,7 @@ def install() -> None:
         transport.close = _close_if_open  # type: ignore[method-assign]
         transport.ws_read_loop = _read_frames  # type: ignore[method-assign]
         transport.on_activity = _note_activity  # type: ignore[method-assign]
+        transport.dispose = _dispose_kept  # type: ignore[method-assign]
     if not getattr(ConnectionDetails.from_dict, "keeps_inbound_rate", False):
         ConnectionDetails.from_dict = _details_with_inbound_rate(ConnectionDetails.from_dict)  # type: ignore
     outbox.install()
@@ -166,6 +174,8 @@ def install() -> None:
         manager.start_connect = _connect_superseding(manager.start_connect)  # type: ignore[method-assign]
     if not getattr(manager.on_error, "fails_waiting", False):
         manager.on_error = _on_error_failing(manager.on_error)  # type: ignore[method-assign]
+    if not getattr(AblyRealtime.close, "waits_for_transport_tasks", False):
+        AblyRealtime.close = _close_when_done(AblyRealtime.close)  # type: ignore[method-assign]
 
 
 def installed() -> bool:
@@ -222,6 +232,8 @@ _HANDLED_IN_THE_LOOP = frozenset({ProtocolMessageAction.ACK, ProtocolMessageActi
                                   ProtocolMessageAction.PRESENCE, ProtocolMessageAction.HEARTBEAT})
 _SDK_TRANSPORT_LOG = logging.getLogger(websockettransport.__name__)
 _IN_PLACE = "_langchain_ably_transport_in_place"
+_TRANSPORT_TASKS = "_langchain_ably_transport_transport_tasks"
+TRANSPORT_TASKS_WAIT_S = 1.0  # how long a close waits for its transports' tasks before cancelling them
 
 
 async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
@@ -242,6 +254,7 @@ async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
                     continue
                 task = asyncio.create_task(self.on_protocol_message(frame))
                 task.add_done_callback(self.on_protcol_message_handled)
+                _keep_task(self.connection_manager, task)
                 await asyncio.sleep(0)
             except Exception:
                 log.exception("a frame from Ably could not be handled")
@@ -340,6 +353,53 @@ def _on_error_failing(on_error: Any) -> Any:
 
     on_error_failing.fails_waiting = True  # type: ignore[attr-defined]
     return on_error_failing
+
+
+def _keep_task(manager: connectionmanager.ConnectionManager, task: asyncio.Task[Any]) -> None:
+    """Hold a task a transport started (a frame's handler, a dispose's clean-up) until it is done, for `close` to
+    wait for (18)."""
+    tasks: set[asyncio.Task[Any]] = manager.__dict__.setdefault(_TRANSPORT_TASKS, set())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _dispose_kept(self: websockettransport.WebSocketTransport) -> None:
+    """`WebSocketTransport.dispose`, whose task awaiting the cancelled read loop is held for `close` too (18)."""
+    self.is_disposed = True
+    cancelled = [task for task in (self.read_loop, self.ws_connect_task) if task is not None]
+    for task in cancelled:
+        task.cancel()
+    if self.idle_timer is not None:
+        self.idle_timer.cancel()
+    if cancelled:  # awaited in a task of its own: dispose may be called from within one of them
+        _keep_task(self.connection_manager, asyncio.create_task(self._cleanup_tasks(cancelled)))
+    if self.websocket is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.websocket.close()
+
+
+def _close_when_done(close: Any) -> Any:
+    """`AblyRealtime.close`, returning once the tasks its transports started are done (18)."""
+
+    async def close_when_done(self: AblyRealtime) -> None:
+        await close(self)
+        await _transport_tasks_done(self.connection.connection_manager)
+
+    close_when_done.waits_for_transport_tasks = True  # type: ignore[attr-defined]
+    return close_when_done
+
+
+async def _transport_tasks_done(manager: connectionmanager.ConnectionManager) -> None:
+    """Wait up to `TRANSPORT_TASKS_WAIT_S` for the transports' tasks, then cancel what still runs and let it end."""
+    current = asyncio.current_task()
+    running = [task for task in manager.__dict__.get(_TRANSPORT_TASKS, ()) if task is not current]
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=TRANSPORT_TASKS_WAIT_S)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=TRANSPORT_TASKS_WAIT_S)
 
 
 def _note_activity(self: websockettransport.WebSocketTransport) -> None:

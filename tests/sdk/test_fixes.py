@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from ably import AblyRealtime
+from ably.transport.websockettransport import ProtocolMessageAction
 from ably.types.channelstate import ChannelState
 from ably.types.connectionstate import ConnectionEvent, ConnectionState
 from ably.util.exceptions import AblyException
@@ -169,6 +170,30 @@ async def test_a_connection_attempt_given_up_leaves_no_task_waiting():
 def connection_attempts() -> list[asyncio.Task[Any]]:
     return [task for task in asyncio.all_tasks() if getattr(task.get_coro(), "__qualname__", "") ==
             "ConnectionManager.connect_base" and not task.done()]
+
+
+@pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated")  # 3.1.4 logs the late ATTACHED with it
+async def test_close_returns_after_the_tasks_its_transport_started_are_done(server):
+    """A rare frame's handler is a task; 3.1.4's `close` returned without it, and a loop closed right after
+    destroyed it pending. Here the ATTACHED frame's handler is held up 0.3 s: `close` waits for it."""
+    async with connect(server.key, server.url) as client:
+        transport = client.connection.connection_manager.transport
+        handle = transport.on_protocol_message
+        handling = asyncio.Event()
+        handled: list[Any] = []
+
+        async def slow_attached(frame: dict[str, Any]) -> None:
+            if frame.get("action") == ProtocolMessageAction.ATTACHED:
+                handling.set()
+                await asyncio.sleep(0.3)
+                handled.append(frame)
+            await handle(frame)
+
+        transport.on_protocol_message = slow_attached
+        attaching = asyncio.ensure_future(client.channels.get("slowly-attached").attach())
+        await asyncio.wait_for(handling.wait(), 5)
+    assert handled, "close returned while the ATTACHED frame's handler still ran"
+    attaching.cancel()
 
 
 @pytest.fixture(scope="module")
