@@ -289,10 +289,14 @@ class _ProtocolThread:
             stream = await self._graph.astream_events(graph_input, config, version="v3",
                                                       transformers=normalizer.transformers(),
                                                       durability=self._options.durability)
-        async for raw in stream:
-            if raw.get("method") == "messages":
-                store_checkpoints_soon(self._graph, config)
-            batcher.add(normalizer.normalize(raw))
+        # Leaving the block aborts the run (LangGraph's `abort`): a stop cancels the graph's running node at once.
+        # Freed without it, the graph's generator is closed by its finaliser, which fails while a pull is in
+        # flight, and the node runs on (a model call billed to its end).
+        async with stream:
+            async for raw in stream:
+                if raw.get("method") == "messages":
+                    store_checkpoints_soon(self._graph, config)
+                batcher.add(normalizer.normalize(raw))
         batcher.add(normalizer.flush())
 
     async def _finish(self, run: Run, batcher: EventBatcher, outcome: str, error: str | None) -> None:
