@@ -9,7 +9,9 @@ opens another when every connection holds as many sessions as fit (`streams_per_
 announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A connection that
 has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its
 rate, and, given the account's rate (`account_rate`), to what all the pool's connections may publish together; a
-refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`).
+refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`). A connection that Ably ended
+(FAILED: a fatal error such as 42924, a connection over its protocol rate; or CLOSED under the pool) is retired when
+the next session is placed: nothing more is placed on it, and its sessions are placed anew on their next lease.
 
 The pool's first connection (its `home`) stands for the whole pool wherever one client per process is enough
 (`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ably import AblyRealtime
+from ably.types.connectionstate import ConnectionState
 
 from .connection import connect
 from .errors import ConfigurationError
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
+_ENDED = (ConnectionState.FAILED, ConnectionState.CLOSING, ConnectionState.CLOSED)  # states ably-python never leaves
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
 
@@ -132,9 +136,10 @@ class ConnectionPool:
 
         `streaming=False`: a session that is only watched (it publishes nothing unless something goes wrong) keeps
         its connection open without taking a stream's place on it."""
+        await self._retire_ended()
         connection = self._homes.get(session_name)
         if connection is None or connection not in self._connections:
-            connection = await self._place() if streaming else min(self._connections, key=lambda c: c.leases)
+            connection = await self._place() if streaming else self._least_busy()
         self._remember(session_name, connection)
         if streaming:
             connection.leases += 1
@@ -157,8 +162,8 @@ class ConnectionPool:
         """The connection `session_name` is on (its lease's, or the last it had), else the least busy one: where a
         saver publishes a thread's records, beside its session."""
         connection = self._homes.get(session_name)
-        if connection is None or connection not in self._connections:
-            connection = min(self._connections, key=lambda c: c.leases)
+        if connection is None or connection not in self._connections or _ended(connection):
+            connection = self._least_busy()
             self._remember(session_name, connection)
         return connection.client
 
@@ -176,7 +181,7 @@ class ConnectionPool:
         """The least busy connection with room; sessions arriving while one opens wait for it, then are placed
         again, so that a burst fills the new connection and opens the next rather than piling onto one."""
         while True:
-            least = min(self._connections, key=lambda c: c.leases)
+            least = self._least_busy()
             if least.leases < self._capacity(least) or len(self._connections) >= self._max:
                 return least
             if self._opening is None or self._opening.done():  # not a callback's clearing it: a caller may come first
@@ -186,7 +191,21 @@ class ConnectionPool:
             except Exception as error:  # the account's connection limit, or a network fault: serve on the open
                 log.warning("could not open another connection (%s): serving on the %d open", error,
                             len(self._connections))
-                return min(self._connections, key=lambda c: c.leases)
+                return self._least_busy()
+
+    def _least_busy(self) -> _Connection:
+        """The open connection holding the fewest sessions; the home if Ably ended every other."""
+        serving = [connection for connection in self._connections if not _ended(connection)]
+        return min(serving, key=lambda c: c.leases) if serving else self._connections[0]
+
+    async def _retire_ended(self) -> None:
+        """Close the connections Ably ended, but the home (which stands for the pool: its presence member)."""
+        for connection in [c for c in self._connections[1:] if _ended(c)]:
+            if connection in self._connections:  # another lease may be retiring it already
+                reason = connection.client.connection.error_reason
+                log.warning("a connection of the pool ended (%s): it is closed, and its %d sessions are placed anew "
+                            "on their next lease", reason, connection.leases + connection.watches)
+                await self._close(connection)
 
     def _capacity(self, connection: _Connection) -> int:
         if self._streams is not None:
@@ -222,3 +241,7 @@ class ConnectionPool:
             connection.closing.cancel()
         self._closed += 1
         await connection.stack.aclose()
+
+
+def _ended(connection: _Connection) -> bool:
+    return connection.client.connection.state in _ENDED

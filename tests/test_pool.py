@@ -99,6 +99,28 @@ async def test_idle_connections_close_down_to_one_and_a_returning_session_is_pla
             assert client.connection.state == "connected"
 
 
+async def test_a_connection_ably_ended_is_retired_and_its_sessions_are_placed_anew(caplog):
+    """Ably ends a connection that breaks its protocol rate (42924: FAILED, for good). A pool that kept it would
+    place sessions there whose every publish fails; it closes it instead, on the next lease."""
+    flooded, returning, arriving = _names(3)
+    with spawn(args=["--protocol-rate", "20"]) as strict:
+        async with ConnectionPool(strict.key, strict.url, streams_per_connection=1) as pool:
+            async with pool.lease(_names(1)[0]), pool.lease(flooded) as second:
+                channel = second.channels.get(flooded)
+                await channel.attach()
+                publishes = [asyncio.ensure_future(channel.publish("n", "x")) for _ in range(60)]
+                await asyncio.wait(publishes, timeout=10)
+                assert second.connection.state == "failed"
+                assert pool.client_for(flooded) is not second, "the saver does not write through it either"
+                async with pool.lease(returning) as placed:
+                    assert placed is not second and placed.connection.state == "connected"
+                assert second not in pool.clients and pool.stats().closed == 1
+            async with pool.lease(flooded) as again, pool.lease(arriving) as other:
+                assert again.connection.state == other.connection.state == "connected"
+                await again.channels.get(flooded).publish("n", "served again")
+    assert "a connection of the pool ended" in caplog.text
+
+
 @pytest.fixture(scope="module")
 def account_limited() -> Iterator[RunningServer]:
     """A server whose account accepts 30 messages a second from all connections together."""
