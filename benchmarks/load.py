@@ -32,9 +32,13 @@ phase: each holds the clients of many users (40 at 200 sessions), which in life 
 its full collections (up to 270 ms each) stalled all of them at once and added to the token latency.
 BASELINE: the same per-session workload with 1 session, measured first in the same run.
 
+`--serving transport` serves each invocation without LangGraph or a checkpointer: the session, and the same model's
+stream piped into the run (`answer_without_graph`). Beside a run of the product path, it says how much of the tail
+at 200 sessions the transport would leave on this machine if the graph cost nothing.
+
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
-    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30]
+    .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30] [--serving transport]
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +95,7 @@ from langchain_ably_transport import (
     connect,
     ledger,
 )
+from langchain_ably_transport.codec.langchain import ChunkTranslator
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.graph.serve import SESSION_LINGER_S
@@ -104,6 +110,8 @@ PROBE_INTERVAL_S = 0.050
 OPENING_TOKENS = 5  # a reply's first tokens, reported apart: they wait for the reply's stream to be created
 AGENT_GC_THRESHOLD = (100_000, 10, 10)  # docs/tuning.md's advice for a streaming agent server
 DEFAULT_GC_THRESHOLD = gc.get_threshold()
+SERVING = {"graph": "serve_graph + AblySaver",
+           "transport": "the model's stream piped into each session's run (no LangGraph, no checkpointer)"}
 
 
 # --- the agent process ---
@@ -146,7 +154,7 @@ class StampingModel(BaseChatModel):
                     break
 
 
-def graph_on(saver: AblySaver, model: StampingModel) -> Any:
+def graph_on(saver: AblySaver | None, model: StampingModel) -> Any:
     async def answer(state: MessagesState) -> dict[str, Any]:
         reply = None
         async for chunk in model.astream(state["messages"]):
@@ -249,12 +257,18 @@ class Agent:
     peak_connections: int = 0
     linger_s: float = SESSION_LINGER_S
 
+    model: StampingModel | None = None  # set: serve the model's stream alone, without LangGraph (`--serving transport`)
+
     def serve(self, invocation: Invocation) -> None:
-        task = asyncio.ensure_future(serve_graph(self.graph, invocation, client=self.pool,
-                                                 session_linger_s=self.linger_s))
+        task = asyncio.ensure_future(self._answer(invocation))
         self.serving.add(task)
         task.add_done_callback(self._served)
         self.peak_connections = max(self.peak_connections, self.pool.stats().connections)
+
+    async def _answer(self, invocation: Invocation) -> str:
+        if self.model is None:
+            return (await serve_graph(self.graph, invocation, client=self.pool, session_linger_s=self.linger_s)).outcome
+        return await answer_without_graph(self.pool, invocation, self.model, self.linger_s)
 
     def _served(self, task: asyncio.Future[Any]) -> None:
         self.serving.discard(task)
@@ -264,7 +278,7 @@ class Agent:
             self.outcomes["raised"] += 1
             self.failures.append(repr(task.exception()))
         else:
-            self.outcomes[task.result().outcome] += 1
+            self.outcomes[task.result()] += 1
 
     def stats(self) -> dict[str, Any]:
         collector, lag = self.pauses.summary(), self.lag.summary()
@@ -287,8 +301,30 @@ class Agent:
         }
 
 
+async def answer_without_graph(pool: ConnectionPool, invocation: Invocation, model: StampingModel,
+                               linger_s: float) -> str:
+    """The transport alone: the session, and the model's stream piped into a run (what `AblyCallbackHandler` does
+    for a chain), with no LangGraph and no checkpointer: how far the agent's share of the tail is the transport's."""
+    async with pool.lease(invocation.session_name) as connection, \
+            AgentSession(connection, invocation.session_name, history_pages=1, linger_s=linger_s) as session:
+        run = await session.create_run(invocation)
+        await run.start()
+        result = await run.pipe(_ui_chunks(model.astream(run.messages())))
+        await run.end("complete" if result.reason == "complete" else "error")
+        return result.reason
+
+
+async def _ui_chunks(stream: AsyncIterator[BaseMessage]) -> AsyncIterator[dict[str, Any]]:
+    translator = ChunkTranslator()
+    async for chunk in stream:
+        for ui_chunk in translator.feed(chunk):
+            yield ui_chunk
+    for ui_chunk in translator.finish("stop"):
+        yield ui_chunk
+
+
 async def run_agent(url: str, key: str, connections: int, warm_threads: int, tokens: int, rate: float,
-                    linger_s: float, gc_threshold: tuple[int, ...] | None) -> None:
+                    linger_s: float, gc_threshold: tuple[int, ...] | None, serving: str) -> None:
     quiet_sdk_logs()
     counter = WarningCounter()
     logging.getLogger("langchain_ably_transport").addHandler(counter)
@@ -296,8 +332,10 @@ async def run_agent(url: str, key: str, connections: int, warm_threads: int, tok
         pool = await stack.enter_async_context(ConnectionPool(key, url, client_id="agent", max_connections=connections))
         model = StampingModel(tokens=tokens, rate=rate)
         pauses = CollectorPauses()
-        agent = Agent(pool, graph_on(AblySaver(pool, cached_threads=warm_threads), model), counter, pauses,
-                      LoopLag(), linger_s=linger_s)
+        alone = serving == "transport"
+        saver = None if alone else AblySaver(pool, cached_threads=warm_threads)
+        agent = Agent(pool, graph_on(saver, model), counter, pauses, LoopLag(), linger_s=linger_s,
+                      model=model if alone else None)
 
         async def invoke(request: web.Request) -> web.Response:
             agent.serve(Invocation.from_json(await request.json()))
@@ -480,7 +518,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
     url, key = server.url, server.key
     agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
                   settings.token_rate, settings.session_linger_s, ",".join(map(str, phase.gc_threshold or ())),
-                  stdout=subprocess.PIPE)
+                  settings.serving, stdout=subprocess.PIPE)
     try:
         ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
         if "port" not in ready:
@@ -601,8 +639,8 @@ def _merged_pauses(per_process: list[dict[str, dict[str, float]]]) -> str:
 
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
-        f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, serve_graph + "
-        f"AblySaver; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
+        f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, "
+        f"{SERVING[settings.serving]}; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
         f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
         f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm; sessions linger "
         f"{settings.session_linger_s:g} s after a run; the agent's collector: gc.freeze() after start-up, thresholds "
@@ -699,6 +737,9 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
                         metavar=("GEN0", "GEN1", "GEN2"), help="the agent's gc.set_threshold (default: %(default)s)")
     parser.add_argument("--no-default-gc-phase", action="store_true",
                         help="leave out the last phase (the most sessions, with Python's default collector settings)")
+    parser.add_argument("--serving", choices=sorted(SERVING), default="graph",
+                        help="graph: serve_graph + AblySaver (the product path); transport: the model's stream piped "
+                             "into a session's run, without LangGraph or a checkpointer")
     parser.add_argument("--session-linger-s", type=float, default=SESSION_LINGER_S,
                         help="serve_graph(session_linger_s=): 0 detaches each session after its run")
     return parser.parse_args(argv)
@@ -706,9 +747,9 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--agent":
-        url, key, connections, warm, tokens, rate, linger, threshold = sys.argv[2:10]
+        url, key, connections, warm, tokens, rate, linger, threshold, serving = sys.argv[2:11]
         asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate), float(linger),
-                              tuple(map(int, threshold.split(","))) if threshold else None))
+                              tuple(map(int, threshold.split(","))) if threshold else None, serving))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
         url, key, seconds, out = sys.argv[2:6]
