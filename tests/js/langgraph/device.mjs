@@ -36,6 +36,9 @@ const controller = new StreamController({
 const seen = [];
 const watched = new WeakSet();
 const texts = new Set();  // every text the newest AI message has shown: more than one means it streamed
+// The messages shown when the last submit was made: a late update of the turn before (its last `values`, which
+// does not hold the new input yet) shows an older AI message last, and its texts must not pass for the new reply's.
+let shownAtSubmit = new Set();
 /** Record every event the SDK lets through (it de-duplicates by event_id) on the controller's current thread. */
 function watchEvents() {
   const current = controller.getThread();
@@ -46,7 +49,7 @@ function watchEvents() {
 }
 controller.rootStore.subscribe(() => {
   const last = controller.rootStore.getSnapshot().messages.at(-1);
-  if (last?.getType?.() === 'ai') texts.add(textOf(last));
+  if (last?.getType?.() === 'ai' && !shownAtSubmit.has(last.id)) texts.add(textOf(last));
 });
 
 function textOf(message) {
@@ -98,6 +101,7 @@ async function run(op) {
   switch (op.op) {
     case 'submit':
       texts.clear();
+      shownAtSubmit = new Set(controller.rootStore.getSnapshot().messages.map((m) => m.id).filter(Boolean));
       controller.submit({ messages: [{ type: 'human', content: op.text }] }).catch(() => {});
       await new Promise((resolve) => setImmediate(resolve));
       watchEvents();
