@@ -34,11 +34,13 @@ BASELINE: the same per-session workload with 1 session, measured first in the sa
 
 `--serving transport` serves each invocation without LangGraph or a checkpointer: the session, and the same model's
 stream piped into the run (`answer_without_graph`). Beside a run of the product path, it says how much of the tail
-at 200 sessions the transport would leave on this machine if the graph cost nothing.
+at 200 sessions the transport would leave on this machine if the graph cost nothing. `--harness-nice 10` runs the
+dev server, the users and the probe below the agent, as if Ably and the browsers were on other machines.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
     .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30] [--serving transport]
+        [--harness-nice 10]
 """
 
 from __future__ import annotations
@@ -503,8 +505,9 @@ class Phase:
     agent: dict[str, Any] = field(default_factory=dict)
 
 
-def child(role: str, *args: Any, stdout: Any = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, role, *map(str, args)], stdout=stdout, text=True)
+def child(role: str, *args: Any, stdout: Any = None, nice: int = 0) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, role, *map(str, args)], stdout=stdout, text=True,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def rss_mb(pid: int) -> float:
@@ -528,9 +531,10 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
         outs = [Path(workdir) / f"users-{seed}.json" for seed in range(len(per_process))]
         phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # before the users: no one waits
         probe_out = Path(workdir) / "probe.json"
-        probe = child("--probe", url, key, phase.seconds, probe_out)
+        probe = child("--probe", url, key, phase.seconds, probe_out, nice=settings.harness_nice)
         users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
-                       out) for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
+                       out, nice=settings.harness_nice)
+                 for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
         server_cpu_before = cpu_seconds(server.process.pid)
         loops = {"agent": agent.pid, "dev server": server.process.pid}
@@ -637,14 +641,21 @@ def _merged_pauses(per_process: list[dict[str, dict[str, float]]]) -> str:
                      for generation, (n, total, longest) in sorted(merged.items())) or "-"
 
 
+def _nice_words(nice: int) -> str:
+    if not nice:
+        return "the dev server, the users and the probe compete with the agent as equals"
+    return f"the dev server, the users and the probe run at nice {nice}, below the agent"
+
+
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
         f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, "
         f"{SERVING[settings.serving]}; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
         f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
         f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm; sessions linger "
-        f"{settings.session_linger_s:g} s after a run; the agent's collector: gc.freeze() after start-up, thresholds "
-        f"{tuple(settings.gc_threshold)} (a last phase: Python's default, {DEFAULT_GC_THRESHOLD})",
+        f"{settings.session_linger_s:g} s after a run; {_nice_words(settings.harness_nice)}; the agent's collector: "
+        f"gc.freeze() after start-up, thresholds {tuple(settings.gc_threshold)} (a last phase: Python's default, "
+        f"{DEFAULT_GC_THRESHOLD})",
         load_line(load_before), "",
         f"{'phase':<22}{'runs':>6}{'runs/s':>8}{'errors':>8}{'tokens':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'p99 vs base':>12}{'agent CPU':>11}{'ms/run':>8}{'server CPU':>12}",
@@ -740,6 +751,9 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--serving", choices=sorted(SERVING), default="graph",
                         help="graph: serve_graph + AblySaver (the product path); transport: the model's stream piped "
                              "into a session's run, without LangGraph or a checkpointer")
+    parser.add_argument("--harness-nice", type=int, default=0,
+                        help="run the dev server, the users and the probe at this nice value, below the agent: as if "
+                             "Ably and the browsers were on other machines (default 0: all compete as equals)")
     parser.add_argument("--session-linger-s", type=float, default=SESSION_LINGER_S,
                         help="serve_graph(session_linger_s=): 0 detaches each session after its run")
     return parser.parse_args(argv)
@@ -769,6 +783,8 @@ def main(argv: list[str] | None = None) -> None:
         most = max(settings.sessions)
         phases.append(Phase(f"{most}, default gc", most, settings.minutes * 60, gc_threshold=None))
     with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
+        if settings.harness_nice:
+            os.setpriority(os.PRIO_PROCESS, server.process.pid, settings.harness_nice)
         for phase in phases:
             run_phase(phase, server, settings, workdir)
     print(report(phases, settings, load_before))
