@@ -35,7 +35,7 @@ BASELINE: the same per-session workload with 1 session, measured first in the sa
 `--serving transport` serves each invocation without LangGraph or a checkpointer: the session, and the same model's
 stream piped into the run (`answer_without_graph`). Beside a run of the product path, it says how much of the tail
 at 200 sessions the transport would leave on this machine if the graph cost nothing. `--harness-nice 10` runs the
-dev server, the users and the probe below the agent, as if Ably and the browsers were on other machines.
+dev server, the users and the probe below the agent, so that the agent comes first when they wait for a core.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
@@ -752,8 +752,8 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
                         help="graph: serve_graph + AblySaver (the product path); transport: the model's stream piped "
                              "into a session's run, without LangGraph or a checkpointer")
     parser.add_argument("--harness-nice", type=int, default=0,
-                        help="run the dev server, the users and the probe at this nice value, below the agent: as if "
-                             "Ably and the browsers were on other machines (default 0: all compete as equals)")
+                        help="run the dev server, the users and the probe at this nice value, below the agent, which "
+                             "then comes first for a core (default 0: all compete as equals)")
     parser.add_argument("--session-linger-s", type=float, default=SESSION_LINGER_S,
                         help="serve_graph(session_linger_s=): 0 detaches each session after its run")
     return parser.parse_args(argv)
