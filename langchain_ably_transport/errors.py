@@ -106,7 +106,8 @@ class WrongLoopError(AblyTransportError, RuntimeError):
 
 
 class ConnectionFailedError(AblyTransportError):
-    """The realtime connection did not reach CONNECTED: credentials refused, nothing listening, or a time-out.
+    """The realtime connection did not reach CONNECTED, or Ably ended it for good while a run streamed on it:
+    credentials refused, nothing listening, a time-out, or a fatal error (such as 42924, a protocol flood).
 
     The message names the endpoint; `code` is Ably's reason where it gave one.
     """

@@ -31,17 +31,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ably import AblyRealtime
-from ably.types.connectionstate import ConnectionState
 
 from .connection import connect
 from .errors import ConfigurationError
 from .sdk.pacer import RATE_SHARE, TokenBucket, inbound_rate, pacer_for
+from .sdk.states import has_ended
 
 log = logging.getLogger(__name__)
 
 ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
-_ENDED = (ConnectionState.FAILED, ConnectionState.CLOSING, ConnectionState.CLOSED)  # states ably-python never leaves
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
 
@@ -162,7 +161,7 @@ class ConnectionPool:
         """The connection `session_name` is on (its lease's, or the last it had), else the least busy one: where a
         saver publishes a thread's records, beside its session."""
         connection = self._homes.get(session_name)
-        if connection is None or connection not in self._connections or _ended(connection):
+        if connection is None or connection not in self._connections or has_ended(connection.client):
             connection = self._least_busy()
             self._remember(session_name, connection)
         return connection.client
@@ -195,12 +194,12 @@ class ConnectionPool:
 
     def _least_busy(self) -> _Connection:
         """The open connection holding the fewest sessions; the home if Ably ended every other."""
-        serving = [connection for connection in self._connections if not _ended(connection)]
+        serving = [connection for connection in self._connections if not has_ended(connection.client)]
         return min(serving, key=lambda c: c.leases) if serving else self._connections[0]
 
     async def _retire_ended(self) -> None:
         """Close the connections Ably ended, but the home (which stands for the pool: its presence member)."""
-        for connection in [c for c in self._connections[1:] if _ended(c)]:
+        for connection in [c for c in self._connections[1:] if has_ended(c.client)]:
             if connection in self._connections:  # another lease may be retiring it already
                 reason = connection.client.connection.error_reason
                 log.warning("a connection of the pool ended (%s): it is closed, and its %d sessions are placed anew "
@@ -241,7 +240,3 @@ class ConnectionPool:
             connection.closing.cancel()
         self._closed += 1
         await connection.stack.aclose()
-
-
-def _ended(connection: _Connection) -> bool:
-    return connection.client.connection.state in _ENDED

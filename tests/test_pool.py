@@ -7,10 +7,19 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from langchain_ably_transport import LIVENESS_CHANNEL, AblySaver, ClientSession, ConnectionPool, connect, ledger
+from langchain_ably_transport import (
+    LIVENESS_CHANNEL,
+    AblySaver,
+    ClientSession,
+    ConnectionFailedError,
+    ConnectionPool,
+    connect,
+    ledger,
+)
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 
@@ -99,26 +108,78 @@ async def test_idle_connections_close_down_to_one_and_a_returning_session_is_pla
             assert client.connection.state == "connected"
 
 
-async def test_a_connection_ably_ended_is_retired_and_its_sessions_are_placed_anew(caplog):
-    """Ably ends a connection that breaks its protocol rate (42924: FAILED, for good). A pool that kept it would
-    place sessions there whose every publish fails; it closes it instead, on the next lease."""
+@pytest.fixture(scope="module")
+def strict() -> Iterator[RunningServer]:
+    """A server that ends a connection sending over 60 protocol messages a second (42924), as Ably ends one that
+    floods it: the connection is FAILED for good."""
+    with spawn(args=["--protocol-rate", "60"]) as running:
+        yield running
+
+
+async def _flood_until_failed(client: Any) -> None:
+    channel = client.channels.get(f"flood:{uuid.uuid4().hex[:6]}")
+    await channel.attach()
+    publishes = [asyncio.ensure_future(channel.publish("n", "x")) for _ in range(100)]
+    await asyncio.wait(publishes, timeout=10)
+    for publish in publishes:
+        publish.cancel() if not publish.done() else publish.exception()
+    assert client.connection.state == "failed"
+
+
+async def test_a_connection_ably_ended_is_retired_and_its_sessions_are_placed_anew(strict, caplog):
+    """A pool that kept a FAILED connection would place sessions there whose every publish fails; it closes it
+    instead, on the next lease."""
     flooded, returning, arriving = _names(3)
-    with spawn(args=["--protocol-rate", "20"]) as strict:
-        async with ConnectionPool(strict.key, strict.url, streams_per_connection=1) as pool:
-            async with pool.lease(_names(1)[0]), pool.lease(flooded) as second:
-                channel = second.channels.get(flooded)
-                await channel.attach()
-                publishes = [asyncio.ensure_future(channel.publish("n", "x")) for _ in range(60)]
-                await asyncio.wait(publishes, timeout=10)
-                assert second.connection.state == "failed"
-                assert pool.client_for(flooded) is not second, "the saver does not write through it either"
-                async with pool.lease(returning) as placed:
-                    assert placed is not second and placed.connection.state == "connected"
-                assert second not in pool.clients and pool.stats().closed == 1
-            async with pool.lease(flooded) as again, pool.lease(arriving) as other:
-                assert again.connection.state == other.connection.state == "connected"
-                await again.channels.get(flooded).publish("n", "served again")
+    async with ConnectionPool(strict.key, strict.url, streams_per_connection=1) as pool:
+        async with pool.lease(_names(1)[0]), pool.lease(flooded) as second:
+            await _flood_until_failed(second)
+            assert pool.client_for(flooded) is not second, "the saver does not write through it either"
+            async with pool.lease(returning) as placed:
+                assert placed is not second and placed.connection.state == "connected"
+            assert second not in pool.clients and pool.stats().closed == 1
+        async with pool.lease(flooded) as again, pool.lease(arriving) as other:
+            assert again.connection.state == other.connection.state == "connected"
+            await again.channels.get(flooded).publish("n", "served again")
     assert "a connection of the pool ended" in caplog.text
+
+
+async def test_a_run_whose_connection_ably_ends_is_ended_from_another_and_serve_graph_does_not_raise(
+        strict, clients):
+    """Its connection FAILED mid-stream, a run can publish nothing more there, and its agent is still present (on
+    the pool's home): without another connection ending it, every client would show it streaming for ever."""
+    async with ConnectionPool(strict.key, strict.url, client_id="agent", streams_per_connection=1) as pool, \
+            pool.lease(_names(1)[0]):  # the home is full: the session streams on a connection of its own
+        saver = AblySaver(pool)
+        session_name = _names(1)[0]
+        async with ClientSession(await clients(strict, client_id="user"), session_name) as view:
+            sent = await view.send("go")
+            reply = " ".join(f"w{i}" for i in range(200))
+            serving = asyncio.ensure_future(serve_graph(chat_graph(saver, reply, delay=0.02), sent.invocation,
+                                                        client=pool))
+            assert await view.wait_for(lambda: "w3" in (view.messages()[-1].content or ""), 10)
+            await _flood_until_failed(pool.client_for(session_name))
+            result = await asyncio.wait_for(serving, 20)
+            assert result.outcome == "error" and isinstance(result.error, ConnectionFailedError)
+            assert result.error.code == 42924
+            assert await view.wait_for(lambda: [run.status for run in view.runs()] == ["error"], 10), view.runs()
+            assert "cut off" in str(view.runs()[0].error)
+
+
+async def test_a_lone_clients_run_cut_off_so_ends_serve_graph_in_error_and_reads_as_lost(strict, clients):
+    """One client, no other connection to end the run from: serve_graph still returns, and the agent's presence,
+    which left with the connection, makes the run lost for every client (the next session opened ends it)."""
+    agent = await clients(strict, client_id="agent")
+    session_name = _names(1)[0]
+    async with ClientSession(await clients(strict, client_id="user"), session_name) as view:
+        sent = await view.send("go")
+        reply = " ".join(f"w{i}" for i in range(200))
+        serving = asyncio.ensure_future(serve_graph(chat_graph(AblySaver(agent), reply, delay=0.02), sent.invocation,
+                                                    client=agent))
+        assert await view.wait_for(lambda: "w3" in (view.messages()[-1].content or ""), 10)
+        await _flood_until_failed(agent)
+        result = await asyncio.wait_for(serving, 20)
+        assert result.outcome == "error" and isinstance(result.error, ConnectionFailedError)
+        assert await view.wait_for(lambda: view.lost_runs() == [result.run_id], 30)
 
 
 @pytest.fixture(scope="module")

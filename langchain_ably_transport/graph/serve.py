@@ -26,11 +26,11 @@ from langgraph.types import Command, Durability, Interrupt
 
 from ..checkpoint.saver import HOLD_CHECKPOINTS_KEY
 from ..codec.langchain import ChunkTranslator, data_chunk, tool_output_chunk
-from ..errors import ConfigurationError, ErrorCode, RunError
+from ..errors import ConfigurationError, ConnectionFailedError, ErrorCode, RunError
 from ..ledger import MessageCounts, attributed_to, ledger
 from ..pool import ConnectionPool, leased
 from ..session import AgentSession, Run
-from ..session.agent import DEFAULT_TRIGGER_TIMEOUT_S
+from ..session.agent import CUT_OFF_MESSAGE, DEFAULT_TRIGGER_TIMEOUT_S
 from ..session.control import Authorize, run_owner_only
 from ..wire import names
 from ..wire.invocation import Invocation
@@ -152,7 +152,26 @@ async def serve_graph(
         with attributed_to(run.run_id):  # the saver's records, written from the graph's tasks, count to the run
             result = await _answer(session, run, graph, run_config, options)
         result.messages = ledger.run(run.run_id)
-        return result
+    if run.cut_off:
+        return await _end_cut_off(client, invocation.session_name, run, trusted_agents)
+    return result
+
+
+async def _end_cut_off(client: AblyRealtime | ConnectionPool, session_name: str, run: Run,
+                       trusted_agents: Iterable[str] | None) -> GraphRunResult:
+    """A run whose connection Ably ended for good: a pool ends it on another of its connections, so that no client
+    waits on it. (A lone client has no other: the agent's presence left with its connection, so the run reads as
+    lost, and the next session opened on it ends it.) Its last checkpoint stays, for a retry."""
+    reason = run.client.connection.error_reason
+    error = ConnectionFailedError(f"{CUT_OFF_MESSAGE} ({reason})", code=getattr(reason, "code", None))
+    if isinstance(client, ConnectionPool):
+        try:
+            async with client.lease(session_name, streaming=False) as connection, \
+                    AgentSession(connection, session_name, history_pages=1, trusted_agents=trusted_agents) as session:
+                await session.end_cut_off(run)
+        except Exception as failed:  # nothing raises out of serve_graph: the run is then left to liveness
+            log.warning("run %s: its end could not be published on another connection either: %s", run.run_id, failed)
+    return GraphRunResult("error", run.run_id, error=error, messages=ledger.run(run.run_id))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ably import AblyRealtime
 from ably.types.connectionstate import ConnectionState
+from ably.util.exceptions import AblyException
 from langchain_core.messages import BaseMessage
 
 from ..codec import DecodedEvent, MessageEncoder, decode_input
@@ -29,6 +30,7 @@ from ..codec.langchain import ui_messages_to_langchain
 from ..codec.step_markers import RunPhases
 from ..errors import ErrorCode, RunError
 from ..sdk import adopt
+from ..sdk.states import has_ended
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import (
@@ -67,6 +69,7 @@ RECONNECT_WAIT_S = 120.0  # how long a run cut off by a break waits for its conn
 HOLD_HISTORY_PAGES = 5  # pages of newest history a run cut off by a break reads for another process's hold
 AGENT_LOST_MESSAGE = ("agent lost: the process serving this run stopped (its presence left the session); "
                       "the conversation can go on")
+CUT_OFF_MESSAGE = "agent cut off: Ably ended the connection this run streamed on; the conversation can go on"
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,11 @@ class AgentSession:
         else this invocation claims it again, and holds it if its claim comes first. A run found lost stops."""
         log.warning("run %s on %s: this process was cut off (a stall or a dropped connection); checking that the "
                     "run is still its own before publishing again", run.run_id, self._name)
-        held = await self._connected() and not await self._held_elsewhere(run) and await self._claim_again(run)
+        if not await self._connected():
+            run._on_cut_off(f"its connection did not come back ({self._client.connection.state}: "
+                            f"{self._client.connection.error_reason})")
+            return False
+        held = not await self._held_elsewhere(run) and await self._claim_again(run)
         if not held:
             log.warning("run %s on %s: another process holds it now; this invocation stops and publishes nothing "
                         "more", run.run_id, self._name)
@@ -409,6 +416,8 @@ class AgentSession:
         connection = self._client.connection
         if connection.state == ConnectionState.CONNECTED:
             return True
+        if has_ended(self._client):  # nothing to wait for
+            return False
         try:
             await asyncio.wait_for(connection.once_async(ConnectionState.CONNECTED), RECONNECT_WAIT_S)
         except TimeoutError:
@@ -444,13 +453,25 @@ class AgentSession:
                  if wire.transport.get(names.HEADER_CODEC_MESSAGE_ID) == codec_message_id]
         return wires[-1] if wires else None
 
+    async def end_cut_off(self, run: Run) -> bool:
+        """End `run`, which another session of this agent served on a connection that ended for good (`cut_off`),
+        as `error`, closing the streams and steps it left open, as a lost run is ended: from this session, on
+        another connection. False when the run is not active any more (another process ended or adopted it)."""
+        await self.core.load_older_until(lambda: self._left_open.saw_invocation(run.invocation_id))
+        if run.run_id not in self.active_runs():
+            return False
+        cut_off = TrackedRun(**run._lifecycle())
+        await self._close_left_open(cut_off)
+        await self._end_lost(cut_off, CUT_OFF_MESSAGE)
+        return True
+
     async def _end_lost(self, lost: TrackedRun, message: str) -> None:
         await self.core.writer.publish(run_end_message(
             run_id=lost.run_id, reason=names.RunEndReason.ERROR, run_client_id=lost.run_client_id,
             invocation_id=lost.invocation_id, input_client_id=lost.input_client_id,
             input_codec_message_id=lost.input_codec_message_id, error_code=ErrorCode.STREAM_ERROR,
             error_message=message))
-        log.warning("run %s on %s lost its agent; ended as error: %s", lost.run_id, self._name, message)
+        log.warning("run %s on %s ended as error: %s", lost.run_id, self._name, message)
 
     def _buffer_cancel(self, wire: WireMessage) -> None:
         """Keep a cancel of an input whose run is not known yet: the newest per input and sender, at most 20 per
@@ -505,6 +526,7 @@ class Run:
         self.cancelled = asyncio.Event()
         self.started = False
         self.ended = False
+        self.cut_off = False  # its connection ended for good, its end unpublished: `AgentSession.end_cut_off`
         self._steps = 0
         self._writer: FencedWriter | None = None
         self._waiting_pass: MessageEncoder | None = None  # the pass being piped, while it waits on its source
@@ -694,8 +716,7 @@ class Run:
     async def suspend(self) -> None:
         """Publish `ai-run-suspend`: this invocation ends waiting for the client; the run goes on later."""
         self._require_open()
-        await self._out.publish(run_suspend_message(**self._lifecycle()))
-        self._finished()
+        await self._publish_last(run_suspend_message(**self._lifecycle()))
 
     async def end(self, reason: str = "complete", *, error_code: int | None = None,
                   error_message: str | None = None) -> None:
@@ -704,12 +725,29 @@ class Run:
             return
         if reason == names.RunEndReason.ERROR and error_code is None:
             error_code = ErrorCode.STREAM_ERROR
-        await self._out.publish(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
-                                                error_message=error_message))
+        await self._publish_last(run_end_message(**self._lifecycle(), reason=reason, error_code=error_code,
+                                                 error_message=error_message))
+
+    async def _publish_last(self, message: WireMessage) -> None:
+        """Publish the invocation's last lifecycle message. On a connection that ended for good, the run is cut off
+        instead (`AgentSession.end_cut_off` ends it from another), rather than failing whoever ends it."""
+        try:
+            await self._out.publish(message)
+        except AblyException as error:
+            if not has_ended(self.client):
+                raise
+            self._on_cut_off(f"its {message.name} was not published ({error})")
+            return
         self._finished()
 
     def _on_superseded(self) -> None:
         log.warning("run %s was ended by another process of this agent; this invocation stops", self.run_id)
+        self._finished()
+        self.cancelled.set()
+
+    def _on_cut_off(self, why: str) -> None:
+        log.warning("run %s: %s; this invocation stops, and publishes nothing more there", self.run_id, why)
+        self.cut_off = not self.ended
         self._finished()
         self.cancelled.set()
 
