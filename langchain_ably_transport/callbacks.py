@@ -4,7 +4,8 @@ The handler's methods run on whatever thread LangChain calls them from (the call
 threads for tools, the event loop for `ainvoke`). They only append to a thread-safe deque; one consumer on
 the Ably client's loop turns those events into runs and chunks. So the model's token loop never waits for
 the network, and nothing the handler does raises into the chain, except the one thing meant to: after a
-client cancels the run, the next callback raises `RunCancelledError`, which stops the chain there.
+client cancels the run, the next callback raises `RunCancelledError`, which stops the chain there. (When Ably ends
+the client's connection for good, the chain goes on, and its run, which can publish nothing more, reads as lost.)
 
 Each outermost chain (each input of a `batch`) becomes a run. A run's model passes and tool results make
 one assistant message, one step per pass, as the AI SDK streams a multi-step reply, so a `useChat` client
@@ -276,6 +277,8 @@ class AblyCallbackHandler(BaseCallbackHandler, _StreamingCallbackHandler):
 
     async def _watch_cancel(self, root: UUID, run: Run) -> None:
         await run.cancelled.wait()
+        if run.cut_off:  # no client cancelled: its connection ended for good, and the chain goes on without it
+            return
         if root in self._roots:
             self._cancelled_roots.add(root)
 

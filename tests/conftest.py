@@ -27,6 +27,25 @@ def server() -> Iterator[RunningServer]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def strict() -> Iterator[RunningServer]:
+    """A dev server that ends a connection sending over 60 protocol messages a second (42924), as Ably ends one that
+    floods it: the connection is FAILED for good."""
+    with spawn(args=["--protocol-rate", "60"]) as running:
+        yield running
+
+
+async def flood_until_failed(client: AblyRealtime) -> None:
+    """Flood `client`'s connection with publishes until `strict` ends it."""
+    channel = client.channels.get(f"flood:{uuid.uuid4().hex[:6]}")
+    await channel.attach()
+    publishes = [asyncio.ensure_future(channel.publish("n", "x")) for _ in range(100)]
+    await asyncio.wait(publishes, timeout=10)
+    for publish in publishes:
+        publish.cancel() if not publish.done() else publish.exception()
+    assert client.connection.state == ConnectionState.FAILED
+
+
 @pytest.fixture
 def channel_name() -> str:
     return f"test:{uuid.uuid4().hex[:12]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -17,6 +18,7 @@ from langchain_ably_transport import AblyCallbackHandler, ClientSession, connect
 from langchain_ably_transport.wire import names
 
 from .codec.langchain.streams import ScriptedChatModel
+from .conftest import flood_until_failed
 
 
 def _model(*replies: str | AIMessage) -> GenericFakeChatModel:
@@ -167,6 +169,33 @@ async def test_a_client_cancel_stops_an_async_chain(clients, channel_name):
         await handler.aflush()
         assert await watcher.wait_for(lambda: watcher.runs()[0].status == names.RunStatus.CANCELLED)
         assert "token1999" not in str(watcher.view())
+    await handler.aclose()
+
+
+async def test_a_chain_whose_connection_ably_ends_runs_to_its_end_and_its_run_reads_as_lost(strict, clients):
+    """No client cancelled it: the chain gets its whole answer, not a `RunCancelledError`, and the run, which can
+    publish nothing more, is lost for the clients (the agent's presence left with its connection)."""
+    long_reply = " ".join(f"token{i}" for i in range(400))
+    model = _model(long_reply)
+
+    async def slow_tokens(question: str) -> str:
+        text = ""
+        async for chunk in model.astream(question):
+            text += chunk.content
+            await asyncio.sleep(0.005)
+        return text
+
+    agent = await clients(strict, client_id="agent")
+    session_name = f"test:{uuid.uuid4().hex[:12]}"
+    handler = AblyCallbackHandler(agent, session=session_name, coalesce_window=0.0)
+    async with ClientSession(await clients(strict, client_id="user"), session_name) as watcher:
+        chain = RunnableLambda(slow_tokens) | StrOutputParser()  # a step after the model: a callback to raise from
+        chain_task = asyncio.ensure_future(chain.ainvoke("go", {"callbacks": [handler]}))
+        assert await watcher.wait_for(lambda: "token20" in str(watcher.view()), timeout=10)
+        await flood_until_failed(agent)
+        assert await asyncio.wait_for(chain_task, 20) == long_reply
+        await handler.aflush()
+        assert await watcher.wait_for(lambda: watcher.lost_runs() == [watcher.runs()[0].key], 10), watcher.runs()
     await handler.aclose()
 
 

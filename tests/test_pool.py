@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ from langchain_ably_transport import (
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 
+from .conftest import flood_until_failed
 from .graph.graphs import chat_graph
 
 
@@ -108,31 +108,13 @@ async def test_idle_connections_close_down_to_one_and_a_returning_session_is_pla
             assert client.connection.state == "connected"
 
 
-@pytest.fixture(scope="module")
-def strict() -> Iterator[RunningServer]:
-    """A server that ends a connection sending over 60 protocol messages a second (42924), as Ably ends one that
-    floods it: the connection is FAILED for good."""
-    with spawn(args=["--protocol-rate", "60"]) as running:
-        yield running
-
-
-async def _flood_until_failed(client: Any) -> None:
-    channel = client.channels.get(f"flood:{uuid.uuid4().hex[:6]}")
-    await channel.attach()
-    publishes = [asyncio.ensure_future(channel.publish("n", "x")) for _ in range(100)]
-    await asyncio.wait(publishes, timeout=10)
-    for publish in publishes:
-        publish.cancel() if not publish.done() else publish.exception()
-    assert client.connection.state == "failed"
-
-
 async def test_a_connection_ably_ended_is_retired_and_its_sessions_are_placed_anew(strict, caplog):
     """A pool that kept a FAILED connection would place sessions there whose every publish fails; it closes it
     instead, on the next lease."""
     flooded, returning, arriving = _names(3)
     async with ConnectionPool(strict.key, strict.url, streams_per_connection=1) as pool:
         async with pool.lease(_names(1)[0]), pool.lease(flooded) as second:
-            await _flood_until_failed(second)
+            await flood_until_failed(second)
             assert pool.client_for(flooded) is not second, "the saver does not write through it either"
             async with pool.lease(returning) as placed:
                 assert placed is not second and placed.connection.state == "connected"
@@ -157,7 +139,7 @@ async def test_a_run_whose_connection_ably_ends_is_ended_from_another_and_serve_
             serving = asyncio.ensure_future(serve_graph(chat_graph(saver, reply, delay=0.02), sent.invocation,
                                                         client=pool))
             assert await view.wait_for(lambda: "w3" in (view.messages()[-1].content or ""), 10)
-            await _flood_until_failed(pool.client_for(session_name))
+            await flood_until_failed(pool.client_for(session_name))
             result = await asyncio.wait_for(serving, 20)
             assert result.outcome == "error" and isinstance(result.error, ConnectionFailedError)
             assert result.error.code == 42924
@@ -176,7 +158,7 @@ async def test_a_lone_clients_run_cut_off_so_ends_serve_graph_in_error_and_reads
         serving = asyncio.ensure_future(serve_graph(chat_graph(AblySaver(agent), reply, delay=0.02), sent.invocation,
                                                     client=agent))
         assert await view.wait_for(lambda: "w3" in (view.messages()[-1].content or ""), 10)
-        await _flood_until_failed(agent)
+        await flood_until_failed(agent)
         result = await asyncio.wait_for(serving, 20)
         assert result.outcome == "error" and isinstance(result.error, ConnectionFailedError)
         assert await view.wait_for(lambda: view.lost_runs() == [result.run_id], 30)
