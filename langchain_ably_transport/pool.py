@@ -236,6 +236,8 @@ class ConnectionPool:
 
     async def _close(self, connection: _Connection) -> None:
         self._connections.remove(connection)
+        for name in [name for name, home in self._homes.items() if home is connection]:
+            del self._homes[name]  # a closed client's whole object graph, kept for sessions that must move anyway
         if connection.closing is not None:
             connection.closing.cancel()
         self._closed += 1
