@@ -148,20 +148,25 @@ async def test_an_erroring_chain_ends_its_run_with_the_error_and_the_chain_sees_
         await handler.aclose()
 
 
-async def test_a_client_cancel_stops_an_async_chain(clients, channel_name):
-    long_reply = " ".join(f"token{i}" for i in range(2000))
-    model = _model(long_reply)
+def _slow_tokens(reply: str, pause_s: float) -> RunnableLambda:
+    """A chain step that streams `reply` from a model, a token every `pause_s` seconds, and returns it."""
+    model = _model(reply)
 
     async def slow_tokens(question: str) -> str:
         text = ""
         async for chunk in model.astream(question):
             text += chunk.content
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(pause_s)
         return text
 
+    return RunnableLambda(slow_tokens)
+
+
+async def test_a_client_cancel_stops_an_async_chain(clients, channel_name):
+    slow_tokens = _slow_tokens(" ".join(f"token{i}" for i in range(2000)), 0.002)
     handler = AblyCallbackHandler(await clients(), session=channel_name, coalesce_window=0.0)
     async with ClientSession(await clients(), channel_name) as watcher:
-        chain_task = asyncio.ensure_future(RunnableLambda(slow_tokens).ainvoke("go", {"callbacks": [handler]}))
+        chain_task = asyncio.ensure_future(slow_tokens.ainvoke("go", {"callbacks": [handler]}))
         assert await watcher.wait_for(lambda: "token50" in str(watcher.view()), timeout=10)
         await watcher.cancel(watcher.runs()[0].key)
         with pytest.raises(Exception, match="cancelled"):
@@ -176,20 +181,11 @@ async def test_a_chain_whose_connection_ably_ends_runs_to_its_end_and_its_run_re
     """No client cancelled it: the chain gets its whole answer, not a `RunCancelledError`, and the run, which can
     publish nothing more, is lost for the clients (the agent's presence left with its connection)."""
     long_reply = " ".join(f"token{i}" for i in range(400))
-    model = _model(long_reply)
-
-    async def slow_tokens(question: str) -> str:
-        text = ""
-        async for chunk in model.astream(question):
-            text += chunk.content
-            await asyncio.sleep(0.005)
-        return text
-
     agent = await clients(strict, client_id="agent")
     session_name = f"test:{uuid.uuid4().hex[:12]}"
     handler = AblyCallbackHandler(agent, session=session_name, coalesce_window=0.0)
     async with ClientSession(await clients(strict, client_id="user"), session_name) as watcher:
-        chain = RunnableLambda(slow_tokens) | StrOutputParser()  # a step after the model: a callback to raise from
+        chain = _slow_tokens(long_reply, 0.005) | StrOutputParser()  # a step after the model: a callback to raise from
         chain_task = asyncio.ensure_future(chain.ainvoke("go", {"callbacks": [handler]}))
         assert await watcher.wait_for(lambda: "token20" in str(watcher.view()), timeout=10)
         await flood_until_failed(agent)
