@@ -6,10 +6,13 @@ checkpoints, and a second would make both wait, more with every token (measured:
 `benchmarks/replicas.py`). A process serving hundreds of sessions on one connection makes every reply wait its
 turn. The pool places each session on a connection for the session's life (its lease), on the least busy one, and
 opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the server's
-announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A connection that
-has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is still paced to its
-rate, and, given the account's rate (`account_rate`), to what all the pool's connections may publish together; a
-refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`). A connection that Ably ended
+announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A session back for
+another turn goes to the connection it had while that has room (its lingering session and its thread's records are
+there), else it is placed anew: two streams on one connection would both be paced, each token later than the last.
+A connection that has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is
+still paced to its rate, and, given the account's rate (`account_rate`), to what all the pool's connections may
+publish together; a refusal (42910, 42911) is waited out and counted in the ledger (`ledger.refusals()`). A
+connection that Ably ended
 (FAILED: a fatal error such as 42924, a connection over its protocol rate; or CLOSED under the pool) is retired when
 the next session is placed: nothing more is placed on it, and its sessions are placed anew on their next lease.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -68,6 +71,7 @@ class _Connection:
     leases: int = 0
     watches: int = 0  # leases that keep the connection open but publish next to nothing (`lease(streaming=False)`)
     closing: asyncio.TimerHandle | None = None
+    held: Counter[str] = field(default_factory=Counter)  # the sessions leased here now, and how many times
 
 
 @dataclass(frozen=True)
@@ -130,16 +134,20 @@ class ConnectionPool:
 
     @asynccontextmanager
     async def lease(self, session_name: str, *, streaming: bool = True) -> AsyncIterator[AblyRealtime]:
-        """The connection `session_name` is on, held for it until the block ends: the one it had (while it is open),
-        else the least busy one, opened first if every connection is full and the ceiling allows.
+        """The connection `session_name` is on, held for it until the block ends: the one it had (while it is open
+        and, for a streaming session, has room or is serving this session already: a session's leases at one time
+        share its connection), else the least busy one, opened first if every connection is full and the ceiling
+        allows.
 
         `streaming=False`: a session that is only watched (it publishes nothing unless something goes wrong) keeps
         its connection open without taking a stream's place on it."""
         await self._retire_ended()
         connection = self._homes.get(session_name)
-        if connection is None or connection not in self._connections:
+        if connection is None or connection not in self._connections or (
+                streaming and self._full(connection) and not connection.held[session_name]):
             connection = await self._place() if streaming else self._least_busy()
         self._remember(session_name, connection)
+        connection.held[session_name] += 1
         if streaming:
             connection.leases += 1
         else:
@@ -150,6 +158,7 @@ class ConnectionPool:
         try:
             yield connection.client
         finally:
+            connection.held -= Counter((session_name,))
             if streaming:
                 connection.leases -= 1
             else:
@@ -181,7 +190,7 @@ class ConnectionPool:
         again, so that a burst fills the new connection and opens the next rather than piling onto one."""
         while True:
             least = self._least_busy()
-            if least.leases < self._capacity(least) or len(self._connections) >= self._max:
+            if not self._full(least) or len(self._connections) >= self._max:
                 return least
             if self._opening is None or self._opening.done():  # not a callback's clearing it: a caller may come first
                 self._opening = asyncio.ensure_future(self._open())
@@ -205,6 +214,9 @@ class ConnectionPool:
                 log.warning("a connection of the pool ended (%s): it is closed, and its %d sessions are placed anew "
                             "on their next lease", reason, connection.leases + connection.watches)
                 await self._close(connection)
+
+    def _full(self, connection: _Connection) -> bool:
+        return connection.leases >= self._capacity(connection)
 
     def _capacity(self, connection: _Connection) -> int:
         if self._streams is not None:

@@ -34,6 +34,7 @@ from ..errors import CheckpointStorageError, ConfigurationError, WrongLoopError
 from ..loop import LoopThread
 from ..pool import ConnectionPool
 from ..sdk.channels import release_channel
+from ..sdk.states import has_ended
 from .log import ChannelLog
 from .records import RUN, CheckpointRecord, EraseRecord, pack, unpack
 from .thread import BlobCache, ThreadStore
@@ -152,7 +153,7 @@ class AblySaver(BaseCheckpointSaver[str]):
     def _thread(self, thread_id: str) -> ThreadStore:
         client = self._pool.client_for(thread_id) if self._pool is not None else self.client
         store = self._threads.get(thread_id)
-        if store is not None and store.log.channel.ably is not client:  # its connection closed: it moves
+        if store is not None and store.log.channel.ably is not client and self._may_move(store):
             self._forget(self._threads.pop(thread_id))
             store = None
         if store is None:
@@ -164,6 +165,13 @@ class AblySaver(BaseCheckpointSaver[str]):
                 self._forget(self._threads.popitem(last=False)[1])
         self._threads.move_to_end(thread_id)
         return store
+
+    @staticmethod
+    def _may_move(store: ThreadStore) -> bool:
+        """A thread follows its session to another connection (the pool moved it off a full one, or its own ended)
+        once its writes are out: until then it stays where they are, so that they land before anything the next
+        connection writes, and a read there finds them."""
+        return store.settled or has_ended(store.log.channel.ably)
 
     def _forget(self, store: ThreadStore) -> None:
         """A thread no longer cached: its blobs and its channel go too (memory follows the warm threads), once

@@ -511,6 +511,12 @@ class ThreadStore:
         """Whether puts or writes wait to be published."""
         return bool(self._waiting or self._held)
 
+    @property
+    def settled(self) -> bool:
+        """Whether nothing waits to be published or is being published: a read from another connection would find
+        everything this store wrote."""
+        return not (self.waiting or self._writer.locked() or self._in_flight or self._flushes)
+
     async def erase(self, record: EraseRecord) -> None:
         async with self._writer:
             await self._publish_held()
