@@ -64,7 +64,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -505,9 +505,36 @@ class Phase:
     agent: dict[str, Any] = field(default_factory=dict)
 
 
-def child(role: str, *args: Any, stdout: Any = None, nice: int = 0) -> subprocess.Popen[str]:
+@dataclass(frozen=True)
+class Placement:
+    """Where the benchmark's processes run: the harness (dev server, users, probe) at a nice value, and the agent
+    on a core of its own with the harness on the others, or everything on every core."""
+
+    harness_nice: int = 0
+    agent_core: int | None = None
+
+    def agent(self) -> None:
+        if self.agent_core is not None:
+            os.sched_setaffinity(0, {self.agent_core})
+
+    def harness(self, pid: int = 0) -> None:
+        if self.harness_nice:
+            os.setpriority(os.PRIO_PROCESS, pid, self.harness_nice)
+        if self.agent_core is not None:
+            os.sched_setaffinity(pid, os.sched_getaffinity(0) - {self.agent_core})
+
+    def words(self) -> str:
+        who = "the dev server, the users and the probe"
+        nice = f"{who} run at nice {self.harness_nice}, below the agent" if self.harness_nice else ""
+        if self.agent_core is None:
+            return nice or f"{who} compete with the agent as equals"
+        core = f"the agent runs on core {self.agent_core} alone, and {who} on the other cores"
+        return f"{core}; {nice}" if nice else core
+
+
+def child(role: str, *args: Any, stdout: Any = None, place: Callable[[], None] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, role, *map(str, args)], stdout=stdout, text=True,
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            preexec_fn=place)
 
 
 def rss_mb(pid: int) -> float:
@@ -521,7 +548,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
     url, key = server.url, server.key
     agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
                   settings.token_rate, settings.session_linger_s, ",".join(map(str, phase.gc_threshold or ())),
-                  settings.serving, stdout=subprocess.PIPE)
+                  settings.serving, stdout=subprocess.PIPE, place=settings.placement.agent)
     try:
         ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
         if "port" not in ready:
@@ -531,9 +558,9 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
         outs = [Path(workdir) / f"users-{seed}.json" for seed in range(len(per_process))]
         phase.objects.append(_agent_json(f"{agent_url}/objects")["objects"])  # before the users: no one waits
         probe_out = Path(workdir) / "probe.json"
-        probe = child("--probe", url, key, phase.seconds, probe_out, nice=settings.harness_nice)
+        probe = child("--probe", url, key, phase.seconds, probe_out, place=settings.placement.harness)
         users = [child("--users", url, key, agent_url, n, phase.seconds, settings.reply_tokens, settings.turns, seed,
-                       out, nice=settings.harness_nice)
+                       out, place=settings.placement.harness)
                  for (seed, n), out in zip(enumerate(per_process), outs, strict=True)]
         cpu_before, started = cpu_seconds(agent.pid), time.monotonic()
         server_cpu_before = cpu_seconds(server.process.pid)
@@ -641,19 +668,13 @@ def _merged_pauses(per_process: list[dict[str, dict[str, float]]]) -> str:
                      for generation, (n, total, longest) in sorted(merged.items())) or "-"
 
 
-def _nice_words(nice: int) -> str:
-    if not nice:
-        return "the dev server, the users and the probe compete with the agent as equals"
-    return f"the dev server, the users and the probe run at nice {nice}, below the agent"
-
-
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
         f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, "
         f"{SERVING[settings.serving]}; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
         f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
         f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm; sessions linger "
-        f"{settings.session_linger_s:g} s after a run; {_nice_words(settings.harness_nice)}; the agent's collector: "
+        f"{settings.session_linger_s:g} s after a run; {settings.placement.words()}; the agent's collector: "
         f"gc.freeze() after start-up, thresholds {tuple(settings.gc_threshold)} (a last phase: Python's default, "
         f"{DEFAULT_GC_THRESHOLD})",
         load_line(load_before), "",
@@ -754,9 +775,14 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--harness-nice", type=int, default=0,
                         help="run the dev server, the users and the probe at this nice value, below the agent, which "
                              "then comes first for a core (default 0: all compete as equals)")
+    parser.add_argument("--agent-core", type=int, default=None,
+                        help="run the agent on this core alone, and the dev server, the users and the probe on the "
+                             "others (default: every process on every core)")
     parser.add_argument("--session-linger-s", type=float, default=SESSION_LINGER_S,
                         help="serve_graph(session_linger_s=): 0 detaches each session after its run")
-    return parser.parse_args(argv)
+    settings = parser.parse_args(argv)
+    settings.placement = Placement(settings.harness_nice, settings.agent_core)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -783,8 +809,7 @@ def main(argv: list[str] | None = None) -> None:
         most = max(settings.sessions)
         phases.append(Phase(f"{most}, default gc", most, settings.minutes * 60, gc_threshold=None))
     with spawn() as server, tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:
-        if settings.harness_nice:
-            os.setpriority(os.PRIO_PROCESS, server.process.pid, settings.harness_nice)
+        settings.placement.harness(server.process.pid)
         for phase in phases:
             run_phase(phase, server, settings, workdir)
     print(report(phases, settings, load_before))
