@@ -35,12 +35,13 @@ BASELINE: the same per-session workload with 1 session, measured first in the sa
 `--serving transport` serves each invocation without LangGraph or a checkpointer: the session, and the same model's
 stream piped into the run (`answer_without_graph`). Beside a run of the product path, it says how much of the tail
 at 200 sessions the transport would leave on this machine if the graph cost nothing. `--harness-nice 10` runs the
-dev server, the users and the probe below the agent, so that the agent comes first when they wait for a core.
+dev server, the users and the probe below the agent, so that the agent comes first when they wait for a core;
+`--agent-core N` runs the agent on core N alone, and them on the other cores.
 
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
     .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30] [--serving transport]
-        [--harness-nice 10]
+        [--harness-nice 10] [--agent-core 1]
 """
 
 from __future__ import annotations
