@@ -40,7 +40,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..errors import (
     EncoderClosedError,
@@ -86,6 +86,7 @@ from .vercel import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_COALESCE_WINDOW = 0.040
 DEFAULT_MAX_MESSAGE_BYTES = 65536
@@ -101,11 +102,12 @@ class ChannelWriter(Protocol):
     `publish` of a discrete chunk (whose serial no one needs), are called without being awaited, so they must
     take their place in the connection's outgoing order when called, or at the latest in the first step of
     the coroutine they return (ably-python's `append_message` and `publish` assign the `msgSerial` there);
-    the encoder yields once before its next awaited write so such coroutines take that first step in order.
+    the encoder yields once before its next awaited write when one returned a coroutine, so that it takes that
+    first step in order.
     """
 
-    async def publish(self, message: WireMessage) -> str | None:
-        """Publish a create and return its serial from the ACK (`PublishResult.serials[0]`)."""
+    def publish(self, message: WireMessage) -> Awaitable[str | None]:
+        """Publish a create; what it returns settles with its serial from the ACK (`PublishResult.serials[0]`)."""
         ...
 
     def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
@@ -335,8 +337,7 @@ class MessageEncoder:
         self._hook(message)
         self._check_size(message, f"the {chunk.get('type')!r} chunk")
         self._flush_buffers()
-        self._discretes.append(asyncio.ensure_future(self._writer.publish(message)))
-        self._unstarted = True
+        self._discretes.append(self._started(self._writer.publish(message)))
         if self._phases is not None:
             self._phases.sent_discrete(message.codec.get(KIND, ""), message.codec)
 
@@ -524,10 +525,16 @@ class MessageEncoder:
     def _pipeline(self, segment: _Segment, message: WireMessage) -> None:
         if segment.failed:  # no appends after a failed one: they could land after a gap; the update will carry all
             return
-        future = asyncio.ensure_future(self._writer.append(segment.serial, message))
+        future = self._started(self._writer.append(segment.serial, message))
         future.add_done_callback(lambda done: self._on_appended(segment, done))
         self._pending.add(future)
-        self._unstarted = True
+
+    def _started(self, sending: Awaitable[T]) -> asyncio.Future[T]:
+        """A write not awaited now, as a future; a coroutine has still to take its first step, in order, before the
+        next awaited write (`_before_awaited_write`)."""
+        if asyncio.iscoroutine(sending):
+            self._unstarted = True
+        return asyncio.ensure_future(sending)
 
     def _on_appended(self, segment: _Segment, done: asyncio.Future[Any]) -> None:
         self._pending.discard(done)

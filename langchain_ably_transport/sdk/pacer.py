@@ -26,6 +26,7 @@ from .fixes import adopt
 from .per_client import PerClient
 
 T = TypeVar("T")
+R = TypeVar("R")
 DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the server does not announce one
 # The pacer stays below the server's token bucket (one second's worth, refilled at the rate): 90% of the rate,
 # bursts of half a second, so network jitter bunching a paced burst cannot empty the server's bucket.
@@ -47,6 +48,33 @@ async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def retried_if_refused(start: Callable[[], asyncio.Future[T]], result: Callable[[T], R]) -> asyncio.Future[R]:
+    """`result` of `start()`, started now (a publish's message written in the caller's step, or queued in call order),
+    and again with `retry_rate_limited`'s back-off if Ably refuses it for rate: `retry_rate_limited` without the turn
+    of the event loop a task waits before its first step."""
+    outcome: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+    start().add_done_callback(partial(_settle_retried, start, result, outcome, False))
+    return outcome
+
+
+def _settle_retried(start: Callable[[], asyncio.Future[T]], result: Callable[[T], R], outcome: asyncio.Future[R],
+                    retried: bool, done: asyncio.Future[T]) -> None:
+    """(A function of the module, not a closure that names itself: that would be a reference cycle a publish, which
+    only the collector frees.)"""
+    error = None if done.cancelled() else done.exception()
+    if outcome.done():  # the caller gave up on it
+        return
+    if done.cancelled():
+        outcome.cancel()
+    elif error is None:
+        outcome.set_result(result(done.result()))
+    elif not retried and isinstance(error, AblyException) and error.code in RATE_REFUSALS:
+        again = asyncio.ensure_future(retry_rate_limited(start))
+        again.add_done_callback(partial(_settle_retried, start, result, outcome, True))
+    else:
+        outcome.set_exception(error)
 
 
 class TokenBucket:

@@ -16,7 +16,7 @@ from ably.util.exceptions import AblyException
 from ..ledger import MessageKind, Publication
 from ..sdk.channels import attach_serial
 from ..sdk.outbox import append_now, publish_now
-from ..sdk.pacer import pacer_for, retry_rate_limited
+from ..sdk.pacer import pacer_for, retried_if_refused, retry_rate_limited
 from ..wire import names
 from ..wire.envelope import WireMessage
 
@@ -40,11 +40,13 @@ class ChannelWriter:
         self._pacer = pacer_for(channel.ably)
         self._waiting_appends: dict[str, _WaitingAppend] = {}
 
-    async def publish(self, message: WireMessage) -> str | None:
+    def publish(self, message: WireMessage) -> asyncio.Future[str | None]:
+        """The serial of `message`, published: written when called (or queued in the pacer, in call order), so a
+        publish no one awaits at once still goes out in the caller's step."""
         publication = self._publication(_KINDS.get(message.name or "", MessageKind.OUTPUT_CREATE), message)
-        result = await retry_rate_limited(lambda: self._pacer.start(
-            lambda: publish_now(self.channel, [Message(**message.to_publish())]), publication=publication))
-        return result.serials[0] if result.serials else None
+        return retried_if_refused(lambda: self._pacer.start(
+            lambda: publish_now(self.channel, [Message(**message.to_publish())]), publication=publication),
+            lambda result: result.serials[0] if result.serials else None)
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""

@@ -169,10 +169,10 @@ class FencedWriter:
             self.lost = not await self._verify()
         return not self.lost
 
-    async def publish(self, message: WireMessage) -> str | None:
+    def publish(self, message: WireMessage) -> Awaitable[str | None]:
         if self._clear():
-            return await self._writer.publish(message)
-        return await self._in_order(lambda: self._writer.publish(message))
+            return self._writer.publish(message)
+        return self._in_order(lambda: self._writer.publish(message))
 
     def append(self, serial: str, message: WireMessage) -> Awaitable[Any]:
         if self._clear():
