@@ -86,6 +86,27 @@ async def test_a_create_is_written_in_its_callers_step_and_creates_keep_the_call
     assert history[1].data == "b+", "the append between the creates applied"
 
 
+async def test_a_create_no_one_awaits_yet_is_written_when_publish_is_called(server, channel_name):
+    """A discrete create (its serial awaited by no one at once) takes its place in the connection's order when
+    `publish` is called, with no task: the encoder need not give it a turn of the loop before its next write."""
+    async with connect(server.key, server.url) as client:
+        channel = client.channels.get(channel_name)
+        writer = ChannelWriter(channel)
+        serial = await writer.publish(WireMessage(name="ai-output", data="a"))  # attached, and the rate known
+        with tasks_created() as counts:
+            started = [writer.publish(WireMessage(name=f"create-{i}", data=str(i))) for i in range(3)]
+            appended = writer.append(serial, WireMessage(data="+"))
+            started.append(writer.publish(WireMessage(name="create-3", data="3")))
+            serials = await asyncio.gather(*started)
+            await appended
+        history = (await channel.history(direction="forwards")).items
+    del counts["async_generator_athrow"]  # the loop closing some earlier async generator that was collected
+    assert counts.total() == 0, f"written when called: {counts}"
+    assert serials == sorted(serials), "serials in call order"
+    assert [m.name for m in history[1:]] == [f"create-{i}" for i in range(4)]
+    assert history[0].data == "a+", "the append between the creates applied"
+
+
 async def test_a_create_is_refused_as_ably_python_refuses_it_before_sending(server, channel_name):
     async with connect(server.key, server.url, client_id="agent") as client:
         writer = ChannelWriter(client.channels.get(channel_name))
