@@ -127,17 +127,27 @@ class Channel:
     # --- attach / detach ---
 
     def attach(
-        self, recipient: Recipient, identity: Identity, frame: dict[str, Any]
+        self, recipient: Recipient, identity: Identity, frame: dict[str, Any], *, continuous: bool = False
     ) -> Attachment:
-        """Attach `recipient`; sends ATTACHED, then any replay or rewind, then the presence SYNC."""
+        """Attach `recipient`; sends ATTACHED, then any replay or rewind, then the presence SYNC.
+
+        `continuous`: `recipient` is attached already and was sent every message since over the socket that asks
+        again (ably-python re-attaches every channel after an in-place re-authentication). It is resumed where that
+        socket is, with nothing replayed: its `channelSerial` may predate a message already on its way to it, which
+        a replay would deliver twice."""
         modes = self._granted_modes(identity, frame)
         params = frame.get("params") if isinstance(frame.get("params"), dict) else None
         resume_from = frame.get("channelSerial")
         flags = modes
         error = None
         replay: list[dict[str, Any]] = []
+        existing = self.attachments.get(recipient.connection_id) if continuous else None
         attachment = Attachment(recipient, modes, self._clock.current())
-        if isinstance(resume_from, str) and resume_from:
+        if existing is not None:
+            existing.modes = modes
+            attachment, resume_from = existing, self._clock.current()
+            flags |= Flag.RESUMED
+        elif isinstance(resume_from, str) and resume_from:
             horizon = self._store.horizon(self.name)
             if horizon is not None and resume_from <= horizon:
                 error = AblyError(80016, 400, "Channel continuity lost: history before the resume point expired")

@@ -327,6 +327,7 @@ class _Session:
         self._inbound = RateLimiter(self._limits.inbound_rate)
         self._protocol = RateLimiter(self._limits.protocol_rate)
         self._rollup = AppendRollup(connection.rollup_window_s, self._publish, self._ack)
+        self._attached_here: set[str] = set()  # channels attached over this socket: it was sent all they carried
         self._timers: list[asyncio.TimerHandle] = []
         self._closed_cleanly = False
         self._linger = 0.0
@@ -398,12 +399,16 @@ class _Session:
             attachments = self._connection.attachments
             if name not in attachments and len(attachments) >= self._limits.max_channels_per_connection:
                 raise AblyError(90010, 400, "Maximum number of channels per connection exceeded")
-            attachments[channel.name] = channel.attach(self._connection, self._connection.identity, frame)
+            continuous = channel.name in self._attached_here and channel.name in attachments
+            attachments[channel.name] = channel.attach(self._connection, self._connection.identity, frame,
+                                                       continuous=continuous)
+            self._attached_here.add(channel.name)
         except AblyError as error:
             self._socket.send_frame({"action": int(Action.ERROR), "channel": name, "error": error.to_wire()})
 
     def _on_detach(self, frame: dict[str, Any]) -> None:
         name = frame.get("channel")
+        self._attached_here.discard(name)
         if self._connection.attachments.pop(name, None) is not None:
             self._channels.get(name).detach(self._connection.connection_id)
         self._socket.send_frame({"action": int(Action.DETACHED), "channel": name})
