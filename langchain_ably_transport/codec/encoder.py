@@ -6,8 +6,10 @@ It is `core/codec/encoder.ts` + the Vercel output table, with three additions th
   second per stream, its create included, Ably's own append rollup rate). Deltas wait for the window and go
   out as one append; what the window still holds when the stream ends rides on the closing append (a JS
   decoder applies it as a last delta). `coalesce_window=0` sends one append per delta. The window counts from
-  when the create was sent: the deltas that its round trip held back go out together as soon as it returns. A
-  delta that comes after a window ended, before the window's timer had its turn, sends what it held at once.
+  when the create was sent. Writing does not wait for a stream's create: its deltas are held until the create's
+  ACK brings its serial, and the ACK's own callback sends them together (once the window allows), so a reply's
+  first tokens wait for no task's turn of the event loop. A delta that comes after a window ended, before the
+  window's timer had its turn, sends what it held at once.
 * Size. Ably refuses a message, or an append making an aggregate, over the account's limit (40009).
   A text or reasoning stream that would outgrow `max_message_bytes` ends that Ably message (`complete`)
   and goes on in a new one with the same `stream-id` and codec `id`; see `sizing.py` for where it splits.
@@ -39,6 +41,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -98,12 +101,10 @@ DEFAULT_ENVELOPE_RESERVE = 512
 class ChannelWriter(Protocol):
     """Where an encoder's messages go; the session implements it over an Ably channel.
 
-    Order matters: the channel must see messages in the order these methods are *called*. `append`, and
-    `publish` of a discrete chunk (whose serial no one needs), are called without being awaited, so they must
-    take their place in the connection's outgoing order when called, or at the latest in the first step of
-    the coroutine they return (ably-python's `append_message` and `publish` assign the `msgSerial` there);
-    the encoder yields once before its next awaited write when one returned a coroutine, so that it takes that
-    first step in order.
+    Order matters: the channel must see messages in the order these methods are *called*. `append` and `publish`
+    are called without being awaited, so they must take their place in the connection's outgoing order when called,
+    or at the latest in the first step of the coroutine they return (ably-python's `append_message` and `publish`
+    assign the `msgSerial` there), which the encoder runs as a task: tasks take their first steps in call order.
     """
 
     def publish(self, message: WireMessage) -> Awaitable[str | None]:
@@ -128,11 +129,12 @@ class _Segment:
     """One Ably message of a stream: a long stream is carried by several, one after another."""
 
     stream_id: str
-    serial: str
     transport: Headers
     codec: Headers
     base_bytes: int
     created_at: float = 0.0  # when its create was sent (the loop's clock)
+    serial: str | None = None  # from its create's ACK: until then its deltas wait in its stream's buffer
+    create_error: BaseException | None = None
     text: list[str] = field(default_factory=list)
     planned_bytes: int = 0
     status: StreamStatus = StreamStatus.STREAMING
@@ -150,7 +152,7 @@ class _Stream:
     group: StreamGroup
     stream_id: str
     start_codec: Headers
-    segment: _Segment
+    segment: _Segment = field(init=False)
     tail: TextTail = field(default_factory=TextTail)
     buffer: list[str] = field(default_factory=list)
     last_sent: float = -math.inf
@@ -197,7 +199,7 @@ class MessageEncoder:
         self._closed_tool_calls: set[str] = set()
         self._pending: set[asyncio.Future[Any]] = set()  # appends not settled yet (a settled one is let go)
         self._discretes: list[asyncio.Future[Any]] = []
-        self._unstarted = False
+        self._creating: list[asyncio.Future[Any]] = []  # stream creates whose ACKs are still to come
         self._closed = False
 
     @property
@@ -230,6 +232,8 @@ class MessageEncoder:
         if not isinstance(chunk_type, str):
             raise UnsupportedChunkError(chunk_type)
         phase = stream_phase(chunk_type)
+        if phase is None or phase[1] != "delta" or self._held_marker is not None:
+            await self._creates_settled()  # a message after a stream's create goes after its held-back deltas
         if self._phases is not None and self._holds_marker(chunk, phase):
             return
         if phase is None:
@@ -273,10 +277,12 @@ class MessageEncoder:
         """Close every open stream with `status: "cancelled"` and empty data, then await every pending publish."""
         if self._closed:
             return
+        await self._creates_settled(raising=False)
         self._send_held_marker()
         self._flush_buffers()
         for stream in list(self._streams.values()):
-            self._close_segment(stream.segment, StreamStatus.CANCELLED, dict(stream.segment.codec))
+            if stream.segment.serial is not None:
+                self._close_segment(stream.segment, StreamStatus.CANCELLED, dict(stream.segment.codec))
         self._streams.clear()
         await self._settle()
 
@@ -370,13 +376,16 @@ class MessageEncoder:
         if previous is not None:  # a restarted id: give the old message its terminal first
             self._flush_stream(previous)
             self._close_segment(previous.segment, StreamStatus.CANCELLED, dict(previous.segment.codec))
-        segment = await self._open_segment(stream_id, codec)
-        # The create counts against the stream's rate, so the window's clock starts when it was sent: at the default
-        # 40 ms no second of a stream holds more than 25 of its messages.
-        self._streams[(group.kind, stream_id)] = _Stream(group, stream_id, codec, segment,
-                                                        last_sent=segment.created_at)
+        stream = _Stream(group, stream_id, codec)
+        self._open_segment(stream, codec)
+        self._streams[(group.kind, stream_id)] = stream
 
-    async def _open_segment(self, stream_id: str, codec: Headers) -> _Segment:
+    def _open_segment(self, stream: _Stream, codec: Headers) -> None:
+        """Send the create of the stream's next message without awaiting its ACK: its deltas wait in the stream's
+        buffer until the ACK brings its serial, and go out from the ACK's callback (`_on_created`), so a reply's
+        first tokens wait for no task's turn of the event loop. Anything else written meanwhile waits for the ACK
+        (`_creates_settled`), so the wire keeps the chunks' order."""
+        stream_id = stream.stream_id
         transport = {**self._transport, HEADER_STREAM: TRUE, HEADER_STATUS: StreamStatus.STREAMING.value,
                      HEADER_STREAM_ID: stream_id}
         message = WireMessage(name=AI_OUTPUT, data="", transport=transport, codec=dict(codec))
@@ -388,16 +397,56 @@ class MessageEncoder:
         base = closing.size()
         if base >= self._limit:
             raise OversizeMessageError(f"the headers of stream {stream_id!r}", base, self._limit)
-        if self._phases is not None:  # in call order with the discretes: the yield below keeps the wire in it
+        if self._phases is not None:
             self._phases.sent_stream_start(message.codec)
-        await self._before_awaited_write()
+        self._flush_buffers()
         created_at = asyncio.get_running_loop().time()
-        serial = await self._writer.publish(message)
-        if not serial:
-            raise MissingSerialError(stream_id)
-        segment = _Segment(stream_id, serial, message.transport, message.codec, base, created_at)
+        segment = _Segment(stream_id, message.transport, message.codec, base, created_at)
+        creating = self._started(self._writer.publish(message))
+        creating.add_done_callback(partial(self._on_created, stream, segment))
+        self._creating.append(creating)
         self._segments.append(segment)
-        return segment
+        # The create counts against the stream's rate, so the window's clock starts when it was sent: at the default
+        # 40 ms no second of a stream holds more than 25 of its messages.
+        stream.segment, stream.last_sent, stream.opening = segment, created_at, True
+
+    def _on_created(self, stream: _Stream, segment: _Segment, created: asyncio.Future[Any]) -> None:
+        """The create's ACK: the segment has its serial, and what its stream held back goes out now, as one append."""
+        error = asyncio.CancelledError() if created.cancelled() else created.exception()
+        if error is None and not created.result():
+            error = MissingSerialError(segment.stream_id)
+        if error is not None:
+            segment.create_error = error
+            return
+        segment.serial = created.result()
+        if stream.segment is not segment or not stream.buffer or self._closed:
+            return
+        if self._window > 0:
+            loop = asyncio.get_running_loop()
+            if loop.time() >= stream.last_sent + self._window:
+                self._flush_stream(stream)
+            elif stream.timer is None:
+                stream.timer = loop.call_at(stream.last_sent + self._window, self._flush_stream, stream)
+            return
+        held, stream.buffer = stream.buffer, []
+        for text in held:  # no window: one append per delta
+            self._send_append(segment, text)
+
+    async def _creates_settled(self, raising: bool = True) -> None:
+        """Await the creates whose ACKs are still to come (their callbacks have run by then: registered first);
+        with `raising`, raise the first that failed (nothing can repair a message that does not exist)."""
+        creating, self._creating = self._creating, []
+        if creating:
+            await asyncio.gather(*creating, return_exceptions=True)
+        if raising:
+            self._raise_failed_create()
+
+    def _raise_failed_create(self) -> None:
+        """Raise a failed create's error, once."""
+        failed = next((segment for segment in self._segments if segment.create_error is not None), None)
+        if failed is not None:
+            error, failed.create_error = failed.create_error, None
+            raise error  # type: ignore[misc]
 
     async def _delta(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
         stream = self._open_stream(group, chunk)
@@ -435,6 +484,7 @@ class MessageEncoder:
                 size = self._closing_size(stream.segment, closing_codec)
                 raise OversizeMessageError(f"the end of stream {stream.stream_id!r}", size, self._limit)
             await self._continue_in_new_message(stream)
+            await self._creates_settled()
             closing_codec = {**stream.segment.codec, **end_codec(group, chunk)}
             size = self._closing_size(stream.segment, closing_codec)
             if size > self._limit:
@@ -449,10 +499,11 @@ class MessageEncoder:
 
     async def _continue_in_new_message(self, stream: _Stream) -> None:
         """End the stream's current Ably message `complete` and carry the stream on in a new one."""
+        await self._creates_settled()
         self._flush_stream(stream)
         ending = stream.segment
         self._close_segment(ending, StreamStatus.COMPLETE, {**ending.codec, CONTINUED: TRUE})
-        stream.segment = await self._open_segment(stream.stream_id, {**stream.start_codec, CONTINUES: TRUE})
+        self._open_segment(stream, {**stream.start_codec, CONTINUES: TRUE})
 
     def _open_stream(self, group: StreamGroup, chunk: Mapping[str, Any]) -> _Stream:
         stream_id = stream_id_of(group, chunk)
@@ -471,6 +522,9 @@ class MessageEncoder:
         """Account for `text` in the stream's message and send it now or when the window allows."""
         stream.segment.planned_bytes += utf8_len(text)
         stream.tail.advance(text)
+        if stream.segment.serial is None:  # its create's ACK sends it (`_on_created`)
+            stream.buffer.append(text)
+            return
         if self._window <= 0:
             self._send_append(stream.segment, text)
             return
@@ -487,6 +541,8 @@ class MessageEncoder:
                             loop.call_at(stream.last_sent + self._window, self._flush_stream, stream))
 
     def _flush_stream(self, stream: _Stream, text: str = "") -> None:
+        if stream.segment.serial is None:
+            return
         text = self._take_buffer(stream) + text
         stream.opening = False
         if text:
@@ -529,11 +585,9 @@ class MessageEncoder:
         future.add_done_callback(lambda done: self._on_appended(segment, done))
         self._pending.add(future)
 
-    def _started(self, sending: Awaitable[T]) -> asyncio.Future[T]:
-        """A write not awaited now, as a future; a coroutine has still to take its first step, in order, before the
-        next awaited write (`_before_awaited_write`)."""
-        if asyncio.iscoroutine(sending):
-            self._unstarted = True
+    @staticmethod
+    def _started(sending: Awaitable[T]) -> asyncio.Future[T]:
+        """A write not awaited now, as a future (a coroutine as a task, which takes its first step in call order)."""
         return asyncio.ensure_future(sending)
 
     def _on_appended(self, segment: _Segment, done: asyncio.Future[Any]) -> None:
@@ -544,13 +598,6 @@ class MessageEncoder:
                         segment.serial, getattr(error, "code", type(error).__name__), error)
             segment.failed = True
 
-    async def _before_awaited_write(self) -> None:
-        """Keep the wire in chunk order: buffered deltas go first, and appended coroutines take their turn."""
-        self._flush_buffers()
-        if self._unstarted:
-            self._unstarted = False
-            await asyncio.sleep(0)
-
     # --- Settling and recovery -----------------------------------------------------------------------------
 
     async def _settle(self) -> None:
@@ -558,13 +605,13 @@ class MessageEncoder:
         (§5.3); raise a discrete create's failure (nothing can repair it)."""
         pending, self._pending = self._pending, set()
         discretes, self._discretes = self._discretes, []
-        self._unstarted = False
         # Each append's own callback (registered before gather's) has marked its failure by the time this returns.
         await asyncio.gather(*pending, *discretes, return_exceptions=True)
         await self._recover()
         for sent in discretes:
             if not sent.cancelled() and (error := sent.exception()) is not None:
                 raise error
+        self._raise_failed_create()
 
     async def _recover(self) -> None:
         failures: list[tuple[_Segment, BaseException]] = []

@@ -6,7 +6,8 @@ retried without reordering the stream, and a live reader that missed it keeps th
 the stream's end, which readers have already applied), so the only safe append is one the server will accept.
 `retry_rate_limited` waits out a refusal for rate (42911 for the connection, 42910 for the account) for whatever is
 refused anyway (other traffic on the connection, or the account's other connections): the message was refused, not
-lost, and publishing it again once the rate allows keeps everything. Each refusal is counted in the ledger.
+lost, and publishing it again once the rate allows keeps everything. `PublishPacer.start_retried` does the same for a
+create no one awaits at once, first in the pacer's queue. Each refusal is counted in the ledger.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ DEFAULT_INBOUND_RATE = 50.0  # Ably's limit on every plan, assumed when the serv
 RATE_SHARE = 0.9
 BURST_S = 0.5
 MIN_BACKOFF_S, MAX_BACKOFF_S = 0.05, 1.0
+RETRY_FOR_S = 60.0  # how long a publish refused for rate is tried again
 
 
-async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for_s: float = 60.0) -> T:
+async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for_s: float = RETRY_FOR_S) -> T:
     """`await operation()`, again with back-off (50 ms doubling to 1 s) while Ably refuses it for rate (42910,
     42911), for up to `retry_for_s`; any other error, or the limit outlasting that, is raised."""
     delay = 0.05
@@ -48,33 +50,6 @@ async def retry_rate_limited(operation: Callable[[], Awaitable[T]], *, retry_for
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
-
-
-def retried_if_refused(start: Callable[[], asyncio.Future[T]], result: Callable[[T], R]) -> asyncio.Future[R]:
-    """`result` of `start()`, started now (a publish's message written in the caller's step, or queued in call order),
-    and again with `retry_rate_limited`'s back-off if Ably refuses it for rate: `retry_rate_limited` without the turn
-    of the event loop a task waits before its first step."""
-    outcome: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-    start().add_done_callback(partial(_settle_retried, start, result, outcome, False))
-    return outcome
-
-
-def _settle_retried(start: Callable[[], asyncio.Future[T]], result: Callable[[T], R], outcome: asyncio.Future[R],
-                    retried: bool, done: asyncio.Future[T]) -> None:
-    """(A function of the module, not a closure that names itself: that would be a reference cycle a publish, which
-    only the collector frees.)"""
-    error = None if done.cancelled() else done.exception()
-    if outcome.done():  # the caller gave up on it
-        return
-    if done.cancelled():
-        outcome.cancel()
-    elif error is None:
-        outcome.set_result(result(done.result()))
-    elif not retried and isinstance(error, AblyException) and error.code in RATE_REFUSALS:
-        again = asyncio.ensure_future(retry_rate_limited(start))
-        again.add_done_callback(partial(_settle_retried, start, result, outcome, True))
-    else:
-        outcome.set_exception(error)
 
 
 class TokenBucket:
@@ -125,21 +100,32 @@ class PublishPacer:
         self._paused_until = 0.0
         self._backoff = MIN_BACKOFF_S
         self.paced = 0
+        self._started = 0  # operations ever started: each one's place in the call order
 
     def share(self, budget: TokenBucket | None) -> None:
         """Spend from `budget` too, with the other pacers that share it (None: this connection's rate alone)."""
         self._shared = budget
 
-    def start(self, operation: Callable[[], Awaitable[T]], count: int = 1,
-              publication: Publication | None = None) -> asyncio.Future[T]:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    def start(self, operation: Callable[[], Awaitable[T]], count: int = 1, publication: Publication | None = None,
+              *, result: Callable[[T], Any] | None = None, retry_until: float | None = None) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         run_id = None if publication is None else publication.run_id or current_run()
-        self._queue.append(_Queued(count, operation, future, publication, run_id))
+        self._started += 1
+        self._queue.append(_Queued(count, operation, future, publication, run_id, self._started, result, retry_until))
         if self._wake is None:
             self._drain()
         if self._queue:  # this one is last in the queue, so still in it
             self.paced += 1
         return future
+
+    def start_retried(self, operation: Callable[[], Awaitable[T]], result: Callable[[T], R],
+                      publication: Publication | None = None, retry_for_s: float = RETRY_FOR_S) -> asyncio.Future[R]:
+        """`result` of what `operation()` settles with, started as `start` starts it, and started again, first in the
+        queue once the back-off allows, while Ably refuses it for rate (for up to `retry_for_s`). The pacer settles
+        the caller's future itself: a create's ACK reaches its caller a turn of the event loop after the SDK's, not a
+        turn per layer, and a retried create keeps its place before what was started after it."""
+        deadline = asyncio.get_running_loop().time() + retry_for_s
+        return self.start(operation, publication=publication, result=result, retry_until=deadline)
 
     def _drain(self) -> None:
         self._wake = None
@@ -160,8 +146,11 @@ class PublishPacer:
         error = None if done.cancelled() else done.exception()
         if isinstance(error, AblyException) and error.code in RATE_REFUSALS:
             ledger.refused(error.code)
-            self._paused_until = asyncio.get_running_loop().time() + self._backoff
+            now = asyncio.get_running_loop().time()
+            self._paused_until = now + self._backoff
             self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+            if self._requeued(queued, now):
+                return
         elif error is None and not done.cancelled():
             self._backoff = MIN_BACKOFF_S
             if queued.publication is not None:
@@ -175,7 +164,18 @@ class PublishPacer:
         elif error is not None:
             future.set_exception(error)
         else:
-            future.set_result(done.result())
+            future.set_result(done.result() if queued.result is None else queued.result(done.result()))
+
+    def _requeued(self, queued: _Queued, now: float) -> bool:
+        """Put a refused operation that is to be retried back in the queue, before everything started after it, to
+        start once the back-off ends."""
+        if queued.retry_until is None or queued.future.done() or self._paused_until > queued.retry_until:
+            return False
+        place = next((i for i, other in enumerate(self._queue) if other.order > queued.order), len(self._queue))
+        self._queue.insert(place, queued)
+        if self._wake is None:
+            self._wake = asyncio.get_running_loop().call_later(self._paused_until - now, self._drain)
+        return True
 
     def _take(self, count: int) -> float:
         """Spend `count` tokens (of the connection, and of the shared budget) and return 0, or return how long until
@@ -204,6 +204,9 @@ class _Queued:
     future: asyncio.Future[Any]
     publication: Publication | None
     run_id: str | None
+    order: int  # its place in the order operations were started in
+    result: Callable[[Any], Any] | None = None  # what the caller's future settles with, from the operation's outcome
+    retry_until: float | None = None  # started again after a refusal for rate, until then (None: never)
 
 
 def _started(operation: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:

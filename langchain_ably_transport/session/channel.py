@@ -16,7 +16,7 @@ from ably.util.exceptions import AblyException
 from ..ledger import MessageKind, Publication
 from ..sdk.channels import attach_serial
 from ..sdk.outbox import append_now, publish_now
-from ..sdk.pacer import pacer_for, retried_if_refused, retry_rate_limited
+from ..sdk.pacer import pacer_for, retry_rate_limited
 from ..wire import names
 from ..wire.envelope import WireMessage
 
@@ -44,9 +44,8 @@ class ChannelWriter:
         """The serial of `message`, published: written when called (or queued in the pacer, in call order), so a
         publish no one awaits at once still goes out in the caller's step."""
         publication = self._publication(_KINDS.get(message.name or "", MessageKind.OUTPUT_CREATE), message)
-        return retried_if_refused(lambda: self._pacer.start(
-            lambda: publish_now(self.channel, [Message(**message.to_publish())]), publication=publication),
-            lambda result: result.serials[0] if result.serials else None)
+        return self._pacer.start_retried(lambda: publish_now(self.channel, [Message(**message.to_publish())]),
+                                         _first_serial, publication)
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""
@@ -104,6 +103,10 @@ class _WaitingAppend:
         last = self.messages[-1]
         text = "".join(m.data for m in self.messages if m.data)
         return WireMessage(name=last.name, data=text or None, transport=last.transport, codec=last.codec)
+
+
+def _first_serial(result: Any) -> str | None:
+    return result.serials[0] if result.serials else None
 
 
 def _mutation(message: WireMessage) -> dict[str, Any]:

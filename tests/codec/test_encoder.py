@@ -369,30 +369,61 @@ async def test_deltas_coalesce_to_one_append_per_window():
     assert all(gap >= 0.045 for gap in gaps)
 
 
-async def test_deltas_held_back_by_a_slow_create_go_out_together_as_soon_as_it_returns():
-    """A loaded agent waits a window or more for a stream's create: the window's clock starts when the create was
-    sent, so the deltas that came meanwhile (written in the turn the create returns in) go out in one append at the
-    end of that turn, not a window after it."""
+async def test_deltas_written_before_their_streams_create_is_acked_go_out_in_one_append_from_the_ack():
+    """A loaded agent waits a window or more for a stream's create's ACK. Writing does not wait for it: the deltas are
+    held, and the ACK's own callback sends them in one append (the window's clock started with the create), with no
+    task's turn of the event loop between."""
     channel = FakeChannel()
     create = channel.publish
+    stored: list[asyncio.Future[str]] = []
+    ack: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    async def slow_create(message: WireMessage) -> str:
-        await asyncio.sleep(0.08)
-        return await create(message)
+    def acked_when_told(message: WireMessage) -> asyncio.Future[str]:
+        stored.append(asyncio.ensure_future(create(message)))
+        return ack
 
-    channel.publish = slow_create  # type: ignore[method-assign]
+    channel.publish = acked_when_told  # type: ignore[method-assign]
     encoder = MessageEncoder(channel, HEADERS, coalesce_window=0.05)
     await encoder.write({"type": "text-start", "id": "t0"})
     for delta in "abc":
         await encoder.write({"type": "text-delta", "id": "t0", "delta": delta})
-    assert channel.of("append") == [], "the turn's later deltas join the first"
+    assert encoder.write_now({"type": "text-delta", "id": "t0", "delta": "d"}), "a producer's own task may write too"
+    await asyncio.sleep(0.06)
+    assert channel.of("append") == [], "no serial yet"
+    ack.set_result(await stored[0])
     await asyncio.sleep(0)
-    assert [m.data for m in channel.of("append")] == ["abc"], "sent at the end of the turn"
-    await encoder.write({"type": "text-delta", "id": "t0", "delta": "d"})
+    assert [m.data for m in channel.of("append")] == ["abcd"], "sent from the ACK's callback"
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "e"})
     await asyncio.sleep(0.01)
-    assert [m.data for m in channel.of("append")] == ["abc"], "then a window between appends again"
+    assert [m.data for m in channel.of("append")] == ["abcd"], "then a window between appends again"
+    await encoder.write({"type": "text-end", "id": "t0"})
     await encoder.close()
-    assert "".join(m.data for m in channel.of("append")) == "abcd"
+    assert "".join(m.data for m in channel.of("append")) == "abcde"
+
+
+async def test_a_message_after_a_streams_create_waits_for_its_ack_and_goes_after_its_deltas():
+    """Only a delta of an open stream is written before its create's ACK; anything else waits for it, so that the
+    wire keeps the chunks' order: the stream's held deltas, then the next message."""
+    channel = FakeChannel()
+    create = channel.publish
+    loop = asyncio.get_running_loop()
+    ack: asyncio.Future[str] = loop.create_future()
+
+    def acked_when_told(message: WireMessage) -> asyncio.Future[str]:
+        stored = asyncio.ensure_future(create(message))
+        stored.add_done_callback(lambda done: loop.call_later(0.02, ack.set_result, done.result()))
+        return ack
+
+    channel.publish = acked_when_told  # type: ignore[method-assign]
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    await encoder.write({"type": "text-delta", "id": "t0", "delta": "a"})
+    channel.publish = create  # type: ignore[method-assign]
+    await encoder.write({"type": "data-note", "data": {"n": 1}})
+    await encoder.close()
+    kinds = [(op, message.data) for op, _, message in channel.ops]
+    assert kinds[:2] == [("publish", ""), ("append", "a")], kinds
+    assert ("publish", {"n": 1}) in kinds[2:], kinds
 
 
 async def test_a_delta_after_its_window_ended_goes_out_at_once_with_what_the_window_held():
@@ -456,7 +487,7 @@ async def test_write_now_takes_the_deltas_of_an_open_stream_in_order_with_writes
 
 
 @pytest.mark.parametrize("chunk", [
-    {"type": "text-start", "id": "t1"},  # a create: its serial is awaited
+    {"type": "text-start", "id": "t1"},  # a create: `write` sends it
     {"type": "text-delta", "id": "t9", "delta": "x"},  # no such stream
     {"type": "text-end", "id": "t0"},  # an end settles the stream's appends
     {"type": "data-x", "data": 1},
@@ -467,6 +498,7 @@ async def test_write_now_refuses_what_is_no_delta_of_an_open_stream_and_sends_no
     encoder = MessageEncoder(channel, HEADERS, coalesce_window=0)
     await encoder.write({"type": "text-start", "id": "t0"})
     assert not encoder.write_now(chunk)
+    await asyncio.sleep(0.01)
     assert [op for op, _, _ in channel.ops] == ["publish"]
     await encoder.close()
 
@@ -476,8 +508,10 @@ async def test_write_now_refuses_a_delta_that_needs_a_new_message_or_a_held_mark
     encoder = MessageEncoder(channel, HEADERS, coalesce_window=0, max_message_bytes=SMALL)
     await encoder.write({"type": "text-start", "id": "t0"})
     assert not encoder.write_now({"type": "text-delta", "id": "t0", "delta": "w " * SMALL}), "it would not fit"
+    await asyncio.sleep(0.01)
     assert [op for op, _, _ in channel.ops] == ["publish"]
     await encoder.write({"type": "text-delta", "id": "t0", "delta": "w " * SMALL})  # `write` continues it
+    await asyncio.sleep(0.01)
     assert len(channel.of("publish")) > 2
     await encoder.close()
     assert not encoder.write_now({"type": "text-delta", "id": "t0", "delta": "late"})

@@ -124,6 +124,7 @@ async def test_after_a_failed_append_a_live_reader_gets_the_rest_from_the_repair
     headers = build_transport_headers(role="assistant", codec_message_id="M", run_id="R", run_client_id="")
     encoder = MessageEncoder(channel, headers, coalesce_window=0)
     await encoder.write({"type": "text-start", "id": "t"})
+    await asyncio.sleep(0.01)  # the create's ACK has come: each delta goes out when written
     for delta in ("Hel", "lo", " wor", "ld"):
         await encoder.write({"type": "text-delta", "id": "t", "delta": delta})
         await asyncio.sleep(0)  # the model's next token takes a turn of the loop: the failure is known by then

@@ -11,6 +11,8 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from langchain_ably_transport import connect
+from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.ledger import ledger
 from langchain_ably_transport.sdk.outbox import publish_now
 from langchain_ably_transport.session.channel import ChannelWriter
 from langchain_ably_transport.wire.envelope import WireMessage
@@ -105,6 +107,25 @@ async def test_a_create_no_one_awaits_yet_is_written_when_publish_is_called(serv
     assert serials == sorted(serials), "serials in call order"
     assert [m.name for m in history[1:]] == [f"create-{i}" for i in range(4)]
     assert history[0].data == "a+", "the append between the creates applied"
+
+
+async def test_creates_refused_for_the_accounts_rate_are_sent_again_first_and_land_in_call_order(channel_name):
+    """Creates that the account's rate refuses (42910) are started again once the back-off ends, first in the pacer's
+    queue: every one lands, in the order `publish` was called, and each refusal is counted."""
+    refused_before = ledger.refusals().get(42910, 0)
+    with spawn(args=["--inbound-rate", "0", "--account-rate", "20"]) as limited:
+        async with connect(limited.key, limited.url) as client:
+            writer = ChannelWriter(client.channels.get(channel_name))
+            await writer.publish(WireMessage(name="first", data=""))  # attached
+            names = [f"create-{i}" for i in range(40)] + [f"later-{i}" for i in range(5)]
+            started = [writer.publish(WireMessage(name=name, data="")) for name in names[:40]]
+            await asyncio.sleep(0.02)  # refused by now, and backing off
+            started += [writer.publish(WireMessage(name=name, data="")) for name in names[40:]]
+            serials = await asyncio.wait_for(asyncio.gather(*started), 30)
+            history = (await client.channels.get(channel_name).history(direction="forwards", limit=100)).items
+    assert ledger.refusals().get(42910, 0) > refused_before, "the account's rate was met"
+    assert [m.name for m in history[1:]] == names, "every create, in call order"
+    assert serials == [m.serial for m in history[1:]]
 
 
 async def test_a_create_is_refused_as_ably_python_refuses_it_before_sending(server, channel_name):
