@@ -8,7 +8,10 @@ docs/web.md). A connection publishes at most 50 msg/s and a streaming reply take
 through a `ConnectionPool`, which opens connections as the sessions need them, up to `--max-connections`, and closes
 idle ones; one `AblySaver` on the pool keeps `--warm-threads` threads warm. `--user-processes` processes hold the
 users, each in one conversation at a time: think 2-6 s, send, POST the invocation, follow the reply live; after
-`--turns` turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does).
+`--turns` turns, a new conversation (so the agent keeps meeting new sessions and threads, as a server does). A user's
+first conversation has 1 to `--turns` turns, so that users start new conversations at their own times, as users who
+arrive on their own do (when every first conversation had `--turns` turns, all 200 users' conversations ended within
+a few seconds of each other, every ~30 s, for the whole phase).
 
 Reported per phase: runs completed; errors (runs not `complete`, replies that are not exactly the streamed tokens,
 warnings logged by the library, failed requests); token latency p50/p99 from a token being due from the model to a user
@@ -422,12 +425,16 @@ async def follow(view: ClientSession, run_id: str, tokens: int, figures: UserFig
 
 async def user(client: Any, http: aiohttp.ClientSession, agent_url: str, settings: UserSettings,
                rng: random.Random) -> UserFigures:
-    """Conversations of `turns` turns, one after another, until the phase ends."""
+    """Conversations of `turns` turns, one after another, until the phase ends. The first has 1 to `turns` of them
+    (as if the user had been talking for a while when the phase began): with `turns` each, every user's conversations
+    would end together, every ~30 s, and the agent would meet all the new sessions and threads at once (a burst no
+    server with users arriving on their own sees)."""
     figures = UserFigures()
     deadline = time.monotonic() + settings.seconds
+    turns = rng.randint(1, settings.turns)
     while time.monotonic() < deadline:
         async with ClientSession(client, f"conversations:load-{uuid.uuid4().hex[:10]}") as view:
-            for _ in range(settings.turns):
+            for _ in range(turns):
                 await asyncio.sleep(rng.uniform(*THINK_S))
                 if time.monotonic() >= deadline:
                     break
@@ -435,6 +442,7 @@ async def user(client: Any, http: aiohttp.ClientSession, agent_url: str, setting
                     await one_turn(view, http, agent_url, settings.tokens, figures)
                 except (TimeoutError, BenchmarkError, aiohttp.ClientError) as error:
                     figures.errors.append(f"{type(error).__name__}: {error}")
+        turns = settings.turns
     return figures
 
 
