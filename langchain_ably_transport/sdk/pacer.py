@@ -7,7 +7,7 @@ the stream's end, which readers have already applied), so the only safe append i
 `retry_rate_limited` waits out a refusal for rate (42911 for the connection, 42910 for the account) for whatever is
 refused anyway (other traffic on the connection, or the account's other connections): the message was refused, not
 lost, and publishing it again once the rate allows keeps everything. `PublishPacer.start_retried` does the same for a
-create no one awaits at once, first in the pacer's queue. Each refusal is counted in the ledger.
+create no one awaits at once, in its place in the pacer's queue. Each refusal is counted in the ledger.
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ class PublishPacer:
 
     def start_retried(self, operation: Callable[[], Awaitable[T]], result: Callable[[T], R],
                       publication: Publication | None = None, retry_for_s: float = RETRY_FOR_S) -> asyncio.Future[R]:
-        """`result` of what `operation()` settles with, started as `start` starts it, and started again, first in the
-        queue once the back-off allows, while Ably refuses it for rate (for up to `retry_for_s`). The pacer settles
-        the caller's future itself: a create's ACK reaches its caller a turn of the event loop after the SDK's, not a
-        turn per layer, and a retried create keeps its place before what was started after it."""
+        """`result` of what `operation()` settles with, started as `start` starts it, and started again once the
+        back-off allows, before what was started after it, while Ably refuses it for rate (for up to `retry_for_s`).
+        The pacer settles the caller's future itself: a create's ACK reaches its caller a turn of the event loop after
+        the SDK's, not a turn per layer."""
         deadline = asyncio.get_running_loop().time() + retry_for_s
         return self.start(operation, publication=publication, result=result, retry_until=deadline)
 
