@@ -134,7 +134,6 @@ class _Segment:
     base_bytes: int
     created_at: float = 0.0  # when its create was sent (the loop's clock)
     serial: str | None = None  # from its create's ACK: until then its deltas wait in its stream's buffer
-    create_error: BaseException | None = None
     text: list[str] = field(default_factory=list)
     planned_bytes: int = 0
     status: StreamStatus = StreamStatus.STREAMING
@@ -200,6 +199,7 @@ class MessageEncoder:
         self._pending: set[asyncio.Future[Any]] = set()  # appends not settled yet (a settled one is let go)
         self._discretes: list[asyncio.Future[Any]] = []
         self._creating: list[asyncio.Future[Any]] = []  # stream creates whose ACKs are still to come
+        self._failed_create: BaseException | None = None  # raised by the next write (a delta's too), or by close
         self._closed = False
 
     @property
@@ -231,6 +231,7 @@ class MessageEncoder:
         chunk_type = chunk.get("type")
         if not isinstance(chunk_type, str):
             raise UnsupportedChunkError(chunk_type)
+        self._raise_failed_create()
         phase = stream_phase(chunk_type)
         if phase is None or phase[1] != "delta" or self._held_marker is not None:
             await self._creates_settled()  # a message after a stream's create goes after its held-back deltas
@@ -257,7 +258,8 @@ class MessageEncoder:
         """Write `chunk` without awaiting anything, if it is a delta of an open stream that fits in the stream's
         current message and no step marker is held before it; whether it did (nothing changes when it did not,
         and the chunk then goes through `write`). A producer can so hand tokens over in its own task."""
-        if self._closed or self._held_marker is not None or not isinstance(chunk.get("type"), str):
+        if self._closed or self._held_marker is not None or self._failed_create is not None \
+                or not isinstance(chunk.get("type"), str):
             return False
         phase = stream_phase(chunk["type"])
         if phase is None or phase[1] != "delta":
@@ -416,7 +418,8 @@ class MessageEncoder:
         if error is None and not created.result():
             error = MissingSerialError(segment.stream_id)
         if error is not None:
-            segment.create_error = error
+            if self._failed_create is None:
+                self._failed_create = error
             return
         segment.serial = created.result()
         if stream.segment is not segment or not stream.buffer or self._closed:
@@ -443,10 +446,9 @@ class MessageEncoder:
 
     def _raise_failed_create(self) -> None:
         """Raise a failed create's error, once."""
-        failed = next((segment for segment in self._segments if segment.create_error is not None), None)
-        if failed is not None:
-            error, failed.create_error = failed.create_error, None
-            raise error  # type: ignore[misc]
+        if self._failed_create is not None:
+            error, self._failed_create = self._failed_create, None
+            raise error
 
     async def _delta(self, group: StreamGroup, chunk: Mapping[str, Any]) -> None:
         stream = self._open_stream(group, chunk)

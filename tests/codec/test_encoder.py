@@ -168,6 +168,25 @@ async def test_a_create_without_serial_raises():
     assert caught.value.code == 50000
 
 
+async def test_a_failed_create_is_raised_by_the_next_write_once_and_its_stream_takes_no_more_deltas():
+    """Writing does not wait for a stream's create, so its failure comes later: the next write raises it (a delta's
+    too, so a long reply does not stream into a message that does not exist), `write_now` takes nothing meanwhile,
+    and closing raises it no more."""
+    class RefusedCreate(FakeChannel):
+        async def publish(self, message: WireMessage) -> str:
+            raise RuntimeError("refused")
+
+    channel = RefusedCreate()
+    encoder = MessageEncoder(channel, HEADERS, coalesce_window=0)
+    await encoder.write({"type": "text-start", "id": "t0"})
+    await asyncio.sleep(0.01)
+    assert not encoder.write_now({"type": "text-delta", "id": "t0", "delta": "lost"})
+    with pytest.raises(RuntimeError, match="refused"):
+        await encoder.write({"type": "text-delta", "id": "t0", "delta": "x"})
+    await encoder.close()
+    assert channel.ops == [], "nothing appended to a message that does not exist"
+
+
 # --- Pipelining, cancel and close ---------------------------------------------------------------------------------
 
 
