@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..codec.decoder import DecodedEvent
 from ..wire import names
 from ..wire.envelope import WireMessage
 from ..wire.headers import RunEndError, parse_run_lifecycle
@@ -49,6 +50,16 @@ class Node:
     def owns(self, codec_message_id: str) -> None:
         if codec_message_id and codec_message_id not in self.codec_message_ids:
             self.codec_message_ids.append(codec_message_id)
+
+    def add(self, events: list[tuple[str, Any]]) -> None:
+        """Keep `events`; a text or reasoning delta right after one of the same part joins it, so a node holds an
+        event per stretch of a stream rather than per append (what its messages accumulate to is the same)."""
+        for event in events:
+            joined = _joined_delta(self.events[-1], event) if self.events else None
+            if joined is None:
+                self.events.append(event)
+            else:
+                self.events[-1] = joined
 
 
 class ConversationTree:
@@ -174,7 +185,7 @@ class ConversationTree:
         # run (a forgery, a mistake) does not make it that run's too.
         if codec_message_id and self._owner.setdefault(codec_message_id, node.key) == node.key:
             node.owns(codec_message_id)
-        node.events.extend(events)
+        node.add(events)
 
     # --- reading ---
 
@@ -246,3 +257,19 @@ def _is_user_message(events: list[tuple[str, Any]]) -> bool:
 
 _TERMINAL = {names.RunStatus.COMPLETE, names.RunStatus.CANCELLED, names.RunStatus.ERROR}
 _REASONS = {reason.value for reason in names.RunEndReason}
+
+
+_JOINED_DELTAS = ("text-delta", "reasoning-delta")
+
+
+def _joined_delta(last: tuple[str, Any], event: tuple[str, Any]) -> DecodedEvent | None:
+    """`last` and `event` as one event, when both are output deltas of one part of one message; else None."""
+    if not isinstance(last, DecodedEvent) or not isinstance(event, DecodedEvent) or last.direction != "output" \
+            or event.direction != "output" or last[2:4] != event[2:4]:
+        return None
+    before, after = last.event, event.event
+    if after.get("type") not in _JOINED_DELTAS or set(after) != set(before) \
+            or any(after[key] != before[key] for key in after if key != "delta") \
+            or not isinstance(before.get("delta"), str) or not isinstance(after.get("delta"), str):
+        return None
+    return event._replace(event={**after, "delta": before["delta"] + after["delta"]})

@@ -159,3 +159,34 @@ def test_a_part_not_from_a_user_and_an_input_claiming_to_stream_are_refused():
     streaming.transport[names.HEADER_STREAM] = names.TRUE
     tree.apply(streaming, [])
     assert "event-u3" not in tree.inputs_by_event
+
+
+def test_a_runs_consecutive_deltas_of_one_part_are_kept_as_one_event_and_accumulate_the_same():
+    """A node keeps an event per stretch of a stream, not one per append: its memory follows the parts, and what its
+    messages accumulate to is the same."""
+    from langchain_ably_transport.codec import UIMessageAccumulator
+    from langchain_ably_transport.codec.decoder import DecodedEvent
+    from langchain_ably_transport.session.core import node_messages
+
+    def output(serial: str, chunk: dict) -> DecodedEvent:
+        return DecodedEvent("output", chunk, "a1", "r1", serial)
+
+    events = [output("03", {"type": "start"}), output("03", {"type": "text-start", "id": "t0"}),
+              output("04", {"type": "text-delta", "id": "t0", "delta": "Hel"}),
+              output("05", {"type": "text-delta", "id": "t0", "delta": "lo"}),
+              output("06", {"type": "reasoning-start", "id": "r0"}),
+              output("07", {"type": "reasoning-delta", "id": "r0", "delta": "hm"}),
+              output("08", {"type": "text-delta", "id": "t0", "delta": " wor"}),
+              output("09", {"type": "text-delta", "id": "t0", "delta": "ld"})]
+    tree = ConversationTree()
+    tree.apply(_input("01", "u1"), USER)
+    tree.apply(_at(run_start_message(run_id="r1", parent="u1", input_codec_message_id="u1"), "02"), [])
+    for event in events:
+        tree.apply(_output(event.serial, "r1", "a1", "u1"), [event])
+    run = tree.run("r1")
+    assert [e.event.get("delta") for e in run.events] == [None, None, "Hello", None, "hm", " world"]
+    assert all(isinstance(e, DecodedEvent) for e in run.events)
+    whole = UIMessageAccumulator()
+    whole.apply_all(events)
+    assert node_messages(run) == whole.entries
+    assert "Hello world" in str(node_messages(run))
