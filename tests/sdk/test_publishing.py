@@ -29,6 +29,9 @@ async def _stream(client, channel_name: str) -> tuple[ChannelWriter, str, list[s
     return writer, await writer.publish(WireMessage(name="ai-output", data="")), delivered
 
 
+_CONNECTING = {"ConnectionManager.connect_base", "WebSocketTransport.ws_connect"}
+
+
 async def _wait_for(delivered: list[str], text: str, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while "".join(delivered) != text and asyncio.get_running_loop().time() < deadline:
@@ -40,7 +43,8 @@ async def test_a_streams_appends_are_written_in_order_without_a_task_each(server
     async with connect(server.key, server.url) as client:
         states: list[str] = []
         client.connection.on(lambda change: states.append(str(change.current)))
-        for attempt in range(3):  # a connection that breaks meanwhile (a starved test machine) reconnects with tasks
+        for attempt in range(3):  # a connection made meanwhile (this one's, broken on a starved machine, or another
+            # client's in this loop, an earlier test's reconnecting) takes tasks: that attempt does not count
             name = f"{channel_name}-{attempt}"
             writer, serial, delivered = await _stream(client, name)
             states.clear()
@@ -52,11 +56,11 @@ async def test_a_streams_appends_are_written_in_order_without_a_task_each(server
                         await asyncio.sleep(0)  # a model yields between chunks
                 await asyncio.gather(*appended)
             await _wait_for(delivered, text)
-            broke = list(states)
+            broke = list(states) + sorted(_CONNECTING & set(counts))
             if not broke:
                 break
         history = await client.channels.get(name).history()
-    assert not broke, f"the connection broke in each of three attempts: {broke}"
+    assert not broke, f"a connection was made during each of three attempts: {broke}"
     assert "".join(delivered) == text, "every append delivered once, in order"
     assert history.items[0].data == text
     del counts["async_generator_athrow"]  # the loop closing some earlier async generator that was collected
