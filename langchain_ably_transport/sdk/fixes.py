@@ -84,6 +84,12 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    '_cleanup_tasks' was never awaited". `_close_when_done` has `close` wait for them (at most
    `TRANSPORT_TASKS_WAIT_S`, then cancels them); `_read_frames` and `_dispose_kept` hold them.
    tests/sdk/test_fixes.py::test_close_returns_after_the_tasks_its_transport_started_are_done
+19. A client closed while its token is being renewed opens again once the auth callback answers, and stays open
+   for good: a renewal the server asked for (AUTH) tells the connection of the new token, which reconnects it
+   (RTC8c, meant for a user's `authorize` on a closed client), and a token error's (40142) retries at once.
+   `_authorize_when_necessary` does not tell a connection closed meanwhile; `_notify_unless_closed` ignores any
+   change out of CLOSING or CLOSED but to CLOSED or FAILED, which only a handler started before `close` asks for.
+   tests/sdk/test_fixes.py::test_a_token_renewed_while_the_client_closes_does_not_reopen_it
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -172,6 +178,8 @@ def install() -> None:
     manager = connectionmanager.ConnectionManager
     if not getattr(manager.start_connect, "supersedes", False):
         manager.start_connect = _connect_superseding(manager.start_connect)  # type: ignore[method-assign]
+    if not getattr(manager.notify_state, "stays_closed", False):
+        manager.notify_state = _notify_unless_closed(manager.notify_state)  # type: ignore[method-assign]
     if not getattr(manager.on_error, "fails_waiting", False):
         manager.on_error = _on_error_failing(manager.on_error)  # type: ignore[method-assign]
     if not getattr(AblyRealtime.close, "waits_for_transport_tasks", False):
@@ -426,12 +434,32 @@ def _details_with_inbound_rate(from_dict: Any) -> Any:
 
 async def _authorize_when_necessary(self: Auth, token_params: Any = None, auth_options: Any = None,
                                     force: bool = False) -> Any:
-    """`Auth.__authorize_when_necessary`, telling the realtime connection only of a new token (6)."""
+    """`Auth.__authorize_when_necessary`, telling the realtime connection only of a new token (6), and not if it was
+    closed while the token was requested (19)."""
     previous = self._Auth__token_details  # type: ignore[attr-defined]
+    was_closed = self.ably._is_realtime and self.ably.connection.state in _CLOSING_OR_CLOSED
     token_details = await self._ensure_valid_auth_credentials(token_params, auth_options, force)
-    if self.ably._is_realtime and (force or token_details is not previous):
+    closed_meanwhile = self.ably._is_realtime and self.ably.connection.state in _CLOSING_OR_CLOSED and not was_closed
+    if self.ably._is_realtime and (force or token_details is not previous) and not closed_meanwhile:
         await self.ably.connection.connection_manager.on_auth_updated(token_details)
     return token_details
+
+
+_CLOSING_OR_CLOSED = (ConnectionState.CLOSING, ConnectionState.CLOSED)
+
+
+def _notify_unless_closed(notify_state: Any) -> Any:
+    """`ConnectionManager.notify_state`, ignoring a change out of CLOSING or CLOSED but to CLOSED or FAILED (19)."""
+
+    def notify_unless_closed(self: connectionmanager.ConnectionManager, state: ConnectionState,
+                             reason: AblyException | None = None, retry_immediately: bool | None = None) -> None:
+        if self.state in _CLOSING_OR_CLOSED and state not in (ConnectionState.CLOSED, ConnectionState.FAILED):
+            log.debug("a %s the client's close overtook is ignored: it stays %s", state, self.state)
+            return
+        notify_state(self, state, reason, retry_immediately)
+
+    notify_unless_closed.stays_closed = True  # type: ignore[attr-defined]
+    return notify_unless_closed
 
 
 def _off_and_forget(off: Any) -> Any:

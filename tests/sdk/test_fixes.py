@@ -27,6 +27,8 @@ from ably.util.exceptions import AblyException
 
 from langchain_ably_transport import AblySaver, ClientSession, ConfigurationError, UnsupportedSdkError, connect
 from langchain_ably_transport.devserver import spawn
+from langchain_ably_transport.devserver.auth import mint_jwt
+from langchain_ably_transport.devserver.config import ApiKey
 from langchain_ably_transport.sdk import fixes
 from langchain_ably_transport.sdk.pacer import inbound_rate
 
@@ -161,15 +163,54 @@ async def test_a_connection_attempt_given_up_leaves_no_task_waiting():
     client.connection.on(ConnectionEvent.CONNECTING, lambda change: attempts.append(change))
     try:
         await eventually(lambda: len(attempts) >= 4, timeout=15)
-        assert len(connection_attempts()) == 1, "only the attempt under way waits"
+        assert len(connection_attempts(client)) == 1, "only the attempt under way waits"
     finally:
         await client.close()
-    await eventually(lambda: not connection_attempts(), timeout=2, message="close ends the last one")
+    await eventually(lambda: not connection_attempts(client), timeout=2, message="close ends the last one")
 
 
-def connection_attempts() -> list[asyncio.Task[Any]]:
-    return [task for task in asyncio.all_tasks() if getattr(task.get_coro(), "__qualname__", "") ==
-            "ConnectionManager.connect_base" and not task.done()]
+@pytest.mark.parametrize("closed_when", ["renewal asked for", "token expired"])
+async def test_a_token_renewed_while_the_client_closes_does_not_reopen_it(server, closed_when):
+    """3.1.4 reopened a client closed while its token was being renewed: the renewal, when the callback answered,
+    reconnected it (an AUTH frame's `authorize`) or retried at once (a token error's), and it stayed connected for
+    good. Here every renewal waits until the client is closed."""
+    key = ApiKey.parse(server.key)
+    asked: list[str] = []
+    answer = asyncio.Event()
+
+    async def token(_: dict[str, Any]) -> str:
+        asked.append("token")
+        if len(asked) > 1:
+            await answer.wait()
+        return mint_jwt(key, ttl_ms=2000, client_id="renewing")
+
+    async with connect(None, server.url, auth_callback=token, client_id="renewing") as client:
+        states: list[str] = []
+        client.connection.on(lambda change: states.append(change.current))
+        await eventually(lambda: len(asked) > 1, timeout=5)  # the server asks for a new token at half its life
+        if closed_when == "token expired":  # its handler asks again, and waits to say DISCONNECTED
+            await eventually(lambda: len(asked) > 2, timeout=5)
+        assert states == [], "the state changes once a renewal is answered"
+        closing = asyncio.ensure_future(client.close())
+        await eventually(lambda: ConnectionState.CLOSED in states, timeout=5)
+        answer.set()
+        await closing
+        await asyncio.sleep(0.5)  # a reconnection takes a few milliseconds on this server
+        assert states[states.index(ConnectionState.CLOSED):] == [ConnectionState.CLOSED], states
+        assert client.connection.state == ConnectionState.CLOSED
+
+
+def connection_attempts(client: AblyRealtime) -> list[asyncio.Task[Any]]:
+    """The client's own attempts: another client in this loop may be connecting meanwhile."""
+    manager = client.connection.connection_manager
+    return [task for task in asyncio.all_tasks() if not task.done() and _attempt_of(task) is manager]
+
+
+def _attempt_of(task: asyncio.Task[Any]) -> Any:
+    coroutine: Any = task.get_coro()
+    if getattr(coroutine, "__qualname__", "") != "ConnectionManager.connect_base" or coroutine.cr_frame is None:
+        return None
+    return coroutine.cr_frame.f_locals.get("self")
 
 
 @pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated")  # 3.1.4 logs the late ATTACHED with it
