@@ -90,6 +90,10 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    `_authorize_when_necessary` does not tell a connection closed meanwhile; `_notify_unless_closed` ignores any
    change out of CLOSING or CLOSED but to CLOSED or FAILED, which only a handler started before `close` asks for.
    tests/sdk/test_fixes.py::test_a_token_renewed_while_the_client_closes_does_not_reopen_it
+20. A retry timer started while another runs (a second DISCONNECTED before the first one's retry, the connection
+   restored meanwhile by a token renewal) replaces it without cancelling it, so `close` cancels only the last: the
+   first fires later and opens the closed client, which then retries for good. `_retry_timer_replacing` cancels the
+   timer it replaces. tests/sdk/test_fixes.py::test_close_cancels_a_retry_timer_another_replaced
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -180,6 +184,8 @@ def install() -> None:
         manager.start_connect = _connect_superseding(manager.start_connect)  # type: ignore[method-assign]
     if not getattr(manager.notify_state, "stays_closed", False):
         manager.notify_state = _notify_unless_closed(manager.notify_state)  # type: ignore[method-assign]
+    if not getattr(manager.start_retry_timer, "replaces", False):
+        manager.start_retry_timer = _retry_timer_replacing(manager.start_retry_timer)  # type: ignore[method-assign]
     if not getattr(manager.on_error, "fails_waiting", False):
         manager.on_error = _on_error_failing(manager.on_error)  # type: ignore[method-assign]
     if not getattr(AblyRealtime.close, "waits_for_transport_tasks", False):
@@ -342,6 +348,17 @@ def _connect_superseding(start_connect: Any) -> Any:
 
     start_connect_superseding.supersedes = True  # type: ignore[attr-defined]
     return start_connect_superseding
+
+
+def _retry_timer_replacing(start_retry_timer: Any) -> Any:
+    """`ConnectionManager.start_retry_timer`, cancelling the timer it replaces (20)."""
+
+    def start_replacing(self: connectionmanager.ConnectionManager, interval: int) -> None:
+        self.cancel_retry_timer()
+        start_retry_timer(self, interval)
+
+    start_replacing.replaces = True  # type: ignore[attr-defined]
+    return start_replacing
 
 
 def _on_error_failing(on_error: Any) -> Any:

@@ -200,6 +200,18 @@ async def test_a_token_renewed_while_the_client_closes_does_not_reopen_it(server
         assert client.connection.state == ConnectionState.CLOSED
 
 
+async def test_close_cancels_a_retry_timer_another_replaced(clients):
+    """Two DISCONNECTEDs before a retry, with the connection restored between them by a token renewal, start two retry
+    timers: 3.1.4 kept only the second, and the first opened the closed client when it fired."""
+    client = await clients()
+    manager = client.connection.connection_manager
+    manager.start_retry_timer(300)
+    manager.start_retry_timer(300)
+    await client.close()
+    await asyncio.sleep(0.6)
+    assert client.connection.state == ConnectionState.CLOSED
+
+
 def connection_attempts(client: AblyRealtime) -> list[asyncio.Task[Any]]:
     """The client's own attempts: another client in this loop may be connecting meanwhile."""
     manager = client.connection.connection_manager
