@@ -10,7 +10,9 @@ A core may *linger* after its last session closes (`linger_s`, which `serve_grap
 folding, and the next session of the same name on the same client takes it up without attaching, following
 presence or reading history again (a conversation's next turn usually comes within seconds). It is closed when the
 time is up, when the client's connection broke meanwhile (it may have missed messages), when it has folded more
-than `LINGER_LOG_LIMIT` messages, or when more than `LINGERING_KEPT` cores of the client linger.
+than `LINGER_LOG_LIMIT` messages, when more than `LINGERING_KEPT` cores of the client linger, or when the session
+opens on another client (a pool places a session anew when its connection is full): the lingering core would fold,
+and Ably deliver, every message of the turn a second time.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class SessionCore:
     # Channels being detached by a core's last release: a new core of the same channel waits for the detach, or
     # its attach would be undone by it (ably-python fails the detach "superseded" and the new core hears nothing).
     _detaching: ClassVar[dict[tuple[int, str], asyncio.Future[None]]] = {}
+    _lingering_by_name: ClassVar[dict[str, set[SessionCore]]] = {}  # on every client
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
@@ -71,6 +74,7 @@ class SessionCore:
             await core._close()
             core = None
         if core is None:
+            cls._end_lingering_elsewhere(session_name)
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
             core._opening = asyncio.ensure_future(core._open())
         elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
@@ -96,10 +100,19 @@ class SessionCore:
             return
         await self._close()
 
+    @classmethod
+    def _end_lingering_elsewhere(cls, session_name: str) -> None:
+        """Close the cores of `session_name` lingering on other clients (in this loop): the session opens anew."""
+        loop = asyncio.get_running_loop()
+        for core in list(cls._lingering_by_name.get(session_name, ())):
+            if core._loop is loop:
+                core.close_soon()
+
     def _linger(self) -> None:
         self._linger_mark = continuity_of(self.client).mark()
         self._lingering = asyncio.get_running_loop().call_later(self._linger_s, self._expire)
         _lingering.of(self.client).add(self)
+        self._lingering_by_name.setdefault(self.name, set()).add(self)
 
     def _wake(self) -> None:
         """Taken up again, or closing: no longer lingering."""
@@ -109,6 +122,10 @@ class SessionCore:
             self._lingering.cancel()
         self._lingering = self._linger_mark = None
         _lingering.of(self.client).discard(self)
+        named = self._lingering_by_name.get(self.name, set())
+        named.discard(self)
+        if not named:
+            self._lingering_by_name.pop(self.name, None)
 
     def _fits(self, history_pages: int | None, trusted_agents: Trusted | None) -> bool:
         """Whether a lingering core can serve a session opened with these settings, and has missed nothing."""

@@ -107,3 +107,20 @@ async def test_at_most_lingering_kept_sessions_linger_per_client_the_oldest_let_
     await asyncio.sleep(0.3)  # the oldest's detach
     assert [_lingering(agent, name) for name in names] == [False, True, True]
     assert not _attached(agent, names[0])
+
+
+async def test_a_session_served_on_another_connection_lets_go_of_the_one_lingering_on_the_first(
+        clients, channel_name):
+    """A pool places a session anew when its connection is full: the core left lingering on the first connection
+    would fold every message of the new turn again (and Ably would deliver each twice) until its time was up."""
+    first, second = await clients(), await clients()
+    saver = AblySaver(first)
+    graph = chat_builder(lambda state: f"reply to {state['messages'][-1].content}").compile(checkpointer=saver)
+    async with ClientSession(await clients(), channel_name) as user:
+        await _turn(user, graph, first, "q0", linger_s=10)
+        assert _lingering(first, channel_name)
+        await _turn(user, graph, second, "q1", linger_s=10)
+        assert not _lingering(first, channel_name) and _lingering(second, channel_name)
+        await asyncio.sleep(0.3)  # the first one's detach
+        assert not _attached(first, channel_name) and _attached(second, channel_name)
+        assert await user.wait_for(lambda: [m.content for m in user.messages()][-1:] == ["reply to q1"])
