@@ -2,7 +2,9 @@
 
 1. Cancel latency: a graph streams a long reply (a token every 2 ms); a client publishes `ai-cancel`; measured
    from the client's `cancel()` call to the graph's model task receiving its `CancelledError` (same process,
-   one clock). Median and p99 over repeats. Target: < 100 ms.
+   one clock). Median and p99 over 200 cancels (40 with `--quick`), so that the p99 is not just the slowest one.
+   Target: < 100 ms, and every cancel ends its run as cancelled (one that does not is reported with what its run
+   ended as instead, and fails the target).
 2. Fresh-process resume: a run is suspended on `interrupt()` on threads of ~10 and ~100 checkpoints; the
    client answers; a NEW Python process serves the continuation. Measured from the child's `main()` (after its
    imports, i.e. beyond interpreter start-up) to the client seeing the first token of the resumed reply.
@@ -13,7 +15,7 @@
    each time, as under PYTHONDONTWRITEBYTECODE=1 (which some machines set, this one among them) with an editable
    install; the dependencies' bytecode is cached in both.
 
-Reproduce (about 1 minute; `--quick` fewer repeats):
+Reproduce (about 2.5 minutes; `--quick` fewer repeats):
 
     .venv/bin/python benchmarks/graph_serving.py [--quick]
 """
@@ -118,8 +120,9 @@ def _single_node(saver: AblySaver, node: Any) -> Any:
     return graph.compile(checkpointer=saver)
 
 
-async def cancel_latency(url: str, key: str, repeats: int) -> list[float]:
-    latencies = []
+async def cancel_latency(url: str, key: str, repeats: int) -> tuple[list[float], list[str]]:
+    """Each cancel's latency in ms, and what each cancel that did not end its run as cancelled got instead."""
+    latencies, missed = [], []
     async with connect(key, url, client_id="bench-agent") as agent, connect(key, url) as user_client:
         for _ in range(repeats):
             session = f"bench:cancel-{uuid.uuid4().hex[:8]}"
@@ -133,9 +136,15 @@ async def cancel_latency(url: str, key: str, repeats: int) -> list[float]:
                 started = time.perf_counter()
                 await user.cancel(run_id)
                 result = await asyncio.wait_for(serving, 10)
-                assert result.outcome == "cancelled" and cancelled_at
-                latencies.append((cancelled_at[0] - started) * 1000)
-    return latencies
+                for _ in range(200):  # LangGraph cancels a node's task without waiting: it may take its
+                    if cancelled_at:  # CancelledError just after `serve_graph` returns (0.05 ms after, 1 in 200)
+                        break
+                    await asyncio.sleep(0.005)
+                if result.outcome == "cancelled" and cancelled_at:
+                    latencies.append((cancelled_at[0] - started) * 1000)
+                else:
+                    missed.append(f"{result.outcome}, model task cancelled: {bool(cancelled_at)}")
+    return latencies, missed
 
 
 async def suspended_thread(url: str, key: str, turns: int) -> tuple[str, str]:
@@ -184,8 +193,8 @@ def child_serve(url: str, key: str, invocation: str) -> None:
     asyncio.run(_serve(url, key, Invocation.from_json(invocation)))
 
 
-async def measure(url: str, key: str, repeats: int) -> dict[str, Any]:
-    figures: dict[str, Any] = {"cancel": await cancel_latency(url, key, repeats)}
+async def measure(url: str, key: str, repeats: int, cancels: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {"cancel": await cancel_latency(url, key, cancels)}
     for turns in (3, 33):  # about 10 and 100 checkpoints (3 a turn, plus the suspended run's)
         fresh, warm = [], []
         for _ in range(max(3, repeats // 4)):
@@ -199,13 +208,17 @@ async def measure(url: str, key: str, repeats: int) -> dict[str, Any]:
     return figures
 
 
-def report(figures: dict[str, Any], repeats: int, load_before: str) -> None:
-    cancel = sorted(figures["cancel"])
-    print(f"Graph serving on the dev server; {repeats} cancels, medians over repeats")
+def report(figures: dict[str, Any], repeats: int, cancels: int, load_before: str) -> None:
+    latencies, missed = figures["cancel"]
+    cancel = sorted(latencies)
+    print(f"Graph serving on the dev server; {cancels} cancels, and medians over {repeats} repeats otherwise")
     print(load_line(load_before) + "\n")
     p50, p99 = statistics.median(cancel), percentile(cancel, 99)
+    passed = p99 < CANCEL_TARGET_MS and not missed
     print(f"cancel: client cancel() -> graph task cancelled   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
-          f"target < {CANCEL_TARGET_MS:g} ms: {'PASS' if p99 < CANCEL_TARGET_MS else 'FAIL'}")
+          f"target < {CANCEL_TARGET_MS:g} ms: {'PASS' if passed else 'FAIL'}")
+    if missed:
+        print(f"  {len(missed)} of {cancels} cancels did not end their run as cancelled: {'; '.join(missed)}")
     print("\nresume of a suspended run: process main() -> first resumed token seen by the client")
     print(f"{'thread':<28}{'fresh process':>15}{'BASELINE warm':>15}{'ratio':>8}")
     for turns, label in ((3, "~10 checkpoints"), (33, "~100 checkpoints")):
@@ -228,11 +241,12 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    repeats = 8 if parser.parse_args().quick else 20
+    quick = parser.parse_args().quick
+    repeats, cancels = (8, 40) if quick else (20, 200)
     before = load_average()
     with spawn(args=["--inbound-rate", "0", "--protocol-rate", "0"]) as server:
-        figures = asyncio.run(measure(server.url, server.key, repeats))
-    report(figures, repeats, before)
+        figures = asyncio.run(measure(server.url, server.key, repeats, cancels))
+    report(figures, repeats, cancels, before)
 
 
 if __name__ == "__main__":
