@@ -82,7 +82,8 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    the socket had already closed, nothing yields in between, and a loop closed right after `close` (a test's, or
    `asyncio.run`'s) destroys them pending: "Task was destroyed but it is pending!", or "coroutine
    '_cleanup_tasks' was never awaited". `_close_when_done` has `close` wait for them (at most
-   `TRANSPORT_TASKS_WAIT_S`, then cancels them); `_read_frames` and `_dispose_kept` hold them.
+   `TRANSPORT_TASKS_WAIT_S`, then cancels them); `_read_frames` and `_dispose_kept` hold them. A handler so
+   cancelled is no error (`_handled_unless_cancelled`).
    tests/sdk/test_fixes.py::test_close_returns_after_the_tasks_its_transport_started_are_done
 19. A client closed while its token is being renewed opens again once the auth callback answers, and stays open
    for good: a renewal the server asked for (AUTH) tells the connection of the new token, which reconnects it
@@ -267,13 +268,20 @@ async def _read_frames(self: websockettransport.WebSocketTransport) -> None:
                     _handle_frequent_frame(self, frame)
                     continue
                 task = asyncio.create_task(self.on_protocol_message(frame))
-                task.add_done_callback(self.on_protcol_message_handled)
+                task.add_done_callback(functools.partial(_handled_unless_cancelled, self))
                 _keep_task(self.connection_manager, task)
                 await asyncio.sleep(0)
             except Exception:
                 log.exception("a frame from Ably could not be handled")
     except (ConnectionClosedOK, GeneratorExit):
         return
+
+
+def _handled_unless_cancelled(self: websockettransport.WebSocketTransport, task: asyncio.Task[Any]) -> None:
+    """3.1's `on_protcol_message_handled`, for a handler that was not cancelled (by `close`, 18): its
+    `task.exception()` raises a cancelled task's `CancelledError`, which asyncio printed as "Exception in callback"."""
+    if not task.cancelled():
+        self.on_protcol_message_handled(task)
 
 
 def _handle_frequent_frame(self: websockettransport.WebSocketTransport, frame: dict[str, Any]) -> None:

@@ -249,6 +249,43 @@ async def test_close_returns_after_the_tasks_its_transport_started_are_done(serv
     attaching.cancel()
 
 
+@pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated")
+async def test_a_handler_that_close_gives_up_on_is_cancelled_without_an_error(server, monkeypatch):
+    """Past `TRANSPORT_TASKS_WAIT_S`, `close` cancels the handlers still running; 3.1.4's done-callback took the
+    cancellation for an error, and asyncio printed "Exception in callback ... CancelledError"."""
+    monkeypatch.setattr(fixes, "TRANSPORT_TASKS_WAIT_S", 0.2)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    cancelled: list[Any] = []
+    try:
+        async with connect(server.key, server.url) as client:
+            transport = client.connection.connection_manager.transport
+            handle = transport.on_protocol_message
+            handling = asyncio.Event()
+
+            async def stuck_attached(frame: dict[str, Any]) -> None:
+                if frame.get("action") == ProtocolMessageAction.ATTACHED:
+                    handling.set()
+                    try:
+                        await asyncio.sleep(30)
+                    except asyncio.CancelledError:
+                        cancelled.append(frame)
+                        raise
+                await handle(frame)
+
+            transport.on_protocol_message = stuck_attached
+            attaching = asyncio.ensure_future(client.channels.get("never-attached").attach())
+            await asyncio.wait_for(handling.wait(), 5)
+        await asyncio.sleep(0.05)  # the done-callbacks' turn
+    finally:
+        loop.set_exception_handler(previous)
+    attaching.cancel()
+    assert cancelled, "close gave up on the handler"
+    assert reported == []
+
+
 @pytest.fixture(scope="module")
 def strict_server() -> Iterator[Any]:
     """A dev server that ends a connection sending over 20 protocol messages a second (42924)."""
