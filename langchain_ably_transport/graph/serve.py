@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -423,11 +424,12 @@ def _denied_calls(run: Run) -> set[str]:
     return {call_id for call_id, d in approval_decisions(run.trigger_inputs()).items() if not d.approved}
 
 
-async def _without_denied_outputs(chunks: AsyncIterator[dict[str, Any]],
+async def _without_denied_outputs(chunks: AsyncGenerator[dict[str, Any], None],
                                   denied: set[str]) -> AsyncIterator[dict[str, Any]]:
-    async for chunk in chunks:
-        if not (chunk.get("type") == "tool-output-error" and chunk.get("toolCallId") in denied):
-            yield chunk
+    async with aclosing(chunks):  # closed with this one: a run stopped early stops its graph
+        async for chunk in chunks:
+            if not (chunk.get("type") == "tool-output-error" and chunk.get("toolCallId") in denied):
+                yield chunk
 
 
 
@@ -501,7 +503,7 @@ class _GraphStream:
         """Wait for every sub-agent message to be published (closing any still open)."""
         await self._agents.settle()
 
-    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+    async def chunks(self) -> AsyncGenerator[dict[str, Any], None]:
         config = {**self._config, "configurable": {**self._config.get("configurable", {}), RUN_ID_KEY: self._run_id,
                                                    HOLD_CHECKPOINTS_KEY: True}}  # stored before the run ends
         try:

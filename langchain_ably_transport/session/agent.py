@@ -632,6 +632,9 @@ class Run:
     async def pipe(self, chunks: AsyncIterable[dict[str, Any]]) -> PipeResult:
         """Publish one assistant message's chunks as a step; stops early (streams closed `cancelled`) on cancel.
 
+        On a cancel or a failed publish, a producer that is an async generator is closed (`aclose`) before the
+        pass's streams are: its model (or graph) stops at once, not when the generator is collected.
+
         A producer that raises ends the pass `error` (open streams closed, the exception on the result); it
         never raises into the caller's loop, and a pass that produced nothing publishes nothing.
         """
@@ -643,6 +646,7 @@ class Run:
             except Exception as error:
                 return PipeResult("error", error)
             if first is _CANCELLED or first is _END:
+                await source.stop_producer()
                 return PipeResult("cancelled" if first is _CANCELLED else "complete")
             step = await self._open_step()
             encoder = self._encoder(step)
@@ -662,9 +666,11 @@ class Run:
             while chunk is not _END and chunk is not _CANCELLED:
                 await encoder.write(chunk)
                 chunk = await self._next_chunk(encoder, source)
+            await source.stop_producer()  # a cancel that came while the pass published: the model stops now
             await encoder.close()  # closes what is still open `cancelled`, then awaits every publish
         except Exception as error:  # the model, a chunk or a publish failed: close what is open, report, never hang
             log.warning("run %s: pass failed: %s", self.run_id, error)
+            await source.stop_producer()
             try:
                 await encoder.close()
             except Exception as also:
@@ -848,6 +854,17 @@ class _Source:
             return False
         self._interrupted = False
         return task.uncancel() == 0
+
+    async def stop_producer(self) -> None:
+        """Close the producer if it is an async generator (`aclose`; a finished one is left as it is): a cancel
+        that came while the caller published left it waiting at a `yield`. What its closing raises is logged."""
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is None:
+            return
+        try:
+            await aclose()
+        except Exception as error:
+            log.warning("closing a pass's producer failed: %s", error)
 
     def close(self) -> None:
         self._watch.cancel()

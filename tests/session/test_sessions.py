@@ -271,6 +271,34 @@ async def test_write_now_writes_into_a_pass_only_while_it_waits_for_its_source(c
             "one two three"
 
 
+async def test_a_cancel_while_the_pass_publishes_closes_the_producer_before_the_pass_ends(clients, channel_name):
+    """The cancel comes while the pass writes a chunk, not while it waits on the producer: the producer, left at its
+    `yield`, is closed before the pass closes its streams (it went on until it was collected, after the run ended:
+    44 ms later in a quarter of `benchmarks/graph_serving.py`'s cancels)."""
+    order: list[str] = []
+
+    async def producer(run):
+        try:
+            yield {"type": "text-start", "id": "t0"}
+            yield {"type": "text-delta", "id": "t0", "delta": "one "}
+            run.cancelled.set()  # as the pass writes the next chunk
+            yield {"type": "text-delta", "id": "t0", "delta": "two"}
+            yield {"type": "text-end", "id": "t0"}
+        finally:
+            order.append("producer closed")
+
+    async with ClientSession(await clients(), channel_name) as client:
+        sent = await client.send("count")
+        async with AgentSession(await clients(), channel_name, coalesce_window=0.0) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            producing = producer(run)
+            result = await run.pipe(producing)
+            order.append("pass ended")
+            await run.end("cancelled")
+        assert result.reason == "cancelled" and order == ["producer closed", "pass ended"]
+
+
 async def test_a_failing_model_ends_the_pass_with_an_error_and_closes_its_stream(clients, channel_name):
     async def failing():
         async for chunk in _model_chunks("partial answer that never finishes"):

@@ -20,6 +20,9 @@ async def _producer(seen: list[str], *, count: int = 3, pause: float = 0.0):
     except asyncio.CancelledError:
         seen.append("cancelled")
         raise
+    except GeneratorExit:
+        seen.append("closed")
+        raise
 
 
 def _tasks_but_the_sdks() -> set[asyncio.Task[Any]]:
@@ -64,6 +67,10 @@ async def test_a_cancel_while_the_caller_is_busy_stops_the_next_read_and_keeps_w
     cancelled.set()
     await asyncio.sleep(0.01)  # the caller publishing
     assert await source.next() is _CANCELLED and seen == []
+    await source.stop_producer()
+    assert seen == ["closed"], "the producer, left waiting at its yield, is closed there"
+    await source.stop_producer()  # once closed, nothing more
+    assert seen == ["closed"]
     source.close()
 
 
