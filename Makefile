@@ -34,6 +34,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/adoption.py
 	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/messages_per_turn.py
+	$(BIN)/python benchmarks/billed_messages.py
 	$(BIN)/python benchmarks/langgraph_protocol.py
 
 devserver: $(PY_READY)
