@@ -127,6 +127,10 @@ class Decoder:
         self._awaiting_continuation: set[tuple[str, str, str]] = set()
         self._guard = _ReplayGuard() if guard_replays else None
 
+    def has_open_streams(self) -> bool:
+        """Whether a stream it decoded may still change: not closed, or closed awaiting its continuation."""
+        return bool(self._awaiting_continuation) or any(not tracker.closed for tracker in self._trackers.values())
+
     def decode_ably(self, message: Any) -> list[DecodedEvent]:
         """Decode a received ably-python message (or its JSON dict); a foreign one decodes to nothing."""
         wire = WireMessage.from_ably(message)

@@ -125,6 +125,13 @@ def recent_history(client: AblyRealtime, channel: Any, page_size: int = HISTORY_
     return HistoryPages(client, channel, page_size, None)
 
 
+def history_since(client: AblyRealtime, channel: Any, timestamp: int,
+                  page_size: int = HISTORY_PAGE_SIZE) -> HistoryPages:
+    """Pages of the channel's messages up to its attach point and no older than `timestamp` (ms), newest first: what
+    came after a message already held, and the few of its millisecond (Ably bills each message a page returns)."""
+    return HistoryPages(client, channel, page_size, attach_serial(channel), timestamp)
+
+
 class HistoryPages:
     """A channel's history, one page per `anext`, requested when asked for.
 
@@ -133,10 +140,13 @@ class HistoryPages:
     messages alive in its frame, and every session's collector would walk them).
     """
 
-    def __init__(self, client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None) -> None:
+    def __init__(self, client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None,
+                 start: int | None = None) -> None:
         params: dict[str, Any] = {"limit": page_size, "direction": "backwards"}
         if from_serial:
             params["from_serial"] = from_serial
+        if start is not None:
+            params["start"] = start
         path = f"/channels/{urllib.parse.quote(channel.name, safe='')}/messages"
         self._next: Callable[[], Awaitable[Any]] | None = lambda: client.request("GET", path, "5", params=params)
 

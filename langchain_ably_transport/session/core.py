@@ -13,14 +13,23 @@ time is up, when the client's connection broke meanwhile (it may have missed mes
 than `LINGER_LOG_LIMIT` messages, when more than `LINGERING_KEPT` cores of the client linger, or when the session
 opens on another client (a pool places a session anew when its connection is full): the lingering core would fold,
 and Ably deliver, every message of the turn a second time.
+
+A core that closes goes *dormant*: what it folded stays in this process (`_Dormant`, the newest sessions' up to
+`DORMANT_MESSAGES_KEPT` messages in all), and the session's next core in this loop, on any open client of the same
+connection pool (the same app), starts from it
+and reads only the history that came since (Ably bills every message a history request returns: opening a long
+conversation afresh reads a whole page, up to 100 messages, every turn). Only a core with no stream still open goes
+dormant: a stream's later appends would change a message it already holds, and a read of what came since would not
+return them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ably import AblyRealtime
@@ -34,9 +43,11 @@ from ..errors import ConfigurationError
 from ..pool import pool_home
 from ..sdk.channels import release_channel
 from ..sdk.per_client import PerClient
+from ..sdk.states import has_ended
 from ..wire import names
+from ..wire.aggregate import as_history
 from ..wire.envelope import WireMessage
-from .channel import ChannelWriter, history_before_attach
+from .channel import ChannelWriter, history_before_attach, history_since
 from .fence import Mark, continuity_of
 from .liveness import LIVENESS_CHANNEL, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
@@ -50,6 +61,25 @@ PRESENCE_SYNC_TIMEOUT_S = 10.0
 REJECTED_KEPT = 100
 LINGER_LOG_LIMIT = 2000
 LINGERING_KEPT = 64  # per client: Ably allows 200 channels per connection, and a saver's threads need theirs
+DORMANT_MESSAGES_KEPT = 20_000  # folded by the dormant cores of a process, together: tens of MB at most
+
+
+@dataclass(eq=False)
+class _Dormant:
+    """What a closed core folded, for the session's next core in the same loop (see the module's docstring): its
+    messages as a history read would return them, which the next core folds again."""
+
+    home: AblyRealtime  # the pool's (`pool_home`): its connections reach the same app
+    client: AblyRealtime  # whose REST reads the history older than `log` (`older`), while it is open
+    loop: asyncio.AbstractEventLoop
+    history_pages: int | None
+    trusted_agents: frozenset[str | None] | None
+    log: list[WireMessage]
+    selected: dict[str | None, str]
+    rejected: deque[WireMessage]
+    older: AsyncIterator[list[Any]] | None
+    newest_serial: str  # the largest serial folded: the next core folds the messages after it
+    latest_timestamp: int  # the latest timestamp folded: no message after it is older
 
 
 class SessionCore:
@@ -58,6 +88,9 @@ class SessionCore:
     # its attach would be undone by it (ably-python fails the detach "superseded" and the new core hears nothing).
     _detaching: ClassVar[dict[tuple[int, str], asyncio.Future[None]]] = {}
     _lingering_by_name: ClassVar[dict[str, set[SessionCore]]] = {}  # on every client
+    # By the pool's home connection (`pool_home`: one app, one endpoint) and the session's name, the newest last.
+    _dormant: ClassVar[OrderedDict[tuple[int, str], _Dormant]] = OrderedDict()
+    _dormant_messages: ClassVar[int] = 0
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
@@ -76,7 +109,8 @@ class SessionCore:
         if core is None:
             cls._end_lingering_elsewhere(session_name)
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
-            core._opening = asyncio.ensure_future(core._open())
+            core._opening = asyncio.ensure_future(core._open(cls._take_dormant(client, session_name, history_pages,
+                                                                             core.trusted_agents)))
         elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
             raise ConfigurationError(f"sessions of one client on {session_name!r} share what they fold, so they must "
                              f"trust the same agents ({core.trusted_agents} vs {trusted_agents})")
@@ -160,10 +194,49 @@ class SessionCore:
         detached = self._detaching[key] = self._loop.create_future()
         return detached
 
+    @classmethod
+    def _take_dormant(cls, client: AblyRealtime, session_name: str, history_pages: int | None,
+                      trusted_agents: frozenset[str | None] | None) -> _Dormant | None:
+        """The session's dormant core, if a core opened with these settings in this loop can start from it."""
+        home = pool_home(client)
+        dormant = cls._dormant.pop((id(home), session_name), None)
+        if dormant is None:
+            return None
+        cls._dormant_messages -= len(dormant.log)
+        fits = (dormant.home is home and dormant.loop is asyncio.get_running_loop()
+                and dormant.history_pages == history_pages
+                and dormant.trusted_agents == trusted_agents and not has_ended(dormant.client))
+        return dormant if fits else None
+
+    def _go_dormant(self) -> None:
+        """Keep what this core folded for the session's next core, unless it may change or is not whole."""
+        opened = self._opening is not None and self._opening.done() and not self._opening.cancelled() \
+            and self._opening.exception() is None
+        if not opened or len(self._log) > LINGER_LOG_LIMIT or self._decoder.has_open_streams():
+            return
+        # An append carries its stream's serial, so the newest message is the largest serial, not the last folded.
+        # What this core did not fold came after all it folded, Ably's timestamps included.
+        newest = max((wire.serial for wire in self._log if wire.serial is not None), default=None)
+        latest = max((wire.timestamp for wire in self._log if wire.timestamp is not None), default=None)
+        if newest is None or latest is None:
+            return
+        cls = type(self)
+        home = pool_home(self.client)
+        if (replaced := cls._dormant.pop((id(home), self.name), None)) is not None:
+            cls._dormant_messages -= len(replaced.log)
+        log = as_history(self._log)  # a message per stream, not per append: what the next core would read afresh
+        cls._dormant[(id(home), self.name)] = _Dormant(
+            home, self.client, self._loop, self._initial_pages, self.trusted_agents, log, dict(self.tree.selected),
+            self.rejected, self._history, newest, latest)
+        cls._dormant_messages += len(log)
+        while cls._dormant_messages > DORMANT_MESSAGES_KEPT:
+            cls._dormant_messages -= len(cls._dormant.popitem(last=False)[1].log)
+
     async def _detach(self, detached: asyncio.Future[None]) -> None:
         key = (id(self.client), self.name)
         try:
             self.channel.unsubscribe(self._on_message)
+            self._go_dormant()
             self._presence.unsubscribe(self._on_presence)
             await self.channel.detach()
             release_channel(self.client, self.channel)
@@ -221,7 +294,7 @@ class SessionCore:
     def lost_runs(self) -> list[TrackedRun]:
         return self.liveness.lost(self.tree)
 
-    async def _open(self) -> None:
+    async def _open(self, dormant: _Dormant | None = None) -> None:
         # The agents' presence is on a channel of its own: watching it does not wait for this one's attach.
         watching_presence = asyncio.ensure_future(self._watch_presence())
         try:
@@ -230,13 +303,30 @@ class SessionCore:
             watching_presence.cancel()
             raise
         watching = await watching_presence
-        self._history = history_before_attach(self.client, self.channel)
-        await self.load_older(self._initial_pages)
+        if dormant is None:
+            self._history = history_before_attach(self.client, self.channel)
+            await self.load_older(self._initial_pages)
+        else:
+            await self._start_from(dormant)
         if watching:
             self.liveness.snapshot_taken(self.tree)
         held, self._held = self._held or [], None
         for wire in held:
             self._fold(wire, live=True)
+
+    async def _start_from(self, dormant: _Dormant) -> None:
+        """Fold what a dormant core held, then the history that came after its newest message."""
+        self.rejected, self._history = dormant.rejected, dormant.older
+        self.tree.selected.update(dormant.selected)
+        self._refold(dormant.log)
+        newer: list[WireMessage] = []
+        async for page in history_since(self.client, self.channel, dormant.latest_timestamp):
+            fresh = [m for m in reversed(page) if m.serial and m.serial > dormant.newest_serial]
+            newer = [w for w in map(WireMessage.from_ably, fresh) if w is not None and self._believed(w)] + newer
+            if len(fresh) < len(page):
+                break
+        for wire in newer:
+            self._fold(wire, live=False)
 
     @property
     def has_older(self) -> bool:
