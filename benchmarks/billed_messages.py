@@ -5,8 +5,10 @@ subscribing connection (the publisher's own included: Ably echoes by default), a
 a history request returns (docs: "Message counting"). The ledger (`docs/tuning.md`) counts only the first. This
 benchmark measures the rest, turn by turn, over one conversation: `messages_per_turn.py`'s three-super-step graph
 (a 50-token reply) served by `serve_graph` with `AblySaver`, and one user following the session, on the dev server
-with Ably's limits and its 40 ms append rollup. The conversation is served twice: as `serve_graph` does by default,
-and with `session_linger_s` (the agent's session stays attached between turns, so the next turn reads no history).
+with Ably's limits and its 40 ms append rollup. The conversation is served three times: with every session opened
+afresh (`DORMANT_MESSAGES_KEPT = 0`: a whole page of history read every turn, as before commit 05f9beb); as
+`serve_graph` does by default (the session's last core in the process is dormant, and the next one reads only the
+history since); and with `session_linger_s` (the agent's session stays attached between turns).
 
 Counted per turn, at the two SDK clients (the counts are the server's deliveries, not estimates):
 - published: the agent's messages (the ledger's count for the run) and the user's (its input);
@@ -14,8 +16,8 @@ Counted per turn, at the two SDK clients (the counts are the server's deliveries
   agent's own messages come back to it, and so does the user's input);
 - read from history by the agent: messages the REST history requests returned, on the session channel (opening the
   session) and on the thread's state channel (`AblySaver` reading the newest checkpoints).
-BASELINE: what the ledger counts (the agent's published messages), in the same run; each total is also given as a
-ratio of it.
+BASELINE: the sessions opened afresh, in the same run; and beside every total, its ratio to what the ledger counts
+(the agent's published messages).
 
 Reproduce (about 30 s):
 
@@ -40,6 +42,7 @@ from langchain_ably_transport import AblySaver, ClientSession, connect
 from langchain_ably_transport.checkpoint import state_channel
 from langchain_ably_transport.devserver import spawn
 from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.session import core
 
 TURN_TIMEOUT_S = 60.0
 SETTLE_S = 0.3  # after the reply is whole: the last rolled-up append's delivery to the agent
@@ -142,8 +145,8 @@ def _row(published: int, session_name: str, before: tuple[Counter[str], ...], ag
 
 def report(runs: dict[str, list[dict[str, float]]], load_before: str) -> str:
     lines = ["Billed messages per turn of one conversation (Ably counts each message published, each delivery to a",
-             "connection, and each message a history request returns); baseline: what the ledger counts, the agent's",
-             "published messages", load_line(load_before)]
+             "connection, and each message a history request returns); baseline: the sessions opened afresh; beside",
+             "each turn, its ratio to what the ledger counts (the agent's published messages)", load_line(load_before)]
     for name, rows in runs.items():
         lines += ["", name, f"{'turn':>4}" + "".join(f"{column:>{len(column) + 2}}" for column in COLUMNS)
                   + f"{'billed / ledger':>17}" + f"{'agent: ' + ECHOED:>25}"]
@@ -151,14 +154,26 @@ def report(runs: dict[str, list[dict[str, float]]], load_before: str) -> str:
         for label, row in [*((str(turn), row) for turn, row in enumerate(rows, 1)), ("med", medians)]:
             lines.append(f"{label:>4}" + "".join(f"{row[c]:>{len(c) + 2}g}" for c in COLUMNS)
                          + f"{row[COLUMNS[6]] / row[COLUMNS[0]]:>16.2f}x" + f"{row[ECHOED]:>25g}")
+    baseline = statistics.median(row[COLUMNS[6]] for row in next(iter(runs.values())))
+    lines.append("")
+    for name, rows in runs.items():
+        billed, last = statistics.median(row[COLUMNS[6]] for row in rows), rows[-1][COLUMNS[6]]
+        lines.append(f"billed a turn, median {billed:g} ({billed / baseline:.2f}x the baseline's), the last turn "
+                     f"{last:g}: {name}")
     return "\n".join(lines)
 
 
 async def measure(turns: int, linger_s: float) -> dict[str, list[dict[str, float]]]:
     with spawn() as server:
+        kept, core.DORMANT_MESSAGES_KEPT = core.DORMANT_MESSAGES_KEPT, 0
+        try:
+            afresh = await conversation(server.url, server.key, turns, 0.0)
+        finally:
+            core.DORMANT_MESSAGES_KEPT = kept
         default = await conversation(server.url, server.key, turns, 0.0)
         lingering = await conversation(server.url, server.key, turns, linger_s)
-    return {"serve_graph's default (session_linger_s=0)": default,
+    return {"BASELINE: every session opened afresh (DORMANT_MESSAGES_KEPT = 0)": afresh,
+            "serve_graph's default (a dormant session, session_linger_s=0)": default,
             f"session_linger_s={linger_s:g} (the session stays attached between turns)": lingering}
 
 
