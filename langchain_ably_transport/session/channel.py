@@ -129,7 +129,14 @@ def history_since(client: AblyRealtime, channel: Any, timestamp: int,
                   page_size: int = HISTORY_PAGE_SIZE) -> HistoryPages:
     """Pages of the channel's messages up to its attach point and no older than `timestamp` (ms), newest first: what
     came after a message already held, and the few of its millisecond (Ably bills each message a page returns)."""
-    return HistoryPages(client, channel, page_size, attach_serial(channel), timestamp)
+    return HistoryPages(client, channel, page_size, attach_serial(channel), start=timestamp)
+
+
+def history_before(client: AblyRealtime, channel: Any, timestamp: int,
+                   page_size: int = HISTORY_PAGE_SIZE) -> HistoryPages:
+    """Pages of the channel's messages no newer than `timestamp` (ms), newest first: what lies before the oldest
+    message already held, and the few of its millisecond (the reader drops those it holds)."""
+    return HistoryPages(client, channel, page_size, None, end=timestamp)
 
 
 class HistoryPages:
@@ -140,13 +147,12 @@ class HistoryPages:
     messages alive in its frame, and every session's collector would walk them).
     """
 
-    def __init__(self, client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None,
-                 start: int | None = None) -> None:
+    def __init__(self, client: AblyRealtime, channel: Any, page_size: int, from_serial: str | None, *,
+                 start: int | None = None, end: int | None = None) -> None:
         params: dict[str, Any] = {"limit": page_size, "direction": "backwards"}
         if from_serial:
             params["from_serial"] = from_serial
-        if start is not None:
-            params["start"] = start
+        params.update({name: bound for name, bound in (("start", start), ("end", end)) if bound is not None})
         path = f"/channels/{urllib.parse.quote(channel.name, safe='')}/messages"
         self._next: Callable[[], Awaitable[Any]] | None = lambda: client.request("GET", path, "5", params=params)
 

@@ -14,13 +14,12 @@ than `LINGER_LOG_LIMIT` messages, when more than `LINGERING_KEPT` cores of the c
 opens on another client (a pool places a session anew when its connection is full): the lingering core would fold,
 and Ably deliver, every message of the turn a second time.
 
-A core that closes goes *dormant*: what it folded stays in this process (`_Dormant`, the newest sessions' up to
-`DORMANT_MESSAGES_KEPT` messages in all), and the session's next core in this loop, on any open client of the same
-connection pool (the same app), starts from it
-and reads only the history that came since (Ably bills every message a history request returns: opening a long
-conversation afresh reads a whole page, up to 100 messages, every turn). Only a core with no stream still open goes
-dormant: a stream's later appends would change a message it already holds, and a read of what came since would not
-return them.
+A core that closes goes *dormant*: its messages stay in this process as a history read would return them (`_Dormant`;
+the newest sessions', up to `DORMANT_MESSAGES_KEPT` messages in all), and the session's next core in this loop, on
+any client of the same connection pool (the same app), folds them and reads only the history since (Ably bills every
+message a history request returns: opening a long conversation afresh reads a whole page, up to 100 messages, every
+turn). Only a core with no stream still open goes dormant: a stream's later appends would change a message it holds,
+and a read of what came since would not return them.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from ..sdk.states import has_ended
 from ..wire import names
 from ..wire.aggregate import as_history
 from ..wire.envelope import WireMessage
-from .channel import ChannelWriter, history_before_attach, history_since
+from .channel import ChannelWriter, history_before, history_before_attach, history_since
 from .fence import Mark, continuity_of
 from .liveness import LIVENESS_CHANNEL, RunLiveness, TrackedRun
 from .tree import ConversationTree, Node
@@ -66,20 +65,49 @@ DORMANT_MESSAGES_KEPT = 20_000  # folded by the dormant cores of a process, toge
 
 @dataclass(eq=False)
 class _Dormant:
-    """What a closed core folded, for the session's next core in the same loop (see the module's docstring): its
-    messages as a history read would return them, which the next core folds again."""
+    """What a closed core folded, for the session's next core (see the module's docstring): its messages as a history
+    read would return them, which the next core folds again."""
 
     home: AblyRealtime  # the pool's (`pool_home`): its connections reach the same app
-    client: AblyRealtime  # whose REST reads the history older than `log` (`older`), while it is open
     loop: asyncio.AbstractEventLoop
     history_pages: int | None
     trusted_agents: frozenset[str | None] | None
-    log: list[WireMessage]
+    log: list[WireMessage]  # in serial order, every message with a serial and a timestamp
     selected: dict[str | None, str]
     rejected: deque[WireMessage]
-    older: AsyncIterator[list[Any]] | None
+    has_older: bool  # history older than `log` that the core did not read
     newest_serial: str  # the largest serial folded: the next core folds the messages after it
     latest_timestamp: int  # the latest timestamp folded: no message after it is older
+
+    def fits(self, home: AblyRealtime, history_pages: int | None,
+             trusted_agents: frozenset[str | None] | None) -> bool:
+        """Whether a core opened with these settings can start from it (a core folds what those settings let in)."""
+        return (self.home is home and self.loop is asyncio.get_running_loop() and self.history_pages == history_pages
+                and self.trusted_agents == trusted_agents and not has_ended(home))
+
+
+class _DormantCores:
+    """The dormant cores of a process by pool and session name, the oldest dropped first beyond a budget of
+    messages (`DORMANT_MESSAGES_KEPT`, read at each put, so that it can be changed at run time)."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[int, str], _Dormant] = OrderedDict()
+        self._messages = 0
+
+    def put(self, name: str, dormant: _Dormant) -> None:
+        self.take(dormant.home, name)
+        self._entries[(id(dormant.home), name)] = dormant
+        self._messages += len(dormant.log)
+        # Beyond the budget, and those of a pool that ended (an entry keeps its whole object graph), oldest first.
+        while self._entries and (self._messages > DORMANT_MESSAGES_KEPT
+                                 or has_ended(next(iter(self._entries.values())).home)):
+            self._messages -= len(self._entries.popitem(last=False)[1].log)
+
+    def take(self, home: AblyRealtime, name: str) -> _Dormant | None:
+        dormant = self._entries.pop((id(home), name), None)
+        if dormant is not None:
+            self._messages -= len(dormant.log)
+        return dormant
 
 
 class SessionCore:
@@ -88,9 +116,7 @@ class SessionCore:
     # its attach would be undone by it (ably-python fails the detach "superseded" and the new core hears nothing).
     _detaching: ClassVar[dict[tuple[int, str], asyncio.Future[None]]] = {}
     _lingering_by_name: ClassVar[dict[str, set[SessionCore]]] = {}  # on every client
-    # By the pool's home connection (`pool_home`: one app, one endpoint) and the session's name, the newest last.
-    _dormant: ClassVar[OrderedDict[tuple[int, str], _Dormant]] = OrderedDict()
-    _dormant_messages: ClassVar[int] = 0
+    _dormant: ClassVar[_DormantCores] = _DormantCores()
 
     @classmethod
     async def acquire(cls, client: AblyRealtime, session_name: str, history_pages: int | None = None,
@@ -109,8 +135,10 @@ class SessionCore:
         if core is None:
             cls._end_lingering_elsewhere(session_name)
             core = cls._shared[key] = cls(client, session_name, history_pages, trusted_agents)
-            core._opening = asyncio.ensure_future(core._open(cls._take_dormant(client, session_name, history_pages,
-                                                                             core.trusted_agents)))
+            dormant = cls._dormant.take(home := pool_home(client), session_name)
+            if dormant is not None and not dormant.fits(home, history_pages, core.trusted_agents):
+                dormant = None
+            core._opening = asyncio.ensure_future(core._open(dormant))
         elif core.trusted_agents != (None if trusted_agents is None else frozenset(trusted_agents)):
             raise ConfigurationError(f"sessions of one client on {session_name!r} share what they fold, so they must "
                              f"trust the same agents ({core.trusted_agents} vs {trusted_agents})")
@@ -194,43 +222,22 @@ class SessionCore:
         detached = self._detaching[key] = self._loop.create_future()
         return detached
 
-    @classmethod
-    def _take_dormant(cls, client: AblyRealtime, session_name: str, history_pages: int | None,
-                      trusted_agents: frozenset[str | None] | None) -> _Dormant | None:
-        """The session's dormant core, if a core opened with these settings in this loop can start from it."""
-        home = pool_home(client)
-        dormant = cls._dormant.pop((id(home), session_name), None)
-        if dormant is None:
-            return None
-        cls._dormant_messages -= len(dormant.log)
-        fits = (dormant.home is home and dormant.loop is asyncio.get_running_loop()
-                and dormant.history_pages == history_pages
-                and dormant.trusted_agents == trusted_agents and not has_ended(dormant.client))
-        return dormant if fits else None
-
     def _go_dormant(self) -> None:
         """Keep what this core folded for the session's next core, unless it may change or is not whole."""
         opened = self._opening is not None and self._opening.done() and not self._opening.cancelled() \
             and self._opening.exception() is None
         if not opened or len(self._log) > LINGER_LOG_LIMIT or self._decoder.has_open_streams():
             return
+        log = as_history(self._log)  # a message per stream, not per append: what the next core would read afresh
+        if not log or any(wire.serial is None or wire.timestamp is None for wire in log):
+            return
         # An append carries its stream's serial, so the newest message is the largest serial, not the last folded.
         # What this core did not fold came after all it folded, Ably's timestamps included.
-        newest = max((wire.serial for wire in self._log if wire.serial is not None), default=None)
-        latest = max((wire.timestamp for wire in self._log if wire.timestamp is not None), default=None)
-        if newest is None or latest is None:
-            return
-        cls = type(self)
-        home = pool_home(self.client)
-        if (replaced := cls._dormant.pop((id(home), self.name), None)) is not None:
-            cls._dormant_messages -= len(replaced.log)
-        log = as_history(self._log)  # a message per stream, not per append: what the next core would read afresh
-        cls._dormant[(id(home), self.name)] = _Dormant(
-            home, self.client, self._loop, self._initial_pages, self.trusted_agents, log, dict(self.tree.selected),
-            self.rejected, self._history, newest, latest)
-        cls._dormant_messages += len(log)
-        while cls._dormant_messages > DORMANT_MESSAGES_KEPT:
-            cls._dormant_messages -= len(cls._dormant.popitem(last=False)[1].log)
+        newest = max(wire.serial for wire in log if wire.serial is not None)
+        latest = max(wire.timestamp for wire in self._log if wire.timestamp is not None)
+        self._dormant.put(self.name, _Dormant(
+            pool_home(self.client), self._loop, self._initial_pages, self.trusted_agents, log,
+            dict(self.tree.selected), self.rejected, self._history is not None, newest, latest))
 
     async def _detach(self, detached: asyncio.Future[None]) -> None:
         key = (id(self.client), self.name)
@@ -316,7 +323,10 @@ class SessionCore:
 
     async def _start_from(self, dormant: _Dormant) -> None:
         """Fold what a dormant core held, then the history that came after its newest message."""
-        self.rejected, self._history = dormant.rejected, dormant.older
+        self.rejected = dormant.rejected
+        oldest = dormant.log[0].timestamp
+        if dormant.has_older and oldest is not None:
+            self._history = history_before(self.client, self.channel, oldest)
         self.tree.selected.update(dormant.selected)
         self._refold(dormant.log)
         newer: list[WireMessage] = []
@@ -347,6 +357,8 @@ class SessionCore:
             except StopAsyncIteration:
                 self._history = None
                 break
+            if self._log and (held := self._log[0].serial) is not None:  # a page may reach into what is held
+                page = [m for m in page if m.serial and m.serial < held]
             older = [w for w in (WireMessage.from_ably(m) for m in reversed(page)) if self._believed(w)] + older
             pages = None if pages is None else pages - 1
         if older and self._log:

@@ -74,6 +74,21 @@ async def test_the_connections_of_one_pool_share_a_dormant_session_and_other_cli
     assert (pooled, other) == ([2], [6])  # the newest folded and the one sent since; outside the pool, all afresh
 
 
+async def test_a_session_opened_again_pages_back_from_the_oldest_message_it_held(clients, channel_name):
+    sender_client, reader_client = await clients(), await clients()
+    async with ClientSession(sender_client, channel_name) as sender:
+        for n in range(105):
+            await sender.send(f"message {n}")
+        async with ClientSession(reader_client, channel_name, history_pages=1) as first:
+            assert len(first.view()) == 100  # one page
+        reads = _history_reads(reader_client)
+        async with ClientSession(reader_client, channel_name, history_pages=1) as again:
+            assert len(again.view()) == 100 and await again.load_older() == 5
+            texts = [entry["message"]["parts"][0]["text"] for entry in again.view()]
+    assert texts == [f"message {n}" for n in range(105)]
+    assert len(reads) == 2 and reads[0] <= 2  # the newest held (and its millisecond's); then the page before it
+
+
 async def test_a_session_closed_while_a_stream_was_open_is_read_afresh(clients, channel_name):
     """The stream's later appends change a message the closing core holds: its next core must not start from it.
     The writer publishes through an encoder alone, so the reader's is the only core of the session."""
