@@ -6,7 +6,7 @@ a history request returns (docs: "Message counting"). The ledger (`docs/tuning.m
 benchmark measures the rest, turn by turn, over one conversation: `messages_per_turn.py`'s three-super-step graph
 (a 50-token reply) served by `serve_graph` with `AblySaver`, and one user following the session, on the dev server
 with Ably's limits and its 40 ms append rollup. The conversation is served three times: with every session opened
-afresh (`DORMANT_MESSAGES_KEPT = 0`: a whole page of history read every turn, as before commit 05f9beb); as
+afresh (`DORMANT_BYTES_KEPT = 0`: a whole page of history read every turn, as before commit 05f9beb); as
 `serve_graph` does by default (the session's last core in the process is dormant, and the next one reads only the
 history since); and with `session_linger_s` (the agent's session stays attached between turns).
 
@@ -165,14 +165,14 @@ def report(runs: dict[str, list[dict[str, float]]], load_before: str) -> str:
 
 async def measure(turns: int, linger_s: float) -> dict[str, list[dict[str, float]]]:
     with spawn() as server:
-        kept, core.DORMANT_MESSAGES_KEPT = core.DORMANT_MESSAGES_KEPT, 0
+        kept, core.DORMANT_BYTES_KEPT = core.DORMANT_BYTES_KEPT, 0
         try:
             afresh = await conversation(server.url, server.key, turns, 0.0)
         finally:
-            core.DORMANT_MESSAGES_KEPT = kept
+            core.DORMANT_BYTES_KEPT = kept
         default = await conversation(server.url, server.key, turns, 0.0)
         lingering = await conversation(server.url, server.key, turns, linger_s)
-    return {"BASELINE: every session opened afresh (DORMANT_MESSAGES_KEPT = 0)": afresh,
+    return {"BASELINE: every session opened afresh (DORMANT_BYTES_KEPT = 0)": afresh,
             "serve_graph's default (a dormant session, session_linger_s=0)": default,
             f"session_linger_s={linger_s:g} (the session stays attached between turns)": lingering}
 

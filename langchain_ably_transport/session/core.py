@@ -14,8 +14,8 @@ than `LINGER_LOG_LIMIT` messages, when more than `LINGERING_KEPT` cores of the c
 opens on another client (a pool places a session anew when its connection is full): the lingering core would fold,
 and Ably deliver, every message of the turn a second time.
 
-A core that closes goes *dormant*: its messages stay in this process as a history read would return them (`_Dormant`;
-the newest sessions', up to `DORMANT_MESSAGES_KEPT` messages in all), and the session's next core in this loop, on
+A core that closes goes *dormant*: its messages stay in this process as a history read would return them, packed
+(`_Dormant`; the newest sessions', up to `DORMANT_BYTES_KEPT` in all), and the session's next core in this loop, on
 any client of the same connection pool (the same app), folds them and reads only the history since (Ably bills every
 message a history request returns: opening a long conversation afresh reads a whole page, up to 100 messages, every
 turn). Only a core with no stream still open goes dormant: a stream's later appends would change a message it holds,
@@ -45,7 +45,7 @@ from ..sdk.per_client import PerClient
 from ..sdk.states import has_ended
 from ..wire import names
 from ..wire.aggregate import as_history
-from ..wire.envelope import WireMessage
+from ..wire.envelope import WireMessage, packed, unpacked
 from .channel import ChannelWriter, history_before, history_before_attach, history_since
 from .fence import Mark, continuity_of
 from .liveness import LIVENESS_CHANNEL, RunLiveness, TrackedRun
@@ -60,7 +60,7 @@ PRESENCE_SYNC_TIMEOUT_S = 10.0
 REJECTED_KEPT = 100
 LINGER_LOG_LIMIT = 2000
 LINGERING_KEPT = 64  # per client: Ably allows 200 channels per connection, and a saver's threads need theirs
-DORMANT_MESSAGES_KEPT = 20_000  # folded by the dormant cores of a process, together: tens of MB at most
+DORMANT_BYTES_KEPT = 16 * 1024 * 1024  # the packed messages of the dormant cores of a process, together
 
 
 @dataclass(eq=False)
@@ -72,7 +72,7 @@ class _Dormant:
     loop: asyncio.AbstractEventLoop
     history_pages: int | None
     trusted_agents: frozenset[str | None] | None
-    log: list[WireMessage]  # in serial order, every message with a serial and a timestamp
+    log: bytes  # `packed`: in serial order, every message with a serial and a timestamp
     selected: dict[str | None, str]
     rejected: deque[WireMessage]
     has_older: bool  # history older than `log` that the core did not read
@@ -88,25 +88,25 @@ class _Dormant:
 
 class _DormantCores:
     """The dormant cores of a process by pool and session name, the oldest dropped first beyond a budget of
-    messages (`DORMANT_MESSAGES_KEPT`, read at each put, so that it can be changed at run time)."""
+    bytes (`DORMANT_BYTES_KEPT`, read at each put, so that it can be changed at run time)."""
 
     def __init__(self) -> None:
         self._entries: OrderedDict[tuple[int, str], _Dormant] = OrderedDict()
-        self._messages = 0
+        self._bytes = 0
 
     def put(self, name: str, dormant: _Dormant) -> None:
         self.take(dormant.home, name)
         self._entries[(id(dormant.home), name)] = dormant
-        self._messages += len(dormant.log)
+        self._bytes += len(dormant.log)
         # Beyond the budget, and those of a pool that ended (an entry keeps its whole object graph), oldest first.
-        while self._entries and (self._messages > DORMANT_MESSAGES_KEPT
+        while self._entries and (self._bytes > DORMANT_BYTES_KEPT
                                  or has_ended(next(iter(self._entries.values())).home)):
-            self._messages -= len(self._entries.popitem(last=False)[1].log)
+            self._bytes -= len(self._entries.popitem(last=False)[1].log)
 
     def take(self, home: AblyRealtime, name: str) -> _Dormant | None:
         dormant = self._entries.pop((id(home), name), None)
         if dormant is not None:
-            self._messages -= len(dormant.log)
+            self._bytes -= len(dormant.log)
         return dormant
 
 
@@ -236,7 +236,7 @@ class SessionCore:
         newest = max(wire.serial for wire in log if wire.serial is not None)
         latest = max(wire.timestamp for wire in self._log if wire.timestamp is not None)
         self._dormant.put(self.name, _Dormant(
-            pool_home(self.client), self._loop, self._initial_pages, self.trusted_agents, log,
+            pool_home(self.client), self._loop, self._initial_pages, self.trusted_agents, packed(log),
             dict(self.tree.selected), self.rejected, self._history is not None, newest, latest))
 
     async def _detach(self, detached: asyncio.Future[None]) -> None:
@@ -323,12 +323,12 @@ class SessionCore:
 
     async def _start_from(self, dormant: _Dormant) -> None:
         """Fold what a dormant core held, then the history that came after its newest message."""
-        self.rejected = dormant.rejected
-        oldest = dormant.log[0].timestamp
+        self.rejected, log = dormant.rejected, unpacked(dormant.log)
+        oldest = log[0].timestamp
         if dormant.has_older and oldest is not None:
             self._history = history_before(self.client, self.channel, oldest)
         self.tree.selected.update(dormant.selected)
-        self._refold(dormant.log)
+        self._refold(log)
         newer: list[WireMessage] = []
         async for page in history_since(self.client, self.channel, dormant.latest_timestamp):
             fresh = [m for m in reversed(page) if m.serial and m.serial > dormant.newest_serial]

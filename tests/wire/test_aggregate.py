@@ -1,4 +1,5 @@
-"""`as_history`: a live log folded as Ably's history returns it, checked against the dev server's history."""
+"""`as_history`: a live log folded as Ably's history returns it, checked against the dev server's history; and
+the packed form a process keeps such a log in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from langchain_ably_transport.codec.encoder import MessageEncoder
 from langchain_ably_transport.session.channel import ChannelWriter
 from langchain_ably_transport.wire import WireMessage, build_transport_headers
 from langchain_ably_transport.wire.aggregate import as_history
+from langchain_ably_transport.wire.envelope import packed, unpacked
 from langchain_ably_transport.wire.names import Action
 
 HEADERS = build_transport_headers(
@@ -52,3 +54,16 @@ def test_an_update_replaces_the_data_and_a_replay_is_held_once():
     assert (stream.name, stream.data, stream.transport["status"], stream.action, stream.version_serial) == (
         "ai-output", "whole", "complete", Action.UPDATE, "v2")
     assert end is other
+
+
+def test_packed_messages_unpack_to_the_same_messages():
+    messages = [
+        WireMessage(name="ai-output", data="text", transport={"stream": "true"}, codec={"kind": "text"},
+                    action=Action.UPDATE, serial="s1", version_serial="v1", client_id="agent", connection_id="c",
+                    timestamp=5),
+        WireMessage(name="ai-output", data={"a": [1, 2.5, None, True]}, ephemeral=True, action=Action.CREATE,
+                    serial="s2", timestamp=6),
+        WireMessage(name="lg.bytes", data=b"\x00\xff", serial="s3", timestamp=7),
+        WireMessage(name="ai-run-end"),
+    ]
+    assert unpacked(packed(messages)) == messages
