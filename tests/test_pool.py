@@ -121,6 +121,55 @@ async def test_a_savers_thread_follows_its_session_only_once_its_writes_are_out(
             assert (await saver.aget_tuple(stored)).pending_writes == [("task-1", "messages", "waiting")]
 
 
+def _messages_read(client) -> list[int]:
+    """The messages each REST history request of `client` returns (Ably bills each one), as they come."""
+    reads: list[int] = []
+    request = client.http.make_request
+
+    async def counted(method, path, *args, **kwargs):
+        response = await request(method, path, *args, **kwargs)
+        if method == "GET" and "/messages" in path:
+            body = response.to_native()
+            reads.append(len(body) if isinstance(body, list) else 1)
+        return response
+
+    client.http.make_request = counted  # an instance attribute shadows the method
+    return reads
+
+
+async def test_a_savers_thread_moves_with_what_it_knows_and_reads_only_what_is_newer(server):
+    """Read afresh on the connection it moved to, a thread would cost a page of history and a fetch of the value
+    stored before it, every turn the pool places its session anew. It reads only the newest record it read before
+    (the few of its millisecond), and what came since."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    first, second = _names(2)
+    config = {"configurable": {"thread_id": first, "checkpoint_ns": ""}}
+    async with ConnectionPool(server.key, server.url, streams_per_connection=1) as pool, \
+            connect(server.key, server.url, client_id="elsewhere") as other_process:
+        saver = AblySaver(pool)
+        async with pool.lease(first) as had:
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"], checkpoint["channel_versions"] = {"answer": "forty-two"}, {"answer": 1}
+            stored = await saver.aput(config, checkpoint, {"source": "input", "step": -1}, {"answer": 1})
+            for step in range(6):  # the value stays where it was stored, beyond the newest five records
+                await asyncio.sleep(0.002)
+                stored = await saver.aput(stored, {**empty_checkpoint(), "channel_versions": {"answer": 1}},
+                                          {"source": "loop", "step": step}, {})
+            assert (await saver.aget_tuple(config)).config == stored
+        async with pool.lease(second), pool.lease(first) as moved:
+            assert moved is not had
+            reads = _messages_read(moved)
+            latest = await saver.aget_tuple(config)
+            assert (latest.config, latest.checkpoint["channel_values"]) == (stored, {"answer": "forty-two"})
+            assert saver._thread(first).log.channel.ably is moved
+            assert reads == [1], "the newest record it had read, and no value fetched"
+            newer = await AblySaver(other_process).aput(latest.config, empty_checkpoint(),
+                                                         {"source": "update", "step": 9}, {})
+            assert (await saver.aget_tuple(config)).config == newer, "what another process wrote since is read"
+            assert reads == [1, 2]
+
+
 async def test_the_default_capacity_is_one_stream_on_a_50_per_second_connection(server):
     """Two 25 msg/s streams would be 50 msg/s, over the 45 the pacer keeps to."""
     with spawn() as ably_limits:  # the shared server announces no rate limit; Ably announces 50/s

@@ -40,10 +40,11 @@ class Entry:
     serial: str
     name: str | None
     data: Any
+    timestamp: int | None = None  # Ably's, in ms
 
 
 def _entries(page: Any) -> list[Entry]:
-    return [Entry(m.serial, m.name, m.data) for m in page.items]
+    return [Entry(m.serial, m.name, m.data, m.timestamp) for m in page.items]
 
 
 class ChannelLog:
@@ -59,6 +60,13 @@ class ChannelLog:
     @property
     def name(self) -> str:
         return self.channel.name
+
+    def on(self, channel: Any) -> ChannelLog:
+        """This log through `channel`, the same channel on another connection: the chunked blobs it stored are
+        still there to reference (a serial names a message on every connection)."""
+        moved = ChannelLog(channel, self.payload_limit + FRAME_OVERHEAD, self._retry_for_s)
+        moved._chunked = self._chunked
+        return moved
 
     async def publish(self, name: str, data: bytes) -> str:
         """Publish one record and return its serial, paced to the connection's publish rate (42911 waited out)."""
@@ -116,17 +124,20 @@ class ChannelLog:
                 ) from error
             raise CheckpointStorageError(f"could not read {serial} from {self.name}: {error.message}",
                                          code=error.code) from error
-        return Entry(message.serial, message.name, message.data)
+        return Entry(message.serial, message.name, message.data, message.timestamp)
 
-    async def newest_first(self, page_size: int | None = None) -> AsyncIterator[list[Entry]]:
+    async def newest_first(self, page_size: int | None = None, *, start: int | None = None,
+                           ) -> AsyncIterator[list[Entry]]:
         """History pages, newest message first: `page_size` each, or `FIRST_PAGE_SIZE` then `PAGE_SIZE` (from the
-        first page's oldest millisecond on: a message seen twice is folded twice, which is harmless)."""
+        first page's oldest millisecond on: a message seen twice is folded twice, which is harmless); with `start`
+        (ms), none older (Ably bills every message a page returns)."""
+        since = {} if start is None else {"start": start}
         try:
-            page = await self.channel.history(direction="backwards", limit=page_size or FIRST_PAGE_SIZE)
+            page = await self.channel.history(direction="backwards", limit=page_size or FIRST_PAGE_SIZE, **since)
             if page_size is None and page.has_next():
                 yield _entries(page)
                 page = await self.channel.history(direction="backwards", limit=PAGE_SIZE,
-                                                  end=page.items[-1].timestamp)
+                                                  end=page.items[-1].timestamp, **since)
             while True:
                 yield _entries(page)
                 if not page.has_next():

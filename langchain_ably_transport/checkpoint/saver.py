@@ -154,8 +154,9 @@ class AblySaver(BaseCheckpointSaver[str]):
         client = self._pool.client_for(thread_id) if self._pool is not None else self.client
         store = self._threads.get(thread_id)
         if store is not None and store.log.channel.ably is not client and self._may_move(store):
-            self._forget(self._threads.pop(thread_id))
-            store = None
+            left = store.log.channel
+            store.move_to(store.log.on(client.channels.get(self._channel_for(thread_id))))
+            release_channel(left.ably, left)
         if store is None:
             channel = client.channels.get(self._channel_for(thread_id))
             store = self._threads[thread_id] = ThreadStore(ChannelLog(channel, self._max_message_size),
@@ -170,7 +171,8 @@ class AblySaver(BaseCheckpointSaver[str]):
     def _may_move(store: ThreadStore) -> bool:
         """A thread follows its session to another connection (the pool moved it off a full one, or its own ended)
         once its writes are out: until then it stays where they are, so that they land before anything the next
-        connection writes, and a read there finds them."""
+        connection writes, and a read there finds them. It moves with what it knows of the thread: a read there
+        asks only for what is newer (a thread read afresh costs a page of history and a fetch of its values)."""
         return store.settled or has_ended(store.log.channel.ably)
 
     def _forget(self, store: ThreadStore) -> None:

@@ -119,6 +119,15 @@ class ThreadStore:
         self._flush_due = 0.0
         self._flushes: set[asyncio.Task[None]] = set()
         self._refreshed_for: str | None = None  # the serving whose first read refreshed last
+        self._read_until: int | None = None  # the latest timestamp read: a refresh asks for nothing older
+
+    def move_to(self, log: ChannelLog) -> None:
+        """Read and publish through `log` (this thread's channel on another connection) from now on. What the store
+        knows of the thread still holds; a scan of older history starts again from the newest page (a record
+        folded twice is harmless), since the pages under way came through the connection left."""
+        self.log = log
+        if self._older is not None:
+            self._older = log.newest_first()
 
     # --- loading ---
 
@@ -156,9 +165,10 @@ class ThreadStore:
             self._older = None
 
     async def _refresh(self) -> None:
-        """Fold in every record newer than the newest this process has seen."""
+        """Fold in every record newer than the newest this process has read (its own since, and the few of that
+        record's millisecond, come back too: a message no newer was stored no later)."""
         known = self.index.head
-        pages = self.log.newest_first()
+        pages = self.log.newest_first(start=None if known is None else self._read_until)
         async for page in pages:
             self._fold([entry for entry in page if known is None or entry.serial > known])
             if known is None:
@@ -186,6 +196,8 @@ class ThreadStore:
     def _fold(self, entries: list[Entry]) -> None:
         for entry in entries:
             self.index.saw(entry.serial)
+            if entry.timestamp is not None and (self._read_until is None or entry.timestamp > self._read_until):
+                self._read_until = entry.timestamp
             self._apply(entry.serial, decode(entry.name, entry.data))
 
     def _apply(self, serial: str, records: list[Record]) -> None:
