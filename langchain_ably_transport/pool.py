@@ -19,7 +19,9 @@ the next session is placed: nothing more is placed on it, and its sessions are p
 The pool's first connection (its `home`) stands for the whole pool wherever one client per process is enough
 (`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
 connection would cost each connection the presence of all the others: quadratic in the connections, in memory and in
-presence messages delivered.
+presence messages delivered. When Ably ends the home, another connection takes its place at once (one is opened if
+none is left): the runs announced from then on name a member present on it. The runs under way when it ended lost
+their member with it, as in a crash, and observers may end them.
 """
 
 from __future__ import annotations
@@ -114,12 +116,17 @@ class ConnectionPool:
         self._homes: OrderedDict[str, _Connection] = OrderedDict()
         self._opening: asyncio.Future[_Connection] | None = None
         self._opened = self._closed = 0
+        self._rehoming: asyncio.Future[None] | None = None
+        self._ending = False
 
     async def __aenter__(self) -> ConnectionPool:
         await self._open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._ending = True
+        if self._rehoming is not None:
+            await asyncio.wait([self._rehoming])  # a connection it opens is closed with the others
         for connection in list(self._connections):
             await self._close(connection)
 
@@ -207,13 +214,50 @@ class ConnectionPool:
         return min(serving, key=lambda c: c.leases) if serving else self._connections[0]
 
     async def _retire_ended(self) -> None:
-        """Close the connections Ably ended, but the home (which stands for the pool: its presence member)."""
+        """Close the connections Ably ended, the home once another has taken its place."""
+        if has_ended(self.home):
+            await asyncio.shield(self._rehome())
         for connection in [c for c in self._connections[1:] if has_ended(c.client)]:
             if connection in self._connections:  # another lease may be retiring it already
                 reason = connection.client.connection.error_reason
                 log.warning("a connection of the pool ended (%s): it is closed, and its %d sessions are placed anew "
                             "on their next lease", reason, connection.leases + connection.watches)
                 await self._close(connection)
+
+    def _rehome(self) -> asyncio.Future[None]:
+        """Put an open connection (the least busy, or a new one) in the place of the home Ably ended, and close
+        that one."""
+        if self._rehoming is None or self._rehoming.done():
+            self._rehoming = asyncio.ensure_future(self._take_home_place())
+        return self._rehoming
+
+    async def _take_home_place(self) -> None:
+        ended = self._connections[0]
+        if self._ending or not has_ended(ended.client):
+            return
+        serving = [connection for connection in self._connections[1:] if not has_ended(connection.client)]
+        try:
+            home = min(serving, key=lambda c: c.leases) if serving else await self._open()
+        except Exception as error:  # the account's connection limit, or a network fault: tried again next lease
+            log.warning("the pool's first connection ended (%s) and no other could take its place: %s",
+                        ended.client.connection.error_reason, error)
+            return
+        self._connections.remove(home)
+        self._connections.insert(0, home)
+        _pool_homes.pop(home.client, None)
+        for connection in self._connections[1:]:
+            _pool_homes[connection.client] = home.client
+        home.client.connection.on(self._on_home_state)
+        log.warning("the pool's first connection ended (%s): another takes its place, with the agent's presence; "
+                    "its %d sessions are placed anew on their next lease", ended.client.connection.error_reason,
+                    ended.leases + ended.watches)
+        await self._close(ended)
+
+    def _on_home_state(self, change: Any) -> None:
+        """Rehome as soon as Ably ends the home, not at the next lease: runs announced meanwhile would name a
+        member that is gone."""
+        if not self._ending and self._connections and has_ended(self.home):
+            self._rehome()
 
     def _full(self, connection: _Connection) -> bool:
         return connection.leases >= self._capacity(connection)
@@ -232,6 +276,8 @@ class ConnectionPool:
             _pool_homes[client] = self.home
         connection = _Connection(client, stack)
         self._connections.append(connection)
+        if len(self._connections) == 1:
+            client.connection.on(self._on_home_state)
         self._opened += 1
         return connection
 

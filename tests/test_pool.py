@@ -233,6 +233,44 @@ async def test_a_run_whose_connection_ably_ends_is_ended_from_another_and_serve_
             assert "cut off" in str(view.runs()[0].error)
 
 
+async def test_another_connection_takes_the_place_of_a_home_ably_ended_with_the_agents_presence(strict, clients):
+    """The home stands for the pool: the agent's presence member, which tells observers that its runs are served.
+    Kept after Ably ended it, every run announced later would name a member that is gone, and an observer that saw
+    it present would call each of them lost at once (and the run directory, there too, would refuse every run)."""
+    session_name, other_name = _names(2)
+    async with ConnectionPool(strict.key, strict.url, client_id="agent", streams_per_connection=1) as pool, \
+            ClientSession(await clients(strict, client_id="user"), session_name) as view:
+        saver = AblySaver(pool)
+        sent = await view.send("go")
+        first = await serve_graph(chat_graph(saver, "one two"), sent.invocation, client=pool)
+        assert first.outcome == "complete", first.error
+        async with pool.lease(_names(1)[0]) as ended, pool.lease(other_name) as other:
+            assert ended is pool.home and other is not ended
+            await flood_until_failed(ended)
+            for _ in range(100):  # the pool hears that Ably ended it: no lease needed
+                if pool.home is not ended:
+                    break
+                await asyncio.sleep(0.05)
+            assert pool.home is other and pool.clients == [other]
+            assert other.connection.state == "connected"
+        sent = await view.send("again")
+        reply = " ".join(f"w{i}" for i in range(60))
+        serving = asyncio.ensure_future(serve_graph(chat_graph(saver, reply, delay=0.02), sent.invocation,
+                                                    client=pool))
+        assert await view.wait_for(lambda: "w10" in (view.messages()[-1].content or ""), 10)
+        assert view.lost_runs() == [], "its agent is present"
+        second = await asyncio.wait_for(serving, 20)
+        assert second.outcome == "complete", second.error
+        assert await view.wait_for(lambda: [run.status for run in view.runs()] == ["complete", "complete"], 10)
+        assert view.lost_runs() == []
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        directed = {"configurable": {"thread_id": other_name, "checkpoint_ns": ""}}
+        await saver.aput(directed, empty_checkpoint(), {"source": "input", "step": -1, "run_id": "after"}, {})
+        listed = [found.config async for found in AblySaver(pool.home).alist(None)]
+        assert other_name in {config["configurable"]["thread_id"] for config in listed}, "the run directory"
+
+
 async def test_a_lone_clients_run_cut_off_so_ends_serve_graph_in_error_and_reads_as_lost(strict, clients):
     """One client, no other connection to end the run from: serve_graph still returns, and the agent's presence,
     which left with the connection, makes the run lost for every client (the next session opened ends it)."""

@@ -103,10 +103,10 @@ class AblySaver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._pool = client if isinstance(client, ConnectionPool) else None
-        self.client: AblyRealtime = client.home if isinstance(client, ConnectionPool) else client
-        self._loop: asyncio.AbstractEventLoop = self.client.options.loop
+        self._client = client.home if isinstance(client, ConnectionPool) else client
+        self._loop: asyncio.AbstractEventLoop = self._client.options.loop
         self._channel_for = channel_for
-        self._directory = ChannelLog(self.client.channels.get(directory_channel), max_message_size)
+        self._directory = ChannelLog(self._client.channels.get(directory_channel), max_message_size)
         self._max_message_size = max_message_size
         self._threads: OrderedDict[str, ThreadStore] = OrderedDict()
         self._cached_threads = cached_threads
@@ -117,6 +117,11 @@ class AblySaver(BaseCheckpointSaver[str]):
         # The runs recently announced in the directory: a run puts several checkpoints, announced once. Only
         # the newest are remembered (a long-lived saver serves runs without end); announcing again is harmless.
         self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    @property
+    def client(self) -> AblyRealtime:
+        """The client given, or the pool's home (another connection takes its place if Ably ends it)."""
+        return self._pool.home if self._pool is not None else self._client
 
     @classmethod
     @contextmanager
@@ -448,17 +453,23 @@ class AblySaver(BaseCheckpointSaver[str]):
     async def _announce(self, run_id: str, thread_id: str) -> None:
         if (run_id, thread_id) in self._announced:
             return
-        await self._directory.publish(RUN, pack({"run_id": run_id, "thread_id": thread_id}))
+        await self._directory_log().publish(RUN, pack({"run_id": run_id, "thread_id": thread_id}))
         self._announced[(run_id, thread_id)] = None
         while len(self._announced) > ANNOUNCED_KEPT:
             self._announced.popitem(last=False)
 
     async def _directory_entries(self) -> list[dict[str, str]]:
         entries = []
-        async for page in self._directory.newest_first():
+        async for page in self._directory_log().newest_first():
             runs = [e for e in page if e.name == RUN and isinstance(e.data, bytes | bytearray)]
             entries.extend(unpack(bytes(e.data)) for e in runs)
         return entries
+
+    def _directory_log(self) -> ChannelLog:
+        """The run directory, on the home as it is now."""
+        if self._directory.channel.ably is not self.client:
+            self._directory = self._directory.on(self.client.channels.get(self._directory.name))
+        return self._directory
 
     async def _threads_of_runs(self, run_ids: set[str]) -> list[str]:
         threads = {e["thread_id"] for e in await self._directory_entries() if e.get("run_id") in run_ids}
