@@ -42,9 +42,10 @@ from ..codec.agent_protocol import (
     to_json,
 )
 from ..codec.agent_protocol.commands import ErrorCode
-from ..errors import ConfigurationError, RunError
+from ..errors import ConfigurationError, ConnectionFailedError, RunError
 from ..ledger import attributed_to
 from ..pool import ConnectionPool, leased
+from ..sdk.states import has_ended
 from ..session import AgentSession, Run
 from ..session.control import Authorize, run_owner_only
 from ..wire import names
@@ -101,19 +102,56 @@ async def serve_thread(
     `on_ready()` is called once the session is open and commands are heard. When `stop` is set, a run still
     streaming ends `error` as `serve_graph`'s do, and this returns. The other arguments are `serve_graph`'s.
     Nothing a client publishes raises out of here: every command gets an answer, an error one if need be.
+
+    If Ably ends the connection for good, a `ConnectionPool` serves the thread on another of its connections (the
+    runs cut off end there, `error`; commands sent in between go unanswered, and their clients time out); on a
+    lone client, `ConnectionFailedError` is raised.
     """
     options = _Options(on_active, wait_for_active_s, durability, coalesce_window, stop)
-    async with leased(client, session_name) as connection, \
-            AgentSession(connection, session_name, history_pages=1, authorize=authorize,
-                         trusted_agents=trusted_agents) as session:
-        thread = _ProtocolThread(graph, session, thread_config(config, session_name), options)
-        await thread.open()
-        if on_ready is not None:
-            on_ready()
-        try:
-            await (stop.wait() if stop is not None else asyncio.get_running_loop().create_future())
-        finally:
-            await thread.close()
+    cut_off: list[Run] = []
+    while True:
+        async with leased(client, session_name) as connection, \
+                AgentSession(connection, session_name, history_pages=1, authorize=authorize,
+                             trusted_agents=trusted_agents) as session:
+            for run in cut_off:
+                await session.end_cut_off(run)
+            thread = _ProtocolThread(graph, session, thread_config(config, session_name), options)
+            await thread.open()
+            if on_ready is not None:
+                on_ready()
+                on_ready = None
+            try:
+                ended = await _until_stopped_or_ended(stop, connection)
+            finally:
+                await thread.close()
+        if not ended:
+            return
+        reason = connection.connection.error_reason
+        if not isinstance(client, ConnectionPool):
+            raise ConnectionFailedError(f"Ably ended the connection serving {session_name!r} ({reason})",
+                                        code=getattr(reason, "code", None))
+        log.warning("Ably ended the connection serving %s (%s): it is served on another", session_name, reason)
+        cut_off = thread.cut_off
+
+
+async def _until_stopped_or_ended(stop: asyncio.Event | None, client: AblyRealtime) -> bool:
+    """Wait for `stop`, or for Ably to end `client`'s connection for good; whether it ended."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def on_state(change: Any) -> None:
+        if has_ended(client) and not ended.done():
+            ended.set_result(None)
+
+    client.connection.on(on_state)
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else loop.create_future()
+    try:
+        on_state(None)  # it may have ended already
+        await asyncio.wait({stopped, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        client.connection.off(on_state)
+        stopped.cancel()
+    return ended.done() and not (stop is not None and stop.is_set())
 
 
 class _ProtocolThread:
@@ -129,6 +167,7 @@ class _ProtocolThread:
         self._seq: Iterator[int] = itertools.count(1)
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.cut_off: list[Run] = []  # runs whose end Ably's ending of the connection left unpublished
 
     async def open(self) -> None:
         session = self._session
@@ -281,6 +320,8 @@ class _ProtocolThread:
             status = {"complete": "completed", "interrupted": "interrupted"}.get(outcome, "failed")
             batcher.add([normalizer.finished(status, None if status != "failed" else message)])
             await self._finish(run, batcher, outcome, message if stopped or outcome == "error" else None)
+        if run.cut_off:
+            self.cut_off.append(run)
 
     async def _events(self, graph_input: Any, config: RunnableConfig, normalizer: EventNormalizer,
                       batcher: EventBatcher) -> None:

@@ -45,13 +45,13 @@ class ProtocolClient:
         self.changed.set()
 
     async def send(self, method: str, params: dict[str, Any], *, data: Any = None,
-                   key: str | None = None) -> dict[str, Any]:
+                   key: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
         command_id = next(self.ids)
         key = key or f"{self.nonce}-{command_id}"
         body = data if data is not None else {"id": command_id, "method": method, "params": params}
         await self.channel.publish(Message(name=names.PROTOCOL_COMMAND, data=body,
                                            extras={"ai": {"transport": {names.HEADER_COMMAND_KEY: key}}}))
-        await self.until(lambda: key in self.answers)
+        await self.until(lambda: key in self.answers, timeout)
         return self.answers[key]
 
     async def cancel(self, run_id: str) -> None:

@@ -4,6 +4,7 @@ refused one changes nothing, and another user can neither answer nor cancel some
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 from ably.types.message import Message
 
-from langchain_ably_transport import AblySaver, ClientSession, ConfigurationError
+from langchain_ably_transport import AblySaver, ClientSession, ConfigurationError, ConnectionFailedError, ConnectionPool
 from langchain_ably_transport.graph import serve_graph, serve_thread
 from langchain_ably_transport.wire import names
 
+from ..conftest import flood_until_failed
 from .graphs import chat_graph, protocol_graph
 from .protocol_client import ProtocolClient
 
@@ -148,6 +150,46 @@ async def test_a_value_over_64_kib_reaches_the_client_in_parts(clients, channel_
         final = [e for e in alice.events if e["method"] == "values" and e["params"]["namespace"] == []][-1]
         assert final["params"]["data"]["messages"][-1]["content"][0]["text"] == long_reply
         assert alice.text() == long_reply
+
+
+async def test_a_pools_thread_whose_connection_ably_ended_is_served_on_another(strict, clients, channel_name):
+    """The run cut off ends there (left active, it would make `reject` refuse every next run), and the commands
+    sent once the thread is served again are answered."""
+    reply = " ".join(f"w{i}" for i in range(60))
+    async with ConnectionPool(strict.key, strict.url, client_id=AGENT, streams_per_connection=1) as pool, \
+            pool.lease(f"{channel_name}-elsewhere"):  # the home (the agent's presence member) stays up
+        stop, ready = asyncio.Event(), asyncio.Event()
+        serving_thread = asyncio.ensure_future(serve_thread(protocol_graph(AblySaver(pool), reply, delay=0.02),
+                                                            channel_name, client=pool, stop=stop, on_ready=ready.set))
+        await asyncio.wait_for(asyncio.shield(ready.wait()), 15)
+        alice = await ProtocolClient(await clients(strict, client_id="alice"), channel_name).open()
+        first = await alice.send("run.start", HI)
+        await alice.until(lambda: "w3" in alice.text())
+        assert pool.client_for(channel_name) is not pool.home
+        await flood_until_failed(pool.client_for(channel_name))
+        for attempt in itertools.count():  # a command sent while the thread moves goes unanswered
+            try:
+                second = await alice.send("run.start", HI, timeout=3)
+                break
+            except TimeoutError:
+                assert attempt < 10, "the thread is not served again"
+        assert second["type"] == "success", second
+        assert second["result"]["run_id"] != first["result"]["run_id"]
+        await alice.until(lambda: alice.root_lifecycle()[-1:] == ["completed"], timeout=30)
+        stop.set()
+        await asyncio.wait_for(serving_thread, 15)
+
+
+async def test_a_lone_clients_thread_whose_connection_ably_ended_raises(strict, clients, channel_name):
+    """No other connection to serve it on: the caller hears of it, rather than a thread deaf for good."""
+    agent = await clients(strict, client_id=AGENT)
+    serving_thread = asyncio.ensure_future(serve_thread(protocol_graph(AblySaver(agent)), channel_name,
+                                                        client=agent))
+    await asyncio.sleep(0.5)
+    await flood_until_failed(agent)
+    with pytest.raises(ConnectionFailedError) as raised:
+        await asyncio.wait_for(serving_thread, 15)
+    assert raised.value.code == 42924
 
 
 async def test_one_codec_serves_a_session(clients, channel_name):
