@@ -103,19 +103,20 @@ async def serve_thread(
     streaming ends `error` as `serve_graph`'s do, and this returns. The other arguments are `serve_graph`'s.
     Nothing a client publishes raises out of here: every command gets an answer, an error one if need be.
 
-    If Ably ends the connection for good, a `ConnectionPool` serves the thread on another of its connections (the
-    runs cut off end there, `error`; commands sent in between go unanswered, and their clients time out); on a
-    lone client, `ConnectionFailedError` is raised.
+    If Ably ends the connection for good, a `ConnectionPool` serves the thread on another of its connections: the
+    runs cut off end there, `error`, and the commands sent in between are answered from there. On a lone client,
+    `ConnectionFailedError` is raised.
     """
     options = _Options(on_active, wait_for_active_s, durability, coalesce_window, stop)
     cut_off: list[Run] = []
+    heard_until: str | None = None
     while True:
         async with leased(client, session_name) as connection, \
                 AgentSession(connection, session_name, history_pages=1, authorize=authorize,
                              trusted_agents=trusted_agents) as session:
             for run in cut_off:
                 await session.end_cut_off(run)
-            thread = _ProtocolThread(graph, session, thread_config(config, session_name), options)
+            thread = _ProtocolThread(graph, session, thread_config(config, session_name), options, heard_until)
             await thread.open()
             if on_ready is not None:
                 on_ready()
@@ -131,7 +132,7 @@ async def serve_thread(
             raise ConnectionFailedError(f"Ably ended the connection serving {session_name!r} ({reason})",
                                         code=getattr(reason, "code", None))
         log.warning("Ably ended the connection serving %s (%s): it is served on another", session_name, reason)
-        cut_off = thread.cut_off
+        cut_off, heard_until = thread.cut_off, thread.heard_until
 
 
 async def _until_stopped_or_ended(stop: asyncio.Event | None, client: AblyRealtime) -> bool:
@@ -157,7 +158,10 @@ async def _until_stopped_or_ended(stop: asyncio.Event | None, client: AblyRealti
 class _ProtocolThread:
     """One session's commands and runs; runs start one at a time, and share the thread's event numbering."""
 
-    def __init__(self, graph: Any, session: AgentSession, config: RunnableConfig, options: _Options) -> None:
+    def __init__(self, graph: Any, session: AgentSession, config: RunnableConfig, options: _Options,
+                 missed_after: str | None = None) -> None:
+        """`missed_after`: the newest serial the thread's last session heard, if this one takes over from it (its
+        connection ended): commands after it, in the history this session reads, were heard by neither."""
         self._graph = graph
         self._graph_name = getattr(graph, "name", None) or "agent"
         self._session = session
@@ -168,6 +172,8 @@ class _ProtocolThread:
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.cut_off: list[Run] = []  # runs whose end Ably's ending of the connection left unpublished
+        self._missed_after = missed_after
+        self.heard_until = missed_after  # the newest serial heard
 
     async def open(self) -> None:
         session = self._session
@@ -191,12 +197,15 @@ class _ProtocolThread:
         await asyncio.gather(*waiting, return_exceptions=True)
 
     def _on_message(self, wire: WireMessage, events: list[Any], live: bool) -> None:
+        missed = not live and self._missed_after is not None and (wire.serial or "") > self._missed_after
+        if wire.serial and (self.heard_until is None or wire.serial > self.heard_until):
+            self.heard_until = wire.serial
         if wire.name == names.PROTOCOL_EVENTS and (last := _int(wire.transport.get(names.HEADER_LAST_SEQ))) is not None:
             self._last_seq = max(self._last_seq or 0, last)
         elif live and wire.name in names.CODEC_NAMES:
             log.warning("%s from %r on %s ignored: the session carries the agent protocol", wire.name, wire.client_id,
                         self._session.name)
-        elif live and wire.name == names.PROTOCOL_COMMAND:
+        elif (live or missed) and wire.name == names.PROTOCOL_COMMAND:
             task = asyncio.ensure_future(self._serve(wire))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
