@@ -132,7 +132,7 @@ async def serve_thread(
             raise ConnectionFailedError(f"Ably ended the connection serving {session_name!r} ({reason})",
                                         code=getattr(reason, "code", None))
         log.warning("Ably ended the connection serving %s (%s): it is served on another", session_name, reason)
-        cut_off, heard_until = thread.cut_off, thread.heard_until
+        cut_off, heard_until = thread.cut_off(), thread.heard_until
 
 
 async def _until_stopped_or_ended(stop: asyncio.Event | None, client: AblyRealtime) -> bool:
@@ -171,7 +171,7 @@ class _ProtocolThread:
         self._seq: Iterator[int] = itertools.count(1)
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.cut_off: list[Run] = []  # runs whose end Ably's ending of the connection left unpublished
+        self._in_hand: set[Run] = set()  # runs started and not yet ended (or cut off)
         self._missed_after = missed_after
         self.heard_until = missed_after  # the newest serial heard
 
@@ -301,8 +301,14 @@ class _ProtocolThread:
             result["checkpoint"] = {"id": checkpoint_id}
         await self._answer(success(command, result))
 
+    def cut_off(self) -> list[Run]:
+        """The runs whose end Ably's ending of the connection left unpublished (once the session has closed: it
+        ends those still streaming)."""
+        return [run for run in self._in_hand if run.cut_off]
+
     async def _start(self, run: Run) -> Run:
         """Start `run` and wait until the session shows it active, so that the next command sees it."""
+        self._in_hand.add(run)
         await run.start()
         await self._session.wait_for(lambda: run.run_id in self._session.active_runs(), ECHO_WAIT_S)
         return run
@@ -329,8 +335,8 @@ class _ProtocolThread:
             status = {"complete": "completed", "interrupted": "interrupted"}.get(outcome, "failed")
             batcher.add([normalizer.finished(status, None if status != "failed" else message)])
             await self._finish(run, batcher, outcome, message if stopped or outcome == "error" else None)
-        if run.cut_off:
-            self.cut_off.append(run)
+        if not run.cut_off:
+            self._in_hand.discard(run)
 
     async def _events(self, graph_input: Any, config: RunnableConfig, normalizer: EventNormalizer,
                       batcher: EventBatcher) -> None:
