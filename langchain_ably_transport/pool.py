@@ -20,8 +20,9 @@ The pool's first connection (its `home`) stands for the whole pool wherever one 
 (`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
 connection would cost each connection the presence of all the others: quadratic in the connections, in memory and in
 presence messages delivered. When Ably ends the home, another connection takes its place at once (one is opened if
-none is left): the runs announced from then on name a member present on it. The runs under way when it ended lost
-their member with it, as in a crash, and observers may end them.
+none is left): the runs announced from then on name a member present on it, and the sessions watching presence
+watch it there (`on_rehomed`). The runs under way when it ended lost their member with it, as in a crash, and
+observers may end them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import asyncio
 import logging
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,11 +49,23 @@ ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at m
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
+Rehomed = Callable[[AblyRealtime], None]
+_rehomed: weakref.WeakKeyDictionary[AblyRealtime, set[Rehomed]] = weakref.WeakKeyDictionary()
 
 
 def pool_home(client: AblyRealtime) -> AblyRealtime:
     """The connection that stands for `client`'s pool (the pool's first), or `client` itself outside a pool."""
     return _pool_homes.get(client, client)
+
+
+def on_rehomed(home: AblyRealtime, listener: Rehomed) -> None:
+    """Call `listener(new_home)` if a pool puts another connection in the place of `home` (Ably ended it): what
+    follows a pool's home (a watch of the agents' presence) moves there."""
+    _rehomed.setdefault(home, set()).add(listener)
+
+
+def off_rehomed(home: AblyRealtime, listener: Rehomed) -> None:
+    _rehomed.get(home, set()).discard(listener)
 
 
 @asynccontextmanager
@@ -247,6 +260,8 @@ class ConnectionPool:
         _pool_homes.pop(home.client, None)
         for connection in self._connections[1:]:
             _pool_homes[connection.client] = home.client
+        for listener in _rehomed.pop(ended.client, set()):
+            listener(home.client)
         home.client.connection.on(self._on_home_state)
         log.warning("the pool's first connection ended (%s): another takes its place, with the agent's presence; "
                     "its %d sessions are placed anew on their next lease", ended.client.connection.error_reason,

@@ -13,6 +13,7 @@ import pytest
 from langchain_ably_transport import (
     LIVENESS_CHANNEL,
     AblySaver,
+    AgentSession,
     ClientSession,
     ConnectionFailedError,
     ConnectionPool,
@@ -269,6 +270,31 @@ async def test_another_connection_takes_the_place_of_a_home_ably_ended_with_the_
         await saver.aput(directed, empty_checkpoint(), {"source": "input", "step": -1, "run_id": "after"}, {})
         listed = [found.config async for found in AblySaver(pool.home).alist(None)]
         assert other_name in {config["configurable"]["thread_id"] for config in listed}, "the run directory"
+
+
+async def test_a_session_watching_presence_follows_the_home_that_takes_an_ended_ones_place(strict, clients):
+    """A session watches the agents' presence on its pool's home. Left on the home Ably ended, it would hear of no
+    agent leaving again: here, the crash of another agent, whose run it then ends."""
+    session_name = _names(1)[0]
+    other_agent = await clients(strict, client_id="agent")  # another replica
+    async with ConnectionPool(strict.key, strict.url, client_id="agent", streams_per_connection=1) as pool, \
+            ClientSession(await clients(strict, client_id="user"), session_name) as view:
+        sent = await view.send("go")
+        reply = " ".join(f"w{i}" for i in range(500))
+        serving = asyncio.ensure_future(serve_graph(chat_graph(AblySaver(other_agent), reply, delay=0.02),
+                                                    sent.invocation, client=other_agent))
+        assert await view.wait_for(lambda: "w3" in (view.messages()[-1].content or ""), 10)
+        async with pool.lease(_names(1)[0]) as home, pool.lease(session_name) as connection, \
+                AgentSession(connection, session_name, history_pages=1):
+            assert home is pool.home and connection is not home
+            await flood_until_failed(home)
+            for _ in range(100):
+                if pool.home is not home:
+                    break
+                await asyncio.sleep(0.05)
+            await flood_until_failed(other_agent)  # its presence member leaves with its connection
+            assert await view.wait_for(lambda: [run.status for run in view.runs()] == ["error"], 15), view.runs()
+        assert (await asyncio.wait_for(serving, 20)).outcome == "error"
 
 
 async def test_a_lone_clients_run_cut_off_so_ends_serve_graph_in_error_and_reads_as_lost(strict, clients):

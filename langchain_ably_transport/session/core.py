@@ -39,7 +39,7 @@ from ably.util.exceptions import AblyException
 from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
 from ..errors import ConfigurationError
-from ..pool import pool_home
+from ..pool import off_rehomed, on_rehomed, pool_home
 from ..sdk.channels import release_channel
 from ..sdk.per_client import PerClient
 from ..sdk.states import has_ended
@@ -213,6 +213,9 @@ class SessionCore:
         """Out of `_shared` at once, so no session takes the core up while it detaches; the detach's future, which
         a new core of the channel waits for (None: a core already retired, nothing to detach, or a loop gone)."""
         self._wake()
+        off_rehomed(self._home, self._on_rehomed)
+        if self._rewatching is not None:
+            self._rewatching.cancel()
         key = (id(self.client), self.name)
         if self._shared.get(key) is not self:
             return None
@@ -274,7 +277,9 @@ class SessionCore:
         self.names_seen: set[str] = set()  # what the session carries (a codec's layer refuses the other codec's)
         self.liveness = RunLiveness(self.trusted_agents)
         self._lost_listeners: list[LostListener] = []
-        self._presence = pool_home(client).channels.get(LIVENESS_CHANNEL).presence  # one watch per pool
+        self._home = pool_home(client)
+        self._presence = self._home.channels.get(LIVENESS_CHANNEL).presence  # one watch per pool
+        self._rewatching: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._linger_s = 0.0
         self._lingering: asyncio.TimerHandle | None = None
@@ -391,6 +396,8 @@ class SessionCore:
 
     async def _watch_presence(self) -> bool:
         """Follow the agents' presence (see `liveness`) from now on; False (liveness unknown) where it is refused."""
+        if self._shared.get((id(self.client), self.name)) is self:  # not retired meanwhile (`_retire` lets go)
+            on_rehomed(self._home, self._on_rehomed)
         try:
             await self._presence.subscribe(self._on_presence)
             members = await asyncio.wait_for(self._presence.get(), PRESENCE_SYNC_TIMEOUT_S)
@@ -402,8 +409,24 @@ class SessionCore:
             self.liveness.on_presence(member)
         return True
 
+    def _on_rehomed(self, home: AblyRealtime) -> None:
+        self._rewatching = asyncio.ensure_future(self._rewatch(home))
+
+    async def _rewatch(self, home: AblyRealtime) -> None:
+        """Watch presence on `home`, which a pool put in the place of the connection watched here (Ably ended it),
+        from a snapshot: no event said who left meanwhile."""
+        self._presence.unsubscribe(self._on_presence)
+        self._home = home
+        self._presence = home.channels.get(LIVENESS_CHANNEL).presence
+        self.liveness.forget_presence()
+        if await self._watch_presence():
+            self._presence_changed()
+
     def _on_presence(self, member: Any) -> None:
         self.liveness.on_presence(member)
+        self._presence_changed()
+
+    def _presence_changed(self) -> None:
         self._changed.set()
         if self._held is None and self._lost_listeners and (lost := self.lost_runs()):
             for listener in list(self._lost_listeners):

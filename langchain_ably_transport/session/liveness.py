@@ -135,6 +135,10 @@ class RunLiveness:
         self._present[key] = instance
         self._expected.add(instance)
 
+    def forget_presence(self) -> None:
+        """Presence is to be read again from a snapshot (the watch moved to another connection)."""
+        self._present.clear()
+
     def snapshot_taken(self, tree: ConversationTree) -> None:
         """Presence as of the session's opening is known: the instances of runs folded so far (history) must be
         present from now on."""
