@@ -146,6 +146,7 @@ class AgentSession:
         self.core = await SessionCore.acquire(self._client, self._name, self._history_pages, trusted,
                                               linger_s=self._linger_s)
         self.core.listen(self._on_folded, replay=True)
+        self._client.connection.on(self._on_connection_state)
         if self._end_lost_runs:
             self.core.on_lost(self._on_lost)
             try:
@@ -161,6 +162,7 @@ class AgentSession:
                 if run.started and not run.ended:
                     await run.end("cancelled")
         finally:
+            self._client.connection.off(self._on_connection_state)
             self.core.unlisten(self._on_folded)
             if self._end_lost_runs:
                 self.core.off_lost(self._on_lost)
@@ -333,6 +335,17 @@ class AgentSession:
         task.add_done_callback(self._tasks.discard)
 
     # --- runs whose agent is gone ---
+
+    def _on_connection_state(self, change: Any) -> None:
+        """Ably ended the connection for good: the runs streaming on it are cut off now, and their producers stop.
+        Their next publish would find it, but it may be far off: a pass whose append failed sends no other until
+        its stream ends, and its model streams on meanwhile."""
+        if not has_ended(self._client):
+            return
+        reason = self._client.connection.error_reason
+        for run in list(self._runs.values()):
+            if run.started and not run.ended:
+                run._on_cut_off(f"Ably ended its connection ({reason})")
 
     def _on_lost(self, runs: list[TrackedRun]) -> None:
         self._spawn(self.end_lost_runs())
@@ -753,7 +766,7 @@ class Run:
 
     def _on_cut_off(self, why: str) -> None:
         log.warning("run %s: %s; this invocation stops, and publishes nothing more there", self.run_id, why)
-        self.cut_off = not self.ended
+        self.cut_off = self.cut_off or not self.ended
         self._finished()
         self.cancelled.set()
 

@@ -16,6 +16,7 @@ from langchain_ably_transport.session.fence import STALL_S, FencedWriter, contin
 from langchain_ably_transport.wire import names
 from langchain_ably_transport.wire.envelope import WireMessage
 
+from ..conftest import flood_until_failed
 from ..faults.drops import drop_socket
 
 
@@ -133,3 +134,30 @@ async def test_a_run_whose_connection_dropped_in_a_stall_and_no_one_adopted_clai
     process on it, claims it again (one `ai-run-resume`) and streams on."""
     async with stalled_run(clients, channel_name, drop_socket) as (user, run):
         assert _claims(user) == [(names.RUN_RESUME, run.invocation_id, "1")]
+
+
+async def test_a_run_whose_connection_ably_ended_stops_its_producer_at_once(strict, clients, channel_name):
+    """Its next publish would find the cut-off, but a producer between chunks (a model thinking, or a pass whose
+    append failed, which sends no other until its stream ends) may publish nothing for long, its model streaming
+    on meanwhile, billed."""
+    async with ClientSession(await clients(strict, client_id="alice"), channel_name) as user:
+        sent = await user.send("hello")
+        agent = await clients(strict, client_id="agent")
+        async with AgentSession(agent, channel_name) as session:
+            run = await session.create_run(sent.invocation)
+            await run.start()
+            produced = asyncio.Event()
+
+            async def thinking() -> AsyncIterator[dict[str, Any]]:
+                yield {"type": "text-start", "id": "t"}
+                yield {"type": "text-delta", "id": "t", "delta": "let me think"}
+                produced.set()
+                await asyncio.sleep(60)  # publishes nothing meanwhile
+                yield {"type": "text-end", "id": "t"}
+
+            piping = asyncio.ensure_future(run.pipe(thinking()))
+            await asyncio.wait_for(produced.wait(), 10)
+            assert await user.wait_for(lambda: (user.messages()[-1].content or "") == "let me think", 10)
+            await flood_until_failed(agent)  # with nothing of the run's left to publish
+            result = await asyncio.wait_for(piping, 5)
+            assert (result.reason, run.cut_off) == ("cancelled", True)
