@@ -405,6 +405,7 @@ class SessionCore:
             log.info("no presence on %s (%s): lost runs will not be detected on %s", LIVENESS_CHANNEL, error,
                      self.name)
             return False
+        self.liveness.forget_presence()  # the snapshot holds what the events since the subscribe told
         for member in members:
             self.liveness.on_presence(member)
         return True
@@ -414,11 +415,11 @@ class SessionCore:
 
     async def _rewatch(self, home: AblyRealtime) -> None:
         """Watch presence on `home`, which a pool put in the place of the connection watched here (Ably ended it),
-        from a snapshot: no event said who left meanwhile."""
+        from a snapshot: no event said who left meanwhile. Until the snapshot is in, the members known stay known:
+        forgotten at once, every other replica would read as gone, and its runs as lost, at the first event."""
         self._presence.unsubscribe(self._on_presence)
         self._home = home
         self._presence = home.channels.get(LIVENESS_CHANNEL).presence
-        self.liveness.forget_presence()
         if await self._watch_presence():
             self._presence_changed()
 

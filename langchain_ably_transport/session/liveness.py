@@ -136,7 +136,7 @@ class RunLiveness:
         self._expected.add(instance)
 
     def forget_presence(self) -> None:
-        """Presence is to be read again from a snapshot (the watch moved to another connection)."""
+        """What was known of presence is replaced by a snapshot, next (the events since the watch began are in it)."""
         self._present.clear()
 
     def snapshot_taken(self, tree: ConversationTree) -> None:
