@@ -22,6 +22,7 @@ test: $(PY_READY) $(JS_READY) $(WEB_READY) $(LANGGRAPH_WEB_READY) $(CHROMIUM)
 bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/devserver_startup.py
 	$(BIN)/python benchmarks/devserver_throughput.py
+	$(BIN)/python benchmarks/devserver_store.py
 	$(BIN)/python benchmarks/checkpoint_saver.py
 	$(BIN)/python benchmarks/checkpoint_read.py
 	$(BIN)/python benchmarks/session_streaming.py
