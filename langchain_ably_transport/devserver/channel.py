@@ -540,6 +540,3 @@ class ChannelRegistry:
             name = validate_channel_name(name)
             channel = self._channels[name] = Channel(name, self._store, self._config)
         return channel
-
-    def existing(self) -> list[Channel]:
-        return list(self._channels.values())

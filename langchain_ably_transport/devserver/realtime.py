@@ -76,6 +76,7 @@ class Connection:
     rollup_window_s: float
     acks: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
     attachments: dict[str, Attachment] = field(default_factory=dict)
+    present_on: set[str] = field(default_factory=set)  # channels it published presence on: where it may be a member
     socket: Socket | None = None
     expiry: asyncio.TimerHandle | None = None
     presence_expiry: asyncio.TimerHandle | None = None
@@ -298,8 +299,7 @@ class RealtimeServer:
     def _leave_presence(self, connection: Connection) -> None:
         """A connection gone quiet for the leave delay leaves presence; its SDK re-enters if it resumes."""
         connection.presence_expiry = None
-        for channel in self.channels.existing():
-            channel.leave_all(connection.connection_id)
+        self._leave_everywhere(connection)
 
     def discard(self, connection: Connection) -> None:
         """End a connection for good: detach everywhere, which also leaves presence."""
@@ -307,9 +307,14 @@ class RealtimeServer:
         connection.cancel_timers()
         for name in list(connection.attachments):
             self.channels.get(name).detach(connection.connection_id)
-        for channel in self.channels.existing():
-            channel.leave_all(connection.connection_id)
+        self._leave_everywhere(connection)
         connection.attachments.clear()
+
+    def _leave_everywhere(self, connection: Connection) -> None:
+        """Leave presence on the channels the connection entered it on (not on every channel the server holds)."""
+        for name in connection.present_on:
+            self.channels.get(name).leave_all(connection.connection_id)
+        connection.present_on.clear()
 
     def connected_frame(self, connection: Connection) -> dict[str, Any]:
         return self._connected_frame(connection, None)
@@ -438,6 +443,7 @@ class _Session:
                 members = _list_field(frame, "presence")
                 if attachment is not None and not attachment.modes & Flag.PRESENCE:
                     raise not_permitted("presence: the channel was attached without presence mode")
+                self._connection.present_on.add(channel.name)
                 channel.update_presence(members, publisher)
                 return []
             messages = _list_field(frame, "messages")

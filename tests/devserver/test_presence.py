@@ -26,6 +26,27 @@ async def test_members_are_synced_entered_and_left(server, clients, channel_name
     assert await watching.presence.get() == []
 
 
+async def test_a_closed_connection_leaves_every_channel_it_entered_and_only_those(server, clients, channel_name):
+    """The server leaves a member where its connection entered presence, on each channel, and nowhere else."""
+    alice = await clients(client_id="alice")
+    bob = await clients(client_id="bob")
+    names = [f"{channel_name}-{n}" for n in range(3)]
+    for name in names[:2]:
+        await alice.channels.get(name).presence.enter(name)
+    await bob.channels.get(names[2]).presence.enter("stays")
+    await alice.channels.get(names[2]).attach()  # attached without entering: nothing to leave there
+    watcher = await clients()
+    watched = [watcher.channels.get(name).presence for name in names]
+    assert [[m.client_id for m in await p.get()] for p in watched] == [["alice"], ["alice"], ["bob"]]
+    await alice.close()
+    for _ in range(50):
+        members = [[m.client_id for m in await p.get()] for p in watched]
+        if members == [[], [], ["bob"]]:
+            break
+        await asyncio.sleep(0.1)
+    assert members == [[], [], ["bob"]]
+
+
 async def test_rest_presence_and_presence_history(server, clients, channel_name):
     bob = await clients(client_id="bob")
     presence = bob.channels.get(channel_name).presence
