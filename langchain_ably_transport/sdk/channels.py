@@ -1,4 +1,4 @@
-"""What ably-python 3.1.4 keeps private about channels, reached for in this one place."""
+"""What ably-python 3.1.4 keeps private about channels, or gets subtly wrong, reached for in this one place."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def release_channel(client: AblyRealtime, channel: Any) -> None:
     a missing one."""
     if channel.state in _RELEASABLE and client.channels._Channels__all.get(channel.name) is channel:
         client.channels.release(channel.name)
+
+
+def present_members(presence: Any) -> list[Any]:
+    """The members a channel's presence holds now, read without a wait. `presence.get()` returns the list it made
+    when the sync ended; an event handled before its caller resumes (a LEAVE, handled in the socket's callback,
+    `fixes` 15) is not in that list, and applying the list after the event would undo it."""
+    return list(presence.members.list())

@@ -40,7 +40,7 @@ from ..codec import DecodedEvent, Decoder, UIMessageAccumulator
 from ..codec.chunks import CodecMessage
 from ..errors import ConfigurationError
 from ..pool import off_rehomed, on_rehomed, pool_home
-from ..sdk.channels import release_channel
+from ..sdk.channels import present_members, release_channel
 from ..sdk.per_client import PerClient
 from ..sdk.states import has_ended
 from ..wire import names
@@ -400,13 +400,15 @@ class SessionCore:
             on_rehomed(self._home, self._on_rehomed)
         try:
             await self._presence.subscribe(self._on_presence)
-            members = await asyncio.wait_for(self._presence.get(), PRESENCE_SYNC_TIMEOUT_S)
+            await asyncio.wait_for(self._presence.get(), PRESENCE_SYNC_TIMEOUT_S)  # attached, and synced
         except (AblyException, TimeoutError) as error:
             log.info("no presence on %s (%s): lost runs will not be detected on %s", LIVENESS_CHANNEL, error,
                      self.name)
             return False
-        self.liveness.forget_presence()  # the snapshot holds what the events since the subscribe told
-        for member in members:
+        # The members as they are now, with every event since the subscribe in them, and not as `get()` listed them
+        # when the sync ended: a LEAVE handled meanwhile would be undone, and its runs never called lost.
+        self.liveness.forget_presence()
+        for member in present_members(self._presence):
             self.liveness.on_presence(member)
         return True
 
