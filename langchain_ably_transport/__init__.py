@@ -7,8 +7,7 @@ LangGraph until asked.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import (
     AblyTransportError,
@@ -36,6 +35,7 @@ from .errors import (
 
 # Eager and light (the standard library only); and `ledger` must be bound here, after its module: importing the
 # submodule `langchain_ably_transport.ledger` sets the package's `ledger` to the module, which this rebinds.
+from .lazy import lazy_names
 from .ledger import MessageCounts, MessageKind, MessageLedger, attributed_to, ledger
 
 if TYPE_CHECKING:
@@ -67,17 +67,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "LIVENESS_CHANNEL",

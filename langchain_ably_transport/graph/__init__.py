@@ -1,13 +1,14 @@
 """Serving LangGraph graphs on a session: runs that stream, suspend on `interrupt()` and resume anywhere.
 
-Each public name is imported when first used (PEP 562): `serve_graph` (the Vercel UIMessage codec) and
-`serve_thread` (LangChain's agent protocol) each load only their own codec.
+Each public name is imported when first used (PEP 562): `serve_graph` does not load what only `serve_thread` needs
+(LangChain's agent protocol, its codec and LangGraph's v3 stream transformers).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .idempotency import idempotency_key
@@ -26,15 +27,4 @@ _LAZY = {
     "watch_session": ".serve",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
