@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[WireMessage, list[DecodedEvent], bool], None]
 LostListener = Callable[[list[TrackedRun]], None]
 PRESENCE_SYNC_TIMEOUT_S = 10.0
+PRESENCE_RETRY_S = 5.0  # a watch of presence that failed for want of a connection is tried again after this long
 REJECTED_KEPT = 100
 LINGER_LOG_LIMIT = 2000
 LINGERING_KEPT = 64  # per client: Ably allows 200 channels per connection, and a saver's threads need theirs
@@ -216,6 +217,8 @@ class SessionCore:
         off_rehomed(self._home, self._on_rehomed)
         if self._rewatching is not None:
             self._rewatching.cancel()
+        if self._watch_retry is not None:
+            self._watch_retry.cancel()
         key = (id(self.client), self.name)
         if self._shared.get(key) is not self:
             return None
@@ -280,6 +283,9 @@ class SessionCore:
         self._home = pool_home(client)
         self._presence = self._home.channels.get(LIVENESS_CHANNEL).presence  # one watch per pool
         self._rewatching: asyncio.Future[None] | None = None
+        self._watch_retry: asyncio.TimerHandle | None = None
+        self._presence_known = False  # a watch of presence has succeeded
+        self._snapshot_due = True  # the first presence read has yet to vouch for the runs folded before it
         self._loop = asyncio.get_running_loop()
         self._linger_s = 0.0
         self._lingering: asyncio.TimerHandle | None = None
@@ -314,14 +320,14 @@ class SessionCore:
         except BaseException:
             watching_presence.cancel()
             raise
-        watching = await watching_presence
+        await watching_presence
         if dormant is None:
             self._history = history_before_attach(self.client, self.channel)
             await self.load_older(self._initial_pages)
         else:
             await self._start_from(dormant)
-        if watching:
-            self.liveness.snapshot_taken(self.tree)
+        if self._presence_known:
+            self._take_snapshot()
         held, self._held = self._held or [], None
         for wire in held:
             self._fold(wire, live=True)
@@ -395,16 +401,23 @@ class SessionCore:
         self._changed.set()
 
     async def _watch_presence(self) -> bool:
-        """Follow the agents' presence (see `liveness`) from now on; False (liveness unknown) where it is refused."""
-        if self._shared.get((id(self.client), self.name)) is self:  # not retired meanwhile (`_retire` lets go)
+        """Follow the agents' presence (see `liveness`) from now on; False (liveness unknown) where it is refused, or
+        cannot be read now (then tried again in `PRESENCE_RETRY_S`)."""
+        current = self._shared.get((id(self.client), self.name)) is self  # not retired meanwhile (`_retire` lets go)
+        if current:
             on_rehomed(self._home, self._on_rehomed)
         try:
             await self._presence.subscribe(self._on_presence)
             await asyncio.wait_for(self._presence.get(), PRESENCE_SYNC_TIMEOUT_S)  # attached, and synced
         except (AblyException, TimeoutError) as error:
-            log.info("no presence on %s (%s): lost runs will not be detected on %s", LIVENESS_CHANNEL, error,
-                     self.name)
+            retrying = current and not _refused(error)
+            (log.debug if self._watch_retry is not None else log.info)(
+                "no presence on %s (%s): lost runs are not detected on %s%s", LIVENESS_CHANNEL, error, self.name,
+                f" until it can be read (tried again every {PRESENCE_RETRY_S:g} s)" if retrying else "")
+            if retrying:
+                self._watch_retry = self._loop.call_later(PRESENCE_RETRY_S, self._watch_again)
             return False
+        self._presence_known, self._watch_retry = True, None
         # The members as they are now, with every event since the subscribe in them, and not as `get()` listed them
         # when the sync ended: a LEAVE handled meanwhile would be undone, and its runs never called lost.
         self.liveness.forget_presence()
@@ -413,17 +426,30 @@ class SessionCore:
         return True
 
     def _on_rehomed(self, home: AblyRealtime) -> None:
+        if self._watch_retry is not None:
+            self._watch_retry.cancel()  # the watch on the new home stands in for it
         self._rewatching = asyncio.ensure_future(self._rewatch(home))
 
+    def _watch_again(self) -> None:
+        self._rewatching = asyncio.ensure_future(self._rewatch(self._home))
+
     async def _rewatch(self, home: AblyRealtime) -> None:
-        """Watch presence on `home`, which a pool put in the place of the connection watched here (Ably ended it),
-        from a snapshot: no event said who left meanwhile. Until the snapshot is in, the members known stay known:
-        forgotten at once, every other replica would read as gone, and its runs as lost, at the first event."""
+        """Watch presence on `home`, from a snapshot: the connection a pool put in the place of the one watched here
+        (Ably ended it), where no event said who left meanwhile, or the same one after a watch that failed. Until the
+        snapshot is in, the members known stay known: forgotten at once, every other replica would read as gone, and
+        its runs as lost, at the first event."""
         self._presence.unsubscribe(self._on_presence)
         self._home = home
         self._presence = home.channels.get(LIVENESS_CHANNEL).presence
         if await self._watch_presence():
+            if self._held is None:  # open: the runs it folded before any presence was read are vouched for now
+                self._take_snapshot()
             self._presence_changed()
+
+    def _take_snapshot(self) -> None:
+        if self._snapshot_due:
+            self._snapshot_due = False
+            self.liveness.snapshot_taken(self.tree)
 
     def _on_presence(self, member: Any) -> None:
         self.liveness.on_presence(member)
@@ -532,6 +558,11 @@ class _Lingering:
 
 
 _lingering = PerClient(_Lingering)
+
+
+def _refused(error: BaseException) -> bool:
+    """Presence is refused (no capability, no clientId), not out of reach for now: reading it again would not help."""
+    return isinstance(error, AblyException) and error.status_code in (401, 403)
 
 
 def node_messages(node: Node) -> list[CodecMessage]:

@@ -429,3 +429,37 @@ async def test_a_leave_handled_while_the_presence_snapshot_comes_back_is_not_und
         presence.get = get_then_the_agent_leaves
         async with ClientSession(late_user, channel_name) as late:
             assert late.lost_runs() == [run.run_id]
+
+
+async def test_a_session_that_could_not_read_presence_at_opening_reads_it_later_and_calls_runs_lost(
+        clients, channel_name, monkeypatch):
+    """A session whose first read of the agents' presence failed (its connection was down) tries again, and then
+    vouches for the runs it folded meanwhile: the crash of their agent still makes them lost. It used to follow no
+    presence for its life."""
+    from ably.util.exceptions import AblyException
+
+    from langchain_ably_transport.session import core
+    from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
+
+    monkeypatch.setattr(core, "PRESENCE_RETRY_S", 0.2)
+    agent, user, late_user = (await clients(client_id="agent"), await clients(client_id="user"),
+                              await clients(client_id="user"))
+    async with ClientSession(user, channel_name) as view, AgentSession(agent, channel_name) as session:
+        run = await session.create_run((await view.send("hello")).invocation)
+        await run.start()
+        presence = late_user.channels.get(LIVENESS_CHANNEL).presence
+        subscribe = presence.subscribe
+        failed: list[int] = []
+
+        async def fails_at_first(*args, **kwargs):
+            if not failed:
+                failed.append(1)
+                raise AblyException("Unable to attach; connection state = disconnected", 400, 90001)
+            return await subscribe(*args, **kwargs)
+
+        presence.subscribe = fails_at_first
+        async with ClientSession(late_user, channel_name) as late:
+            assert failed and late.lost_runs() == []
+            assert await late.core.wait_for(lambda: late.core.liveness.is_present(run.run_id), 5), "read again"
+            await agent.close()  # its member leaves with its connection
+            assert await late.core.wait_for(lambda: late.lost_runs() == [run.run_id], 5), late.lost_runs()
