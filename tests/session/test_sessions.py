@@ -6,13 +6,16 @@ import asyncio
 import gc
 import uuid
 import weakref
+from contextlib import asynccontextmanager
 
+from ably.util.exceptions import AblyException
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from langchain_ably_transport.codec.langchain import ChunkTranslator, tool_output_chunk
 from langchain_ably_transport.errors import ErrorCode
-from langchain_ably_transport.session import AgentSession, ClientSession, owner_or
+from langchain_ably_transport.session import AgentSession, ClientSession, core, owner_or
+from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
 from langchain_ably_transport.wire import WireMessage, names
 
 
@@ -404,18 +407,23 @@ async def test_a_fresh_run_leaves_out_the_step_markers_readers_make_and_a_resume
         assert [[p["type"] for p in reply["parts"]] for reply in replies] == [["step-start", "text"]] * 2
 
 
-async def test_a_leave_handled_while_the_presence_snapshot_comes_back_is_not_undone(clients, channel_name):
-    """`presence.get()` returns the members as they were when its sync ended. A LEAVE handled before the session
-    resumes (a crashed agent's) must stand: applied after it, the list made the agent present again, and its run was
-    never called lost (the test of a session following a pool's new home failed about one run in ten so)."""
-    from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
-
+@asynccontextmanager
+async def _an_active_run_and_a_late_user(clients, channel_name):
+    """An agent's run started on `channel_name` and still active; and another user's client, with the presence on
+    the liveness channel that its session will watch (a test tampers with it before opening that session)."""
     agent, user, late_user = (await clients(client_id="agent"), await clients(client_id="user"),
                               await clients(client_id="user"))
     async with ClientSession(user, channel_name) as view, AgentSession(agent, channel_name) as session:
         run = await session.create_run((await view.send("hello")).invocation)
         await run.start()
-        presence = late_user.channels.get(LIVENESS_CHANNEL).presence
+        yield agent, run, late_user, late_user.channels.get(LIVENESS_CHANNEL).presence
+
+
+async def test_a_leave_handled_while_the_presence_snapshot_comes_back_is_not_undone(clients, channel_name):
+    """`presence.get()` returns the members as they were when its sync ended. A LEAVE handled before the session
+    resumes (a crashed agent's) must stand: applied after it, the list made the agent present again, and its run was
+    never called lost (the test of a session following a pool's new home failed about one run in ten so)."""
+    async with _an_active_run_and_a_late_user(clients, channel_name) as (agent, run, late_user, presence):
         sync_ended = presence.get
 
         async def get_then_the_agent_leaves(*args, **kwargs):
@@ -436,18 +444,8 @@ async def test_a_session_that_could_not_read_presence_at_opening_reads_it_later_
     """A session whose first read of the agents' presence failed (its connection was down) tries again, and then
     vouches for the runs it folded meanwhile: the crash of their agent still makes them lost. It used to follow no
     presence for its life."""
-    from ably.util.exceptions import AblyException
-
-    from langchain_ably_transport.session import core
-    from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
-
     monkeypatch.setattr(core, "PRESENCE_RETRY_S", 0.2)
-    agent, user, late_user = (await clients(client_id="agent"), await clients(client_id="user"),
-                              await clients(client_id="user"))
-    async with ClientSession(user, channel_name) as view, AgentSession(agent, channel_name) as session:
-        run = await session.create_run((await view.send("hello")).invocation)
-        await run.start()
-        presence = late_user.channels.get(LIVENESS_CHANNEL).presence
+    async with _an_active_run_and_a_late_user(clients, channel_name) as (agent, run, late_user, presence):
         subscribe = presence.subscribe
         failed: list[int] = []
 
