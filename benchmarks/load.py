@@ -1,8 +1,10 @@
 """One agent process serving 50, then 200 sessions with overlapping runs, under Ably's limits: runs, latency, memory.
 
 Set-up: the dev server with Ably's default limits (50 msg/s per connection, 64 KiB messages). One agent process
-serves every session with `serve_graph` and `AblySaver` (the product path): a graph whose model streams
-`--reply-tokens` tokens at `--token-rate` tokens/s on a provider's schedule (`StampingModel`), behind an HTTP
+serves every session with `serve_graph` and `AblySaver` (the product path): a graph whose node awaits
+`model.ainvoke`, as LangGraph's prebuilt agents do, and whose model streams `--reply-tokens` tokens at `--token-rate`
+tokens/s on a provider's schedule (`StampingModel`; LangGraph streams them, and langchain-core joins them into the
+reply once: a node that added each chunk to the reply itself would pay an `AIMessageChunk` a token), behind an HTTP
 endpoint that takes the JS client's invocation (POST, answered 202 at once, served in the background, as in
 docs/web.md). A connection publishes at most 50 msg/s and a streaming reply takes 25 of them, so the agent serves
 through a `ConnectionPool`, which opens connections as the sessions need them, up to `--max-connections`, and closes
@@ -162,10 +164,7 @@ class StampingModel(BaseChatModel):
 
 def graph_on(saver: AblySaver | None, model: StampingModel) -> Any:
     async def answer(state: MessagesState) -> dict[str, Any]:
-        reply = None
-        async for chunk in model.astream(state["messages"]):
-            reply = chunk if reply is None else reply + chunk
-        return {"messages": [reply]}
+        return {"messages": [await model.ainvoke(state["messages"])]}
 
     graph = StateGraph(MessagesState)
     graph.add_node("answer", answer)
