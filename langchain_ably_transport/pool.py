@@ -16,6 +16,10 @@ connection that Ably ended
 (FAILED: a fatal error such as 42924, a connection over its protocol rate; or CLOSED under the pool) is retired when
 the next session is placed: nothing more is placed on it, and its sessions are placed anew on their next lease.
 
+The pool's connections ask Ably not to echo their own messages (`echo=false`): the sessions on them fold what they
+publish at its ACK (`session.channel.ChannelWriter.on_sent`). An agent's own appends are most of what its sessions'
+channels carry, and each echo was one more message for Ably to send and for the agent to read, decode and fold.
+
 The pool's first connection (its `home`) stands for the whole pool wherever one client per process is enough
 (`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
 connection would cost each connection the presence of all the others: quadratic in the connections, in memory and in
@@ -285,7 +289,7 @@ class ConnectionPool:
     async def _open(self) -> _Connection:
         key, endpoint, options = self._connect_args
         stack = AsyncExitStack()
-        client = await stack.enter_async_context(connect(key, endpoint, **options))
+        client = await stack.enter_async_context(connect(key, endpoint, **_without_echo(options)))
         pacer_for(client).share(self._budget)
         if self._connections:
             _pool_homes[client] = self.home
@@ -315,3 +319,12 @@ class ConnectionPool:
             connection.closing.cancel()
         self._closed += 1
         await connection.stack.aclose()
+
+
+def _without_echo(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` for a connection that Ably does not send its own messages back to (`echo=false`): a session folds
+    what it publishes at its ACK (`session.channel.ChannelWriter.on_sent`), and an agent's own messages are most of
+    what its sessions' channels carry (every append of every reply), each one more to send, read and decode."""
+    params = dict(options.get("transport_params") or {})
+    params["echo"] = "false"
+    return {**options, "transport_params": params}

@@ -22,6 +22,7 @@ from langchain_ably_transport import (
 )
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
+from langchain_ably_transport.sdk.states import echoes_own_messages
 
 from .conftest import flood_until_failed
 from .graph.graphs import chat_graph
@@ -463,3 +464,23 @@ async def test_a_pool_is_one_agent_instance_present_and_watched_on_its_home_conn
         agents = [member for member in members if member.client_id == "agent"]
         assert [member.connection_id for member in agents] == [pool.home.connection.connection_manager.connection_id]
         assert [LIVENESS_CHANNEL in client.channels for client in pool.clients] == [True, False, False]
+
+
+async def test_a_pools_connections_are_not_echoed_and_its_sessions_fold_what_they_publish(server, clients):
+    """Ably sends a pool's connections none of their own messages (`echo=false`): the agent's session folds each
+    at its ACK, and a view of the session on the agent's connection, open while it serves, shows every reply."""
+    session_name = _names(1)[0]
+    async with ConnectionPool(server.key, server.url, client_id="agent") as pool, \
+            pool.lease(session_name, streaming=False) as agent, \
+            ClientSession(agent, session_name, trusted_agents=["agent"]) as agents_view, \
+            ClientSession(await clients(client_id="user"), session_name) as view:
+        assert pool.clients and not any(echoes_own_messages(client) for client in pool.clients)
+        saver = AblySaver(pool)
+        for turn, reply in enumerate(("the first reply", "the second reply")):
+            sent = await view.send(f"turn {turn}")
+            assert (await serve_graph(chat_graph(saver, reply), sent.invocation, client=pool)).outcome == "complete"
+            assert pool.client_for(session_name) is agent
+        expected = ["turn 0", "the first reply", "turn 1", "the second reply"]
+        assert await agents_view.wait_for(lambda: [m.content for m in agents_view.messages()] == expected, 5), \
+            [m.content for m in agents_view.messages()]
+        assert [m.content for m in view.messages()] == expected

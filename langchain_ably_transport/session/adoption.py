@@ -17,15 +17,20 @@ class AdoptionClaims:
     """The first claimant of each (run, attempt), and the highest attempt each run has seen."""
 
     def __init__(self) -> None:
-        self._first: dict[tuple[str, int], str] = {}
+        self._first: dict[tuple[str, int], tuple[str, str]] = {}  # (serial, invocation id) of the earliest claim
         self._attempts: dict[str, int] = {}
 
     def fold(self, wire: WireMessage) -> None:
+        """Take in a claim. The earliest in the channel's order (the smallest serial) is first, whichever folds first:
+        a process folds its own claim at its ACK where Ably does not echo it, maybe before an earlier one arrives."""
         transport = wire.transport
         attempt, run_id = _attempt(transport.get(names.HEADER_ADOPTION)), transport.get(names.HEADER_RUN_ID)
         if wire.name != names.RUN_RESUME or attempt is None or not run_id:
             return
-        self._first.setdefault((run_id, attempt), transport.get(names.HEADER_INVOCATION_ID, ""))
+        claim = (wire.serial or _UNORDERED, transport.get(names.HEADER_INVOCATION_ID, ""))
+        first = self._first.get((run_id, attempt))
+        if first is None or claim[0] < first[0]:
+            self._first[(run_id, attempt)] = claim
         self._attempts[run_id] = max(attempt, self._attempts.get(run_id, 0))
 
     def lost(self, wire: WireMessage) -> bool:
@@ -33,7 +38,7 @@ class AdoptionClaims:
         attempt, run_id = _attempt(wire.transport.get(names.HEADER_ADOPTION)), wire.transport.get(names.HEADER_RUN_ID)
         if wire.name != names.RUN_RESUME or attempt is None or not run_id:
             return False
-        return self._first.get((run_id, attempt)) != wire.transport.get(names.HEADER_INVOCATION_ID, "")
+        return self.first(run_id, attempt) != wire.transport.get(names.HEADER_INVOCATION_ID, "")
 
     def attempts(self, run_id: str) -> int:
         """How many times the run has been adopted so far."""
@@ -41,7 +46,11 @@ class AdoptionClaims:
 
     def first(self, run_id: str, attempt: int) -> str | None:
         """The invocation id of the first claim of `attempt` on `run_id`, once it has folded."""
-        return self._first.get((run_id, attempt))
+        first = self._first.get((run_id, attempt))
+        return None if first is None else first[1]
+
+
+_UNORDERED = "\uffff"  # a claim without a serial (none comes from Ably) sorts after every claim that has one
 
 
 def _attempt(value: str | None) -> int | None:

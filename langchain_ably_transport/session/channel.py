@@ -7,6 +7,7 @@ import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ably import AblyRealtime
@@ -17,8 +18,10 @@ from ..ledger import MessageKind, Publication
 from ..sdk.channels import attach_serial
 from ..sdk.outbox import append_now, publish_now
 from ..sdk.pacer import pacer_for, retry_rate_limited
+from ..sdk.states import connection_id
 from ..wire import names
 from ..wire.envelope import WireMessage
+from ..wire.names import Action
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +36,36 @@ class ChannelWriter:
     checkpoint's chunks) stays under Ably's publish rate instead of having appends refused. Appends to one
     message that wait their turn are sent as one append when it comes (their texts joined, the last one's
     headers), as Ably's own rollup would: a saturated connection coalesces more instead of queueing more.
+
+    On a connection that Ably does not echo (`echo=false`, as a pool's are), `on_sent` is handed each message as
+    the echo would have brought it, once its ACK is in: the session folds what it published without Ably sending
+    every message back to the process that wrote it.
     """
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self._pacer = pacer_for(channel.ably)
         self._waiting_appends: dict[str, _WaitingAppend] = {}
+        self.on_sent: Callable[[WireMessage], None] | None = None
 
     def publish(self, message: WireMessage) -> asyncio.Future[str | None]:
         """The serial of `message`, published: written when called (or queued in the pacer, in call order), so a
         publish no one awaits at once still goes out in the caller's step."""
         publication = self._publication(_KINDS.get(message.name or "", MessageKind.OUTPUT_CREATE), message)
-        return self._pacer.start_retried(lambda: publish_now(self.channel, [Message(**message.to_publish())]),
-                                         _first_serial, publication)
+        return self._pacer.start_retried(lambda: self._published([message]), _first_serial, publication)
 
     async def publish_all(self, messages: list[WireMessage]) -> list[str | None]:
         """One atomic publish of several messages (the parts of a user message)."""
         publication = self._publication(MessageKind.INPUT, messages[0])
         result = await retry_rate_limited(lambda: self._pacer.start(
-            lambda: publish_now(self.channel, [Message(**m.to_publish()) for m in messages]), count=len(messages),
-            publication=publication))
+            lambda: self._published(messages), count=len(messages), publication=publication))
         return list(result.serials)
+
+    def _published(self, messages: list[WireMessage]) -> Awaitable[Any]:
+        sent = publish_now(self.channel, [Message(**m.to_publish()) for m in messages])
+        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(message, Action.CREATE, serial)
+                                                          for message, serial in zip(messages, result.serials,
+                                                                                     strict=False)])
 
     def _publication(self, kind: MessageKind, message: WireMessage) -> Publication:
         return Publication(kind, self.channel.name, message.transport.get(names.HEADER_RUN_ID) or None)
@@ -75,12 +87,44 @@ class ChannelWriter:
     def _send_append(self, serial: str, waiting: _WaitingAppend) -> Awaitable[Any]:
         if self._waiting_appends.get(serial) is waiting:
             del self._waiting_appends[serial]
-        return append_now(self.channel, Message(serial=serial, **_mutation(waiting.merged())))
+        merged = waiting.merged()
+        sent = append_now(self.channel, Message(serial=serial, **_mutation(merged)))
+        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(merged, Action.APPEND, serial)])
 
     async def update(self, serial: str, message: WireMessage) -> Any:
         publication = self._publication(MessageKind.OUTPUT_UPDATE, message)
         return await retry_rate_limited(lambda: self._pacer.start(
-            lambda: self.channel.update_message(Message(serial=serial, **_mutation(message))), publication=publication))
+            lambda: self._updated(serial, message), publication=publication))
+
+    def _updated(self, serial: str, message: WireMessage) -> Awaitable[Any]:
+        sent = self.channel.update_message(Message(serial=serial, **_mutation(message)))
+        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(message, Action.UPDATE, serial)])
+
+    # --- what Ably would echo, on a connection that does not ---
+
+    def _echoed_at_ack(self, sent: Awaitable[Any], echoed: Callable[[Any], list[WireMessage]]) -> Awaitable[Any]:
+        """`sent`, whose ACK hands `on_sent` what `echoed` makes of its result; before any caller awaiting it
+        resumes, so that a caller finds its message folded, as the echo, ahead of the ACK, would have left it."""
+        if self.on_sent is None:
+            return sent
+        future = asyncio.ensure_future(sent)
+        future.add_done_callback(partial(self._acked, echoed))
+        return future
+
+    def _acked(self, echoed: Callable[[Any], list[WireMessage]], done: asyncio.Future[Any]) -> None:
+        if self.on_sent is None or done.cancelled() or done.exception() is not None:
+            return  # refused or lost: Ably echoes nothing either
+        for wire in echoed(done.result()):
+            self.on_sent(wire)
+
+    def _as_echoed(self, message: WireMessage, action: Action, serial: str | None) -> WireMessage:
+        """`message` as its echo would read. Without its version's serial: Ably's rollup gives the appends of one
+        window the version of the one it publishes, and a session that folds them in ACK order needs none."""
+        ably = self.channel.ably
+        client_id = message.client_id or ably.auth.client_id
+        return WireMessage(name=message.name, data=message.data, transport=message.transport, codec=message.codec,
+                           ephemeral=message.ephemeral, action=action, serial=serial,
+                           client_id=client_id if client_id != "*" else None, connection_id=connection_id(ably))
 
 
 _KINDS = {name: MessageKind.LIFECYCLE for name in names.RUN_LIFECYCLE_NAMES | names.STEP_LIFECYCLE_NAMES} | {

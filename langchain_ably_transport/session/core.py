@@ -42,7 +42,7 @@ from ..errors import ConfigurationError
 from ..pool import off_rehomed, on_rehomed, pool_home
 from ..sdk.channels import present_members, release_channel
 from ..sdk.per_client import PerClient
-from ..sdk.states import has_ended
+from ..sdk.states import connection_id, echoes_own_messages, has_ended
 from ..wire import names
 from ..wire.aggregate import as_history
 from ..wire.envelope import WireMessage, packed, unpacked
@@ -213,6 +213,7 @@ class SessionCore:
     def _retire(self, detach: bool = True) -> asyncio.Future[None] | None:
         """Out of `_shared` at once, so no session takes the core up while it detaches; the detach's future, which
         a new core of the channel waits for (None: a core already retired, nothing to detach, or a loop gone)."""
+        self.writer.on_sent = None  # a reference back to this core: a cycle, which only the collector would free
         self._wake()
         off_rehomed(self._home, self._on_rehomed)
         if self._rewatching is not None:
@@ -267,6 +268,13 @@ class SessionCore:
         self.name = session_name
         self.channel = client.channels.get(session_name)
         self.writer = ChannelWriter(self.channel)
+        # Without Ably's echo, what this client publishes is folded at its ACK. One of its messages may arrive all the
+        # same (an attach resumed from an older channelSerial replays what came since), before or after its ACK: the
+        # connections this client published from, whose messages are never folded as they arrive.
+        self._own_connections: set[str] | None = None if echoes_own_messages(client) else set()
+        if self._own_connections is not None:
+            self.writer.on_sent = self._on_sent
+        self._newest_timestamp: int | None = None  # Ably's clock, as the messages folded have read it
         self.tree = ConversationTree()
         self._decoder = Decoder()
         self._held: list[WireMessage] | None = []
@@ -463,7 +471,27 @@ class SessionCore:
 
     def _on_message(self, message: Any) -> None:
         wire = WireMessage.from_ably(message)
-        if not self._believed(wire):
+        if wire is not None and self._published_here(wire):
+            return  # folded at its ACK
+        self._take(wire)
+
+    def _on_sent(self, wire: WireMessage) -> None:
+        """A message this client published, as Ably would have echoed it. Its timestamp is the newest Ably gave a
+        message folded before it: no later than its own (a dormant core reads the history since the latest
+        timestamp it holds, so it must not be one of this clock's, which may run ahead of Ably's)."""
+        if self._own_connections is not None and wire.connection_id is not None:
+            self._own_connections.add(wire.connection_id)
+        wire.timestamp = self._newest_timestamp
+        self._take(wire)
+
+    def _published_here(self, wire: WireMessage) -> bool:
+        """Whether `wire` came from this client, on a connection that Ably does not echo (else nothing did)."""
+        own = self._own_connections
+        return own is not None and wire.connection_id is not None and (
+            wire.connection_id in own or wire.connection_id == connection_id(self.client))
+
+    def _take(self, wire: WireMessage | None) -> None:
+        if wire is None or not self._believed(wire):
             return
         if self._held is not None:
             self._held.append(wire)
@@ -508,6 +536,8 @@ class SessionCore:
     def _apply(self, wire: WireMessage, events: list[DecodedEvent]) -> None:
         if wire.name is not None:
             self.names_seen.add(wire.name)
+        if wire.timestamp is not None and (self._newest_timestamp is None or wire.timestamp > self._newest_timestamp):
+            self._newest_timestamp = wire.timestamp
         try:
             self.tree.apply(wire, events)
         except Exception:  # as in `_decode`: a hostile message is skipped, never fatal

@@ -1,9 +1,10 @@
 """Dropped sockets on both sides while tokens stream and checkpoints are written: every client converges on
 exactly what the agent produced, checked word by word against the agent's own record (0 lost, 0 duplicated).
 
-100 drops in all: 60 while runs stream (the agent and two clients), 40 while a graph served by `serve_graph`
-streams and its `AblySaver` writes checkpoints. Drops of a publisher wait for messages in flight (pipelined
-appends or records written and not yet ACKed), where a resend would lose or duplicate them.
+130 drops in all: 60 while runs stream (the agent and two clients), 40 while a graph served by `serve_graph`
+streams and its `AblySaver` writes checkpoints, and 30 while an agent whose connection Ably does not echo streams.
+Drops of a publisher wait for messages in flight (pipelined appends or records written and not yet ACKed), where a
+resend would lose or duplicate them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .drops import (
 
 STREAM_DROPS = 60
 GRAPH_DROPS = 40
+ECHOLESS_DROPS = 30
 WORDS_PER_REPLY = 150
 
 
@@ -40,30 +42,41 @@ async def _answer(agent, invocation, text: str, record: list[str], coalesce_wind
         return result.reason
 
 
+async def _replies_through_drops(agent, user: ClientSession, dropper: Dropper) -> list[str]:
+    """Questions from `user` answered by `agent` while `dropper` drops sockets, until its budget is spent; the text
+    of each reply as the agent produced it."""
+    produced: list[str] = []
+    dropper.start()
+    try:
+        while dropper.drops < dropper.budget:
+            record: list[str] = []
+            sent = await user.send(f"question {len(produced)}")
+            # Odd runs coalesce (40 ms windows), even ones send an append per token.
+            window = 0.04 if len(produced) % 2 else 0.0
+            reason = await _answer(agent, sent.invocation, unique_words(WORDS_PER_REPLY), record, window)
+            assert reason == "complete"
+            produced.append("".join(record))
+    finally:
+        await dropper.stop()
+    return produced
+
+
+async def _assert_all_show_exactly(sessions: tuple[ClientSession, ...], produced: list[str]) -> None:
+    for session in sessions:
+        assert await session.wait_for(lambda s=session: runs_settled(s, len(produced)), timeout=30)
+        assert_shows_exactly(assistant_texts(session), produced)
+
+
 async def test_streamed_tokens_survive_socket_drops_on_both_sides(any_clients, clients, channel_name):
     """With clients from `connect()` and with clients the user built (`any_clients`)."""
     agent = await any_clients(client_id="agent")
     connections = {"agent": agent, "alice": await any_clients(client_id="alice"),
                    "bob": await any_clients(client_id="bob")}
     dropper = Dropper(connections, budget=STREAM_DROPS, interval=0.04, seed=1)
-    produced: list[str] = []
     async with ClientSession(connections["alice"], channel_name) as alice, \
             ClientSession(connections["bob"], channel_name) as bob:
-        dropper.start()
-        try:
-            while dropper.drops < STREAM_DROPS:
-                record: list[str] = []
-                sent = await alice.send(f"question {len(produced)}")
-                # Odd runs coalesce (40 ms windows), even ones send an append per token.
-                window = 0.04 if len(produced) % 2 else 0.0
-                reason = await _answer(agent, sent.invocation, unique_words(WORDS_PER_REPLY), record, window)
-                assert reason == "complete"
-                produced.append("".join(record))
-        finally:
-            await dropper.stop()
-        for session in (alice, bob):
-            assert await session.wait_for(lambda s=session: runs_settled(s, len(produced)), timeout=30)
-            assert_shows_exactly(assistant_texts(session), produced)
+        produced = await _replies_through_drops(agent, alice, dropper)
+        await _assert_all_show_exactly((alice, bob), produced)
     async with ClientSession(await clients(), channel_name) as late:  # history agrees with live delivery
         assert_shows_exactly(assistant_texts(late), produced)
     assert dropper.drops == STREAM_DROPS and set(dropper.by_target) == set(connections)
@@ -99,3 +112,20 @@ async def test_a_served_graph_and_its_checkpoints_survive_socket_drops(clients, 
     for thread in (channel_name, f"{channel_name}-loop"):
         assert await duplicated_records(reader, state_channel(thread)) == 0
     assert dropper.drops == GRAPH_DROPS and dropper.in_flight_at_drop["agent"] > 0
+
+
+async def test_an_agent_without_echo_folds_exactly_what_it_published_through_socket_drops(clients, channel_name):
+    """A pool's connections ask Ably not to echo (`echo=false`), and a session on one folds what it publishes at
+    its ACK. Through drops (an attach resumed after one replays what came since, the agent's own messages among
+    them, before or after their ACKs), the agent's own view shows each reply exactly once, and so does the view a
+    later session opens from what the closed one kept."""
+    agent = await clients(client_id="agent", transport_params={"echo": "false"})
+    connections = {"agent": agent, "alice": await clients(client_id="alice")}
+    dropper = Dropper(connections, budget=ECHOLESS_DROPS, interval=0.04, seed=3)
+    async with ClientSession(connections["alice"], channel_name) as alice, \
+            ClientSession(agent, channel_name, trusted_agents=["agent"]) as agents_view:
+        produced = await _replies_through_drops(agent, alice, dropper)
+        await _assert_all_show_exactly((alice, agents_view), produced)
+    async with ClientSession(agent, channel_name, trusted_agents=["agent"]) as reopened:
+        assert_shows_exactly(assistant_texts(reopened), produced)
+    assert dropper.in_flight_at_drop["agent"] > 0

@@ -7,11 +7,12 @@ from langchain_ably_transport.wire import names
 from langchain_ably_transport.wire.envelope import WireMessage
 
 
-def _claim(run_id: str, invocation_id: str, attempt: str | None, name: str = names.RUN_RESUME) -> WireMessage:
+def _claim(run_id: str, invocation_id: str, attempt: str | None, name: str = names.RUN_RESUME,
+           serial: str | None = None) -> WireMessage:
     transport = {names.HEADER_RUN_ID: run_id, names.HEADER_INVOCATION_ID: invocation_id}
     if attempt is not None:
         transport[names.HEADER_ADOPTION] = attempt
-    return WireMessage(name=name, transport=transport)
+    return WireMessage(name=name, transport=transport, serial=serial)
 
 
 def test_the_first_claim_of_each_attempt_wins_and_attempts_count_up():
@@ -37,3 +38,15 @@ def test_a_claim_that_came_second_in_its_attempt_has_lost_and_other_messages_nev
         claims.fold(wire)
     assert [claims.lost(w) for w in (first, second, later)] == [False, True, False]
     assert not claims.lost(_claim("r", "z", None)) and not claims.lost(_claim("r", "z", "1", name=names.RUN_END))
+
+
+def test_the_earliest_claim_in_the_channels_order_wins_even_when_it_folds_later():
+    """A process whose connection has no echo folds its own claim at its ACK, maybe before an earlier claim of
+    another process arrives: the channel's order (the serial) decides, not the order of folding."""
+    claims = AdoptionClaims()
+    mine, earlier = _claim("r", "mine", "1", serial="0002"), _claim("r", "theirs", "1", serial="0001")
+    claims.fold(mine)
+    assert claims.first("r", 1) == "mine"
+    claims.fold(earlier)
+    assert claims.first("r", 1) == "theirs"
+    assert [claims.lost(w) for w in (mine, earlier)] == [True, False]

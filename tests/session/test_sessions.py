@@ -8,6 +8,7 @@ import uuid
 import weakref
 from contextlib import asynccontextmanager
 
+import pytest
 from ably.util.exceptions import AblyException
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -17,6 +18,7 @@ from langchain_ably_transport.errors import ErrorCode
 from langchain_ably_transport.session import AgentSession, ClientSession, core, owner_or
 from langchain_ably_transport.session.liveness import LIVENESS_CHANNEL
 from langchain_ably_transport.wire import WireMessage, names
+from langchain_ably_transport.wire.headers import cancel_message
 
 
 async def _model_chunks(text: str, *, delay: float = 0.0, tool_call: dict | None = None):
@@ -354,11 +356,14 @@ async def test_looking_for_an_input_nowhere_in_a_long_session_refolds_it_a_logar
     assert loads[0] == 1 and loads[1:] == [1, 2, 4, 8, 16], "the opening page, then 1, 2, 4 ... pages at a time"
 
 
-async def test_a_closed_agent_session_and_what_it_folded_are_freed_without_the_collector(clients, channel_name):
+@pytest.mark.parametrize("echo", ["true", "false"])
+async def test_a_closed_agent_session_and_what_it_folded_are_freed_without_the_collector(clients, channel_name, echo):
     """A session holds every message of the conversation it folded. Once closed and let go, that goes at once, by
     reference counting: a cycle through its runs would leave it, for every session an agent served, to the
-    collector's next full pass (most of what a 200-session agent's full collections walked, `benchmarks/load.py`)."""
-    client_conn, agent_conn = await clients(client_id="alice"), await clients(client_id="agent")
+    collector's next full pass (most of what a 200-session agent's full collections walked, `benchmarks/load.py`).
+    With Ably's echo and without it (a pool's connections, where the session folds what it publishes at the ACK)."""
+    client_conn = await clients(client_id="alice")
+    agent_conn = await clients(client_id="agent", transport_params={"echo": echo})
     async with ClientSession(client_conn, channel_name) as client:
         sent = await client.send("hello")
         gc.collect()
@@ -461,3 +466,29 @@ async def test_a_session_that_could_not_read_presence_at_opening_reads_it_later_
             assert await late.core.wait_for(lambda: late.core.liveness.is_present(run.run_id), 5), "read again"
             await agent.close()  # its member leaves with its connection
             assert await late.core.wait_for(lambda: late.lost_runs() == [run.run_id], 5), late.lost_runs()
+
+
+async def test_where_ably_does_not_echo_a_message_of_the_sessions_own_connection_is_folded_only_at_its_ack(
+        clients, channel_name):
+    """On a connection without echo (a pool's), a session folds what it publishes at its ACK. One of its messages
+    that arrives all the same (an attach resumed after a drop replays what came since, maybe ahead of the ACK) is
+    not folded a second time; a message from any other connection is folded as it arrives."""
+    agent = await clients(client_id="agent", transport_params={"echo": "false"})
+    shared = await core.SessionCore.acquire(agent, channel_name)
+    try:
+        folded: list[tuple[str | None, str | None]] = []
+        shared.listen(lambda wire, events, live: folded.append((wire.name, wire.serial)))
+        serial = await shared.writer.publish(cancel_message(run_id="published"))
+        assert folded == [(names.CANCEL, serial)], "folded at its ACK"
+        own = agent.connection.connection_manager.connection_id
+
+        def arriving(connection_id: str, message_serial: str) -> None:  # a MESSAGE frame, as the server sends it
+            message = {**cancel_message(run_id="arrived").to_publish(), "serial": message_serial}
+            agent.channels._on_channel_message({"action": 15, "channel": channel_name, "connectionId": connection_id,
+                                                "timestamp": 1, "id": f"{connection_id}:0", "messages": [message]})
+
+        arriving(own, "replayed-serial")
+        arriving("another-connection", "other-serial")
+        assert folded == [(names.CANCEL, serial), (names.CANCEL, "other-serial")]
+    finally:
+        await shared.release()
