@@ -8,7 +8,9 @@ benchmark measures the rest, turn by turn, over one conversation: `messages_per_
 with Ably's limits and its 40 ms append rollup. The conversation is served three times: with every session opened
 afresh (`DORMANT_BYTES_KEPT = 0`: a whole page of history read every turn, as before commit 05f9beb); as
 `serve_graph` does by default (the session's last core in the process is dormant, and the next one reads only the
-history since); and with `session_linger_s` (the agent's session stays attached between turns).
+history since); with `session_linger_s` (the agent's session stays attached between turns); and by default on an
+agent connection that Ably does not echo (`echo=false`, as a `ConnectionPool`'s are: the session folds what it
+publishes at its ACK).
 
 Counted per turn, at the two SDK clients (the counts are the server's deliveries, not estimates):
 - published: the agent's messages (the ledger's count for the run) and the user's (its input);
@@ -92,10 +94,12 @@ class HistoryReads:
         http.make_request = counted
 
 
-async def conversation(url: str, key: str, turns: int, linger_s: float) -> list[dict[str, float]]:
+async def conversation(url: str, key: str, turns: int, linger_s: float, *, echo: bool = True) -> list[dict[str, float]]:
     """One conversation of `turns` turns; each turn's counts, by column."""
     session_name = f"bench:{uuid.uuid4().hex[:10]}"
-    async with connect(key, url, client_id="agent") as agent, connect(key, url, client_id="user") as user_client:
+    agent_options: dict[str, Any] = {} if echo else {"transport_params": {"echo": "false"}}
+    async with connect(key, url, client_id="agent", **agent_options) as agent, \
+            connect(key, url, client_id="user") as user_client:
         agent_deliveries, user_deliveries = Deliveries(agent), Deliveries(user_client)
         reads = HistoryReads(agent)
         saver = AblySaver(agent)
@@ -172,9 +176,11 @@ async def measure(turns: int, linger_s: float) -> dict[str, list[dict[str, float
             core.DORMANT_BYTES_KEPT = kept
         default = await conversation(server.url, server.key, turns, 0.0)
         lingering = await conversation(server.url, server.key, turns, linger_s)
+        echoless = await conversation(server.url, server.key, turns, 0.0, echo=False)
     return {"BASELINE: every session opened afresh (DORMANT_BYTES_KEPT = 0)": afresh,
             "serve_graph's default (a dormant session, session_linger_s=0)": default,
-            f"session_linger_s={linger_s:g} (the session stays attached between turns)": lingering}
+            f"session_linger_s={linger_s:g} (the session stays attached between turns)": lingering,
+            "serve_graph's default, the agent's connection without echo (as a ConnectionPool's)": echoless}
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,15 +39,15 @@ class ChannelWriter:
     headers), as Ably's own rollup would: a saturated connection coalesces more instead of queueing more.
 
     On a connection that Ably does not echo (`echo=false`, as a pool's are), `on_sent` is handed each message as
-    the echo would have brought it, once its ACK is in: the session folds what it published without Ably sending
-    every message back to the process that wrote it.
+    the echo would have brought it, once its ACK is in, and the `time.monotonic()` from before it was written: the
+    session folds what it published without Ably sending every message back to the process that wrote it.
     """
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self._pacer = pacer_for(channel.ably)
         self._waiting_appends: dict[str, _WaitingAppend] = {}
-        self.on_sent: Callable[[WireMessage], None] | None = None
+        self.on_sent: Callable[[WireMessage, float], None] | None = None
 
     def publish(self, message: WireMessage) -> asyncio.Future[str | None]:
         """The serial of `message`, published: written when called (or queued in the pacer, in call order), so a
@@ -62,8 +63,9 @@ class ChannelWriter:
         return list(result.serials)
 
     def _published(self, messages: list[WireMessage]) -> Awaitable[Any]:
+        sent_at = time.monotonic()
         sent = publish_now(self.channel, [Message(**m.to_publish()) for m in messages])
-        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(message, Action.CREATE, serial)
+        return self._echoed_at_ack(sent_at, sent, lambda result: [self._as_echoed(message, Action.CREATE, serial)
                                                           for message, serial in zip(messages, result.serials,
                                                                                      strict=False)])
 
@@ -87,9 +89,9 @@ class ChannelWriter:
     def _send_append(self, serial: str, waiting: _WaitingAppend) -> Awaitable[Any]:
         if self._waiting_appends.get(serial) is waiting:
             del self._waiting_appends[serial]
-        merged = waiting.merged()
+        merged, sent_at = waiting.merged(), time.monotonic()
         sent = append_now(self.channel, Message(serial=serial, **_mutation(merged)))
-        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(merged, Action.APPEND, serial)])
+        return self._echoed_at_ack(sent_at, sent, lambda result: [self._as_echoed(merged, Action.APPEND, serial)])
 
     async def update(self, serial: str, message: WireMessage) -> Any:
         publication = self._publication(MessageKind.OUTPUT_UPDATE, message)
@@ -97,25 +99,27 @@ class ChannelWriter:
             lambda: self._updated(serial, message), publication=publication))
 
     def _updated(self, serial: str, message: WireMessage) -> Awaitable[Any]:
+        sent_at = time.monotonic()
         sent = self.channel.update_message(Message(serial=serial, **_mutation(message)))
-        return self._echoed_at_ack(sent, lambda result: [self._as_echoed(message, Action.UPDATE, serial)])
+        return self._echoed_at_ack(sent_at, sent, lambda result: [self._as_echoed(message, Action.UPDATE, serial)])
 
     # --- what Ably would echo, on a connection that does not ---
 
-    def _echoed_at_ack(self, sent: Awaitable[Any], echoed: Callable[[Any], list[WireMessage]]) -> Awaitable[Any]:
+    def _echoed_at_ack(self, sent_at: float, sent: Awaitable[Any],
+                       echoed: Callable[[Any], list[WireMessage]]) -> Awaitable[Any]:
         """`sent`, whose ACK hands `on_sent` what `echoed` makes of its result; before any caller awaiting it
         resumes, so that a caller finds its message folded, as the echo, ahead of the ACK, would have left it."""
         if self.on_sent is None:
             return sent
         future = asyncio.ensure_future(sent)
-        future.add_done_callback(partial(self._acked, echoed))
+        future.add_done_callback(partial(self._acked, sent_at, echoed))
         return future
 
-    def _acked(self, echoed: Callable[[Any], list[WireMessage]], done: asyncio.Future[Any]) -> None:
+    def _acked(self, sent_at: float, echoed: Callable[[Any], list[WireMessage]], done: asyncio.Future[Any]) -> None:
         if self.on_sent is None or done.cancelled() or done.exception() is not None:
             return  # refused or lost: Ably echoes nothing either
         for wire in echoed(done.result()):
-            self.on_sent(wire)
+            self.on_sent(wire, sent_at)
 
     def _as_echoed(self, message: WireMessage, action: Action, serial: str | None) -> WireMessage:
         """`message` as its echo would read. Without its version's serial: Ably's rollup gives the appends of one

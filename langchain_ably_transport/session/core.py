@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -275,6 +276,7 @@ class SessionCore:
         if self._own_connections is not None:
             self.writer.on_sent = self._on_sent
         self._newest_timestamp: int | None = None  # Ably's clock, as the messages folded have read it
+        self._clock_offset_ms: float | None = None  # at least Ably's clock less `time.monotonic()`, in ms
         self.tree = ConversationTree()
         self._decoder = Decoder()
         self._held: list[WireMessage] | None = []
@@ -475,13 +477,24 @@ class SessionCore:
             return  # folded at its ACK
         self._take(wire)
 
-    def _on_sent(self, wire: WireMessage) -> None:
-        """A message this client published, as Ably would have echoed it. Its timestamp is the newest Ably gave a
-        message folded before it: no later than its own (a dormant core reads the history since the latest
-        timestamp it holds, so it must not be one of this clock's, which may run ahead of Ably's)."""
+    def _read_clock(self, wire: WireMessage) -> None:
+        """Ably stamped a message it sent (live or in history) before this client folds it: its timestamp less the
+        time now is no more than Ably's clock is ahead of this one."""
+        if wire.timestamp is not None and not self._published_here(wire):
+            offset = wire.timestamp - time.monotonic() * 1000
+            if self._clock_offset_ms is None or offset > self._clock_offset_ms:
+                self._clock_offset_ms = offset
+
+    def _on_sent(self, wire: WireMessage, sent_at: float) -> None:
+        """A message this client published, as Ably would have echoed it, with a timestamp no later than the one Ably
+        gave it (Ably stamps a message when it arrives, after `sent_at`): a dormant core reads the history since the
+        latest timestamp it holds, and one ahead of Ably's would skip what came meanwhile. The newest timestamp
+        folded bounds it too, where no clock was read yet."""
         if self._own_connections is not None and wire.connection_id is not None:
             self._own_connections.add(wire.connection_id)
-        wire.timestamp = self._newest_timestamp
+        sent = None if self._clock_offset_ms is None else int(sent_at * 1000 + self._clock_offset_ms)
+        newest = self._newest_timestamp
+        wire.timestamp = newest if sent is None else sent if newest is None else max(sent, newest)
         self._take(wire)
 
     def _published_here(self, wire: WireMessage) -> bool:
@@ -520,6 +533,8 @@ class SessionCore:
             return []
 
     def _fold(self, wire: WireMessage, live: bool) -> None:
+        if self._own_connections is not None:
+            self._read_clock(wire)
         events = self._decode(wire)
         self._log.append(wire)
         self._apply(wire, events)

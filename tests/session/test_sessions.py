@@ -9,6 +9,7 @@ import weakref
 from contextlib import asynccontextmanager
 
 import pytest
+from ably.types.message import Message
 from ably.util.exceptions import AblyException
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -490,5 +491,30 @@ async def test_where_ably_does_not_echo_a_message_of_the_sessions_own_connection
         arriving(own, "replayed-serial")
         arriving("another-connection", "other-serial")
         assert folded == [(names.CANCEL, serial), (names.CANCEL, "other-serial")]
+    finally:
+        await shared.release()
+
+
+async def test_where_ably_does_not_echo_what_a_session_publishes_is_stamped_no_later_than_ably_stamped_it(
+        clients, channel_name):
+    """A message folded at its ACK has no timestamp from Ably; the session gives it one from Ably's clock as the
+    messages it received read it. A dormant session reads the history since its latest timestamp, so one later
+    than Ably's would skip what came meanwhile: each is no later than Ably's, and close to it."""
+    agent = await clients(client_id="agent", transport_params={"echo": "false"})
+    user = await clients(client_id="user")
+    shared = await core.SessionCore.acquire(agent, channel_name)
+    try:
+        stamped: dict[str | None, int | None] = {}
+        shared.listen(lambda wire, events, live: stamped.__setitem__(wire.serial, wire.timestamp))
+        await user.channels.get(channel_name).publish(Message(**cancel_message(run_id="theirs").to_publish()))
+        assert await shared.wait_for(lambda: len(stamped) == 1, 5)
+        serials = []
+        for index in range(5):
+            serials.append(await shared.writer.publish(cancel_message(run_id=f"mine-{index}")))
+            await asyncio.sleep(0.02)
+        by_ably = {m.serial: m.timestamp for m in (await agent.channels.get(channel_name).history()).items}
+        for serial in serials:
+            assert stamped[serial] is not None and 0 <= by_ably[serial] - stamped[serial] < 1000, \
+                (stamped[serial], by_ably[serial])
     finally:
         await shared.release()
