@@ -77,12 +77,12 @@ async def _left_open(client: Any, channel_name: str) -> LeftOpen:
     return left_open
 
 
-async def _lost_then_asked(server, clients, user: ClientSession) -> tuple[str, Any, Any]:
+async def _lost_then_asked(server, clients, user: ClientSession, **agent_options: Any) -> tuple[str, Any, Any]:
     """A run whose agent was killed mid-stream and is now known lost, then the user's next message: the lost run's
-    id, a connection for the next agent process, and the message sent."""
+    id, a connection for the next agent process (with `agent_options`), and the message sent."""
     lost = await _crash_mid_stream(server, user, "tell me everything")
     assert await user.core.wait_for(lambda: user.lost_runs() == [lost], 15)
-    agent = await clients(server, client_id=AGENT_ID)
+    agent = await clients(server, client_id=AGENT_ID, **agent_options)
     return lost, agent, await user.send("are you back?")
 
 
@@ -185,9 +185,12 @@ async def test_a_js_client_that_joined_while_the_run_was_stuck_sees_it_end_as_er
 # --- adoption: the next process finishes the lost run instead of ending it ---
 
 
-async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers(crash_server, clients, channel_name):
+@pytest.mark.parametrize("echo", ["true", "false"])
+async def test_the_next_process_adopts_the_lost_run_finishes_it_and_then_answers(crash_server, clients, channel_name,
+                                                                                 echo):
+    """With Ably's echo, and without (a pool's connections: the adopter folds its own claim at its ACK)."""
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        lost, agent, sent = await _lost_then_asked(crash_server, clients, user)
+        lost, agent, sent = await _lost_then_asked(crash_server, clients, user, transport_params={"echo": echo})
         cut = await _left_open(agent, channel_name)
         assert len(cut.streams(lost)) == 1 and len(cut.steps(lost)) == 1, "the killed agent left its text open"
         result = await serve_graph(chat_graph(AblySaver(agent), "I carried on.", "I am back."), sent.invocation,
@@ -240,10 +243,13 @@ async def test_a_users_forged_claim_does_not_stop_the_agent_adopting(crash_serve
         assert any(message.content == "I carried on." for message in user.messages())
 
 
-async def test_a_watcher_adopts_a_lost_run_with_no_new_message_from_the_user(crash_server, clients, channel_name):
-    """What a replica does for the sessions it served recently: the user sends nothing, the run is finished."""
+@pytest.mark.parametrize("echo", ["true", "false"])
+async def test_a_watcher_adopts_a_lost_run_with_no_new_message_from_the_user(crash_server, clients, channel_name,
+                                                                            echo):
+    """What a replica does for the sessions it served recently: the user sends nothing, the run is finished. With
+    Ably's echo, and without (a replica's pool)."""
     async with ClientSession(await clients(crash_server, client_id="alice"), channel_name) as user:
-        agent = await clients(crash_server, client_id=AGENT_ID)
+        agent = await clients(crash_server, client_id=AGENT_ID, transport_params={"echo": echo})
         stop = asyncio.Event()
         graph = chat_builder(lambda state: idempotency_key()).compile(checkpointer=AblySaver(agent))
         watching = asyncio.ensure_future(watch_session(graph, channel_name, client=agent, watch_s=60, stop=stop))
