@@ -55,6 +55,11 @@ class DevServer:
             await self._runner.cleanup()
         self._store.close()
 
+    @property
+    def connections(self) -> int:
+        """The connections the server holds: live, or dropped and still resumable."""
+        return self._realtime.connections
+
     async def _root(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._realtime.handle(request)

@@ -197,6 +197,10 @@ class RealtimeServer:
         self.account_inbound = RateLimiter(config.limits.account_rate)
         self._connections: dict[str, Connection] = {}
 
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         # No permessage-deflate: frames are small and deflating each one costs both ends more than it saves.
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_size, autoping=True, compress=False,
@@ -348,7 +352,7 @@ class _Session:
                     break
         finally:
             heartbeat.cancel()
-            self._rollup.flush()
+            self._rollup.close()
             for timer in self._timers:
                 timer.cancel()
             if self._closed_cleanly:
