@@ -41,6 +41,7 @@ from .rollup import AppendRollup, PublishResult
 log = logging.getLogger(__name__)
 
 ACK_MEMORY = 1000
+Remembered = tuple[str | None, ...] | AblyError  # what a publish came to: its serials, or its NACK's error
 FATAL_FRAME_LINGER_S = 2.0
 MAX_ROLLUP_WINDOW_MS = 500
 
@@ -74,7 +75,7 @@ class Connection:
     identity: Identity
     echo: bool
     rollup_window_s: float
-    acks: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
+    acks: OrderedDict[int, Remembered] = field(default_factory=OrderedDict)  # by msgSerial, for a re-sent publish
     attachments: dict[str, Attachment] = field(default_factory=dict)
     present_on: set[str] = field(default_factory=set)  # channels it published presence on: where it may be a member
     socket: Socket | None = None
@@ -91,8 +92,10 @@ class Connection:
         if self.socket is not None:
             self.socket.send(outbound)
 
-    def remember_ack(self, msg_serial: int, frame: dict[str, Any]) -> None:
-        self.acks[msg_serial] = frame
+    def remember_ack(self, msg_serial: int, result: PublishResult) -> None:
+        """Keep what a publish came to, as a tuple of serials rather than its ACK frame: the collector walks four
+        objects an ACK frame, and a busy server's remembered ones were nine in ten of all it had to walk."""
+        self.acks[msg_serial] = result if isinstance(result, AblyError) else tuple(result)
         while len(self.acks) > ACK_MEMORY:
             self.acks.popitem(last=False)
 
@@ -430,7 +433,7 @@ class _Session:
             raise bad_request("MESSAGE and PRESENCE frames need an integer msgSerial")
         previous = self._connection.acks.get(msg_serial)
         if previous is not None:
-            self._socket.send_frame(previous)
+            self._socket.send_frame(_ack_frame(msg_serial, previous))
             return
         if self._rollup.hold(msg_serial, frame):
             return
@@ -475,13 +478,8 @@ class _Session:
             )
 
     def _ack(self, msg_serial: int, result: PublishResult) -> None:
-        if isinstance(result, AblyError):
-            frame = {"action": int(Action.NACK), "msgSerial": msg_serial, "count": 1, "error": result.to_wire()}
-        else:
-            frame = {"action": int(Action.ACK), "msgSerial": msg_serial, "count": 1,
-                     "res": [{"serials": result}]}
-        self._connection.remember_ack(msg_serial, frame)
-        self._socket.send_frame(frame)
+        self._connection.remember_ack(msg_serial, result)
+        self._socket.send_frame(_ack_frame(msg_serial, result))
 
     # --- auth and liveness ---
 
@@ -531,6 +529,13 @@ def _ping_after(client_timeout_s: float) -> float | None:
     an event loop blocked past the ping's deadline (a third of the timeout) or a dead network path does not.
     """
     return client_timeout_s * 2 / 3 if client_timeout_s > 0 else None
+
+
+def _ack_frame(msg_serial: int, result: PublishResult | Remembered) -> dict[str, Any]:
+    """The ACK of a publish (with the serials it was given), or its NACK."""
+    if isinstance(result, AblyError):
+        return {"action": int(Action.NACK), "msgSerial": msg_serial, "count": 1, "error": result.to_wire()}
+    return {"action": int(Action.ACK), "msgSerial": msg_serial, "count": 1, "res": [{"serials": list(result)}]}
 
 
 def _rollup_window(value: str | None, default_ms: int) -> float:

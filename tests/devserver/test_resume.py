@@ -116,3 +116,28 @@ async def test_a_channel_attached_again_over_the_same_socket_resumes_with_nothin
         assert again["channelSerial"] > before, "where the socket is, past the message it was sent"
         await raw.send({"action": 15, "channel": channel_name, "msgSerial": 1, "messages": [{"data": "next"}]})
         assert [m["data"] for m in await raw.messages(1)] == ["next"], "nothing replayed"
+
+
+async def test_a_publish_sent_again_with_its_msg_serial_is_acked_as_before_and_not_published_twice(server,
+                                                                                                 channel_name):
+    """What a resumed SDK does with a publish whose ACK it missed: the server answers from what it remembers (the
+    same serials; a NACK again for a refused one), and the channel holds the message once."""
+    publish = {"action": 15, "channel": channel_name, "msgSerial": 0, "messages": [{"name": "n", "data": "once"}]}
+    refused = {"action": 15, "channel": channel_name, "msgSerial": 1, "messages": [{"data": 5}]}
+    async with raw_connection(server) as publisher:
+        await publisher.expect(4)
+        await publisher.send(publish)
+        first = await publisher.expect(1)
+        await publisher.send(refused)
+        nack = await publisher.expect(2)
+        await publisher.send(publish)
+        await publisher.send(refused)
+        assert await publisher.expect(1) == first
+        assert await publisher.expect(2) == nack
+    async with raw_connection(server) as reader:
+        await reader.expect(4)
+        await reader.send({"action": 10, "channel": channel_name, "params": {"rewind": "10"}})
+        await reader.expect(11)
+        assert [message["data"] for message in await reader.messages(1)] == ["once"]
+        await reader.send({"action": 15, "channel": channel_name, "msgSerial": 0, "messages": [{"data": "later"}]})
+        assert [message["data"] for message in await reader.messages(1)] == ["later"], "nothing else came before it"
