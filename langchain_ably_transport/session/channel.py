@@ -90,7 +90,7 @@ class ChannelWriter:
         if self._waiting_appends.get(serial) is waiting:
             del self._waiting_appends[serial]
         merged, sent_at = waiting.merged(), time.monotonic()
-        sent = append_now(self.channel, Message(serial=serial, **_mutation(merged)))
+        sent = append_now(self.channel, serial, merged.data, merged.extras)
         return self._echoed_at_ack(sent_at, sent, lambda result: [self._as_echoed(merged, Action.APPEND, serial)])
 
     async def update(self, serial: str, message: WireMessage) -> Any:
