@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,11 +101,14 @@ class Connection:
 
 
 class Socket:
-    """One WebSocket: an ordered outbound queue drained by a writer task, and the encoding in use.
+    """One WebSocket: its frames in order, and the encoding in use.
 
     Every frame passes `after_commit` (the store's): while the event-loop turn's writes are not committed yet, a
     frame waits for them, so an ACK never goes out before what it acknowledges is durable, and frames keep their
-    order on the socket.
+    order on the socket. The first frame of a turn for an idle socket is written at once; the writer task takes
+    the frames after it (at the end of the turn, merged as `coalesce` merges them), and those that come while a
+    write waits (the client reads slowly), after finishing that write. Waking the writer for every frame cost a
+    turn of the loop each, which a busy server runs late: each ACK and each delivery waited for one.
     """
 
     def __init__(self, ws: web.WebSocketResponse, wire_format: str, max_queue: int,
@@ -113,7 +116,9 @@ class Socket:
         self.ws = ws
         self._after_commit = after_commit
         self.wire_format = wire_format
-        self._queue: asyncio.Queue[Outbound | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Outbound | _UnfinishedWrite | None] = asyncio.Queue()
+        self._idle = False  # the writer waits for a frame
+        self._wrote_this_turn = False
         self._max_queue = max_queue
         self._linger = 0.0
         self._writer = asyncio.create_task(self._write())
@@ -126,6 +131,9 @@ class Socket:
         if outbound is None:
             self._queue.put_nowait(None)
             return
+        if self._idle and not self._wrote_this_turn and self._queue.empty():
+            self._write_now(outbound)
+            return
         if self._queue.qsize() >= self._max_queue:
             log.warning("dropping a socket that does not read: %d frames queued", self._queue.qsize())
             self.abort()
@@ -135,16 +143,31 @@ class Socket:
     def send_frame(self, frame: dict[str, Any]) -> None:
         self.send(Outbound(frame))
 
+    def _end_turn(self) -> None:
+        self._wrote_this_turn = False
+
+    def _write_now(self, outbound: Outbound) -> None:
+        """Write `outbound` in this turn. aiohttp's send awaits only to drain a full buffer: a write that must wait
+        is handed to the writer task, which finishes it before it takes the frames queued behind it."""
+        self._wrote_this_turn = True
+        asyncio.get_running_loop().call_soon(self._end_turn)
+        sending = _sent(self.ws, outbound.encoded(self.wire_format))
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            self.sent_at = time.monotonic()
+        except (ConnectionError, RuntimeError):  # the socket is closing, as the writer would find
+            self.abort()
+        else:
+            self._queue.put_nowait(_UnfinishedWrite(sending, waiting))
+
     async def _write(self) -> None:
         try:
             closing = False
             while not closing:
                 batch, closing = await self._next_batch()
                 for payload in coalesce(batch, self.wire_format):
-                    if isinstance(payload, bytes):
-                        await self.ws.send_bytes(payload)
-                    else:
-                        await self.ws.send_str(payload)
+                    await _sent(self.ws, payload)
                 self.sent_at = time.monotonic()
             if self._linger:
                 await self._await_peer_close(self._linger)
@@ -156,9 +179,19 @@ class Socket:
     async def _next_batch(self) -> tuple[list[Outbound], bool]:
         """The frames queued since the last write (what the event-loop turns since made), to be sent in as few
         frames as they merge into; and whether the socket closes after them."""
-        outbound = await self._queue.get()
+        self._idle = True
+        try:
+            outbound = await self._queue.get()
+        finally:
+            self._idle = False
+        if isinstance(outbound, _UnfinishedWrite):
+            await outbound.finish()
+            if self._queue.empty():
+                return [], False
+            outbound = self._queue.get_nowait()
         batch: list[Outbound] = []
         while outbound is not None:
+            assert not isinstance(outbound, _UnfinishedWrite)  # only ever first: written when nothing was queued
             batch.append(outbound)
             if self._queue.empty():
                 return batch, False
@@ -185,6 +218,31 @@ class Socket:
     async def closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
+
+
+def _sent(ws: web.WebSocketResponse, payload: str | bytes) -> Coroutine[Any, Any, None]:
+    return ws.send_bytes(payload) if isinstance(payload, bytes) else ws.send_str(payload)
+
+
+class _UnfinishedWrite:
+    """A write begun in the caller's turn that waits (on `waiting`, what it awaited) to drain the socket's buffer."""
+
+    def __init__(self, sending: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._sending = sending
+        self._waiting = waiting
+
+    async def finish(self) -> None:
+        """Resume the write each time what it awaits is done, as a task would, until it returns or raises."""
+        waiting = self._waiting
+        while True:
+            if isinstance(waiting, asyncio.Future):
+                await asyncio.wait((waiting,))
+            else:  # a bare yield: it only let others run
+                await asyncio.sleep(0)
+            try:
+                waiting = self._sending.send(None)
+            except StopIteration:
+                return
 
 
 class RealtimeServer:
