@@ -95,6 +95,10 @@ Each fix: what ably-python 3.1.4 does, what replaces it, and the test that prove
    restored meanwhile by a token renewal) replaces it without cancelling it, so `close` cancels only the last: the
    first fires later and opens the closed client, which then retries for good. `_retry_timer_replacing` cancels the
    timer it replaces. tests/sdk/test_fixes.py::test_close_cancels_a_retry_timer_another_replaced
+21. Every REST request goes through httpx, about half the CPU of a history read (its models, httpcore's pool,
+   anyio), and an agent reads history twice a run (11% of its CPU at 200 sessions). `rest_reads` sends a GET on
+   keep-alive HTTP/1.1 connections of the client's own (h11 on asyncio streams) and leaves the rest to the SDK: an
+   error status, a failure, other methods, a client with a proxy configured. tests/sdk/test_rest_reads.py
 
 The replacements are class-level, so they reach clients built before `adopt`. A client handed over as soon as it
 is built (before the event loop runs its first connection attempt) connects with all of them. One that connected
@@ -136,7 +140,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.frames import Frame, Opcode
 
 from ..errors import ConfigurationError, UnsupportedSdkError
-from . import outbox
+from . import outbox, rest_reads
 
 log = logging.getLogger(__name__)
 _MODULES_WITH_TIMERS = (realtime_channel, connectionmanager, websockettransport)  # each imported `Timer` by name
@@ -166,6 +170,7 @@ def install() -> None:
     if not getattr(ConnectionDetails.from_dict, "keeps_inbound_rate", False):
         ConnectionDetails.from_dict = _details_with_inbound_rate(ConnectionDetails.from_dict)  # type: ignore
     outbox.install()
+    rest_reads.install()
     if Auth._Auth__authorize_when_necessary is not _authorize_when_necessary:  # type: ignore[attr-defined]
         Auth._Auth__authorize_when_necessary = _authorize_when_necessary  # type: ignore[attr-defined]
     if not getattr(EventEmitter.off, "forgets", False):
@@ -196,7 +201,8 @@ def install() -> None:
 def installed() -> bool:
     """Whether `install` has run in this process."""
     return (websockettransport.WebSocketTransport.connect is _connect_with_port and outbox.installed()
-            and getattr(Auth.request_token, "names_client", False) and realtime_channel.Timer is _LoopTimer)
+            and getattr(Auth.request_token, "names_client", False) and realtime_channel.Timer is _LoopTimer
+            and rest_reads.installed())
 
 
 def adopt(client: AblyRealtime) -> AblyRealtime:
@@ -540,7 +546,17 @@ class _HttpxSharingTls:
 
 class _AcyclicAsyncClient(httpx.AsyncClient):
     """httpx's `AsyncClient`, but a response read in full keeps its bytes as its stream, not a stream bound to the
-    response (14): the response is then freed when the SDK is done with it, not by the collector."""
+    response (14): the response is then freed when the SDK is done with it, not by the collector. It holds the
+    client's kept connections for reads (21), closed with it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = rest_reads.KeepAliveConnections.for_client(kwargs.get("verify"))
+
+    async def aclose(self) -> None:
+        if self.reads is not None:
+            self.reads.close()
+        await super().aclose()
 
     async def send(self, request: httpx.Request, *args: Any, stream: bool = False, **kwargs: Any) -> httpx.Response:
         response = await super().send(request, *args, stream=stream, **kwargs)
