@@ -6,7 +6,8 @@ checkpoints, and a second would make both wait, more with every token (measured:
 `benchmarks/replicas.py`). A process serving hundreds of sessions on one connection makes every reply wait its
 turn. The pool places each session on a connection for the session's life (its lease), on the least busy one, and
 opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the server's
-announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A session back for
+announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`; a burst of sessions
+opens the connections it needs at the same time (up to `OPENINGS_AT_ONCE`), not one after another. A session back for
 another turn goes to the connection it had while that has room (its lingering session and its thread's records are
 there), else it is placed anew: two streams on one connection would both be paced, each token later than the last.
 A connection that has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is
@@ -50,6 +51,7 @@ from .sdk.states import has_ended
 log = logging.getLogger(__name__)
 
 ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
+OPENINGS_AT_ONCE = 8  # connections a burst of sessions opens at the same time
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
@@ -131,7 +133,8 @@ class ConnectionPool:
         self._budget = None if account_rate is None else TokenBucket(lambda: account_rate)
         self._connections: list[_Connection] = []
         self._homes: OrderedDict[str, _Connection] = OrderedDict()
-        self._opening: asyncio.Future[_Connection] | None = None
+        self._openings: set[asyncio.Future[_Connection]] = set()
+        self._placing = 0  # sessions in `_place`, waiting for a connection with room
         self._opened = self._closed = 0
         self._rehoming: asyncio.Future[None] | None = None
         self._ending = False
@@ -142,8 +145,8 @@ class ConnectionPool:
 
     async def __aexit__(self, *exc: object) -> None:
         self._ending = True
-        if self._rehoming is not None:
-            await asyncio.wait([self._rehoming])  # a connection it opens is closed with the others
+        if waiting := [opening for opening in (self._rehoming, *self._openings) if opening is not None]:
+            await asyncio.wait(waiting)  # a connection they open is closed with the others
         for connection in list(self._connections):
             await self._close(connection)
 
@@ -210,20 +213,40 @@ class ConnectionPool:
             self._homes.popitem(last=False)
 
     async def _place(self) -> _Connection:
-        """The least busy connection with room; sessions arriving while one opens wait for it, then are placed
-        again, so that a burst fills the new connection and opens the next rather than piling onto one."""
-        while True:
-            least = self._least_busy()
-            if not self._full(least) or len(self._connections) >= self._max:
-                return least
-            if self._opening is None or self._opening.done():  # not a callback's clearing it: a caller may come first
-                self._opening = asyncio.ensure_future(self._open())
-            try:
-                await asyncio.shield(self._opening)
-            except Exception as error:  # the account's connection limit, or a network fault: serve on the open
-                log.warning("could not open another connection (%s): serving on the %d open", error,
-                            len(self._connections))
-                return self._least_busy()
+        """The least busy connection with room. Sessions that find none wait for connections opened for them, as
+        many at once as they fill (up to `OPENINGS_AT_ONCE` and the ceiling), and are placed again as each opens:
+        a burst of sessions waits about one opening, not one after another, and fills the new connections rather
+        than piling onto one for life."""
+        self._placing += 1
+        try:
+            while True:
+                least = self._least_busy()
+                if not self._full(least):
+                    return least
+                self._open_for_waiting(self._capacity(least))
+                if not self._openings:  # at the ceiling: the least busy takes one more
+                    return least
+                opened, _ = await asyncio.wait(set(self._openings), return_when=asyncio.FIRST_COMPLETED)
+                if failures := [o.exception() for o in opened if not o.cancelled() and o.exception() is not None]:
+                    # the account's connection limit, or a network fault: serve on the open
+                    log.warning("could not open another connection (%s): serving on the %d open", failures[0],
+                                len(self._connections))
+                    return self._least_busy()
+        finally:
+            self._placing -= 1
+
+    def _open_for_waiting(self, capacity: int) -> None:
+        """Start openings until those under way hold every session waiting, within the limits."""
+        while len(self._openings) * capacity < self._placing and len(self._openings) < OPENINGS_AT_ONCE \
+                and len(self._connections) + len(self._openings) < self._max:
+            opening = asyncio.ensure_future(self._open())
+            self._openings.add(opening)
+            opening.add_done_callback(self._opening_done)
+
+    def _opening_done(self, opening: asyncio.Future[_Connection]) -> None:
+        self._openings.discard(opening)
+        if not opening.cancelled():
+            opening.exception()  # retrieved: the sessions that waited for it say it failed
 
     def _least_busy(self) -> _Connection:
         """The open connection holding the fewest sessions; the home if Ably ended every other."""

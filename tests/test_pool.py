@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from langchain_ably_transport import (
     connect,
     ledger,
 )
+from langchain_ably_transport import pool as pool_module
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.sdk.states import echoes_own_messages
@@ -55,6 +57,31 @@ async def test_sessions_that_arrive_together_are_spread_over_the_connections_ope
 
         await asyncio.gather(*(lease(name) for name in _names(8)))
         assert sorted(pool.stats().per_connection) == [2, 2, 2, 2]
+
+
+async def test_a_burst_of_sessions_opens_its_connections_at_the_same_time(server, monkeypatch):
+    """Sessions that find every connection full wait for connections opened for them together, up to
+    `OPENINGS_AT_ONCE`, not one after another: at 200 sessions in `benchmarks/load.py`, the users who arrived
+    first waited up to 5 s for their first token while the pool opened its connections one at a time."""
+    monkeypatch.setattr(pool_module, "OPENINGS_AT_ONCE", 3)
+    async with ConnectionPool(server.key, server.url, max_connections=8, streams_per_connection=1) as pool, \
+            contextlib.AsyncExitStack() as leases:
+        under_way, peak = 0, 0
+        open_connection = pool._open
+
+        async def counted() -> Any:
+            nonlocal under_way, peak
+            under_way += 1
+            peak = max(peak, under_way)
+            try:
+                return await open_connection()
+            finally:
+                under_way -= 1
+
+        pool._open = counted
+        held = await asyncio.gather(*(leases.enter_async_context(pool.lease(name)) for name in _names(7)))
+        assert peak == 3, "the connections were opened one at a time"
+        assert len({id(client) for client in held}) == 7 and pool.stats().per_connection == [1] * 7
 
 
 async def test_a_watched_session_keeps_its_connection_open_without_taking_a_streams_place(server):
