@@ -25,6 +25,7 @@ bench: $(PY_READY) $(JS_READY)
 	$(BIN)/python benchmarks/devserver_store.py
 	$(BIN)/python benchmarks/checkpoint_saver.py
 	$(BIN)/python benchmarks/checkpoint_read.py
+	$(BIN)/python benchmarks/rest_reads.py
 	$(BIN)/python benchmarks/session_streaming.py
 	$(BIN)/python benchmarks/callback_handler.py
 	$(BIN)/python benchmarks/graph_serving.py

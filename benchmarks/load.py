@@ -46,7 +46,7 @@ dev server, the users and the probe below the agent, so that the agent comes fir
 Reproduce (about 8 minutes: a 1-minute baseline, then each load phase, `--minutes`, default 2):
 
     .venv/bin/python benchmarks/load.py [--minutes 2] [--sessions 50 200] [--session-linger-s 30] [--serving transport]
-        [--harness-nice 10] [--agent-core 1]
+        [--harness-nice 10] [--agent-core 1] [--openings-at-once 8]
 """
 
 from __future__ import annotations
@@ -329,12 +329,13 @@ async def _ui_chunks(stream: AsyncIterator[BaseMessage]) -> AsyncIterator[dict[s
 
 
 async def run_agent(url: str, key: str, connections: int, warm_threads: int, tokens: int, rate: float,
-                    linger_s: float, gc_threshold: tuple[int, ...] | None, serving: str) -> None:
+                    linger_s: float, gc_threshold: tuple[int, ...] | None, serving: str, openings_at_once: int) -> None:
     quiet_sdk_logs()
     counter = WarningCounter()
     logging.getLogger("langchain_ably_transport").addHandler(counter)
     async with contextlib.AsyncExitStack() as stack:
-        pool = await stack.enter_async_context(ConnectionPool(key, url, client_id="agent", max_connections=connections))
+        pool = await stack.enter_async_context(ConnectionPool(key, url, client_id="agent", max_connections=connections,
+                                                              openings_at_once=openings_at_once))
         model = StampingModel(tokens=tokens, rate=rate)
         pauses = CollectorPauses()
         alone = serving == "transport"
@@ -556,7 +557,7 @@ def run_phase(phase: Phase, server: RunningServer, settings: argparse.Namespace,
     url, key = server.url, server.key
     agent = child("--agent", url, key, settings.max_connections, settings.warm_threads, settings.reply_tokens,
                   settings.token_rate, settings.session_linger_s, ",".join(map(str, phase.gc_threshold or ())),
-                  settings.serving, stdout=subprocess.PIPE, place=settings.placement.agent)
+                  settings.serving, settings.openings_at_once, stdout=subprocess.PIPE, place=settings.placement.agent)
     try:
         ready = json.loads(agent.stdout.readline() or "{}")  # type: ignore[union-attr]
         if "port" not in ready:
@@ -678,7 +679,8 @@ def _merged_pauses(per_process: list[dict[str, dict[str, float]]]) -> str:
 
 def report(phases: list[Phase], settings: argparse.Namespace, load_before: str) -> str:
     lines = [
-        f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections, "
+        f"One agent process, a ConnectionPool of at most {settings.max_connections} Ably connections (opened "
+        f"{settings.openings_at_once} at a time), "
         f"{SERVING[settings.serving]}; dev server with Ably's limits; replies of {settings.reply_tokens} tokens at "
         f"{settings.token_rate:g} tokens/s, users think {THINK_S[0]:g}-{THINK_S[1]:g} s and start a new conversation "
         f"every {settings.turns} turns; the saver keeps {settings.warm_threads} threads warm; sessions linger "
@@ -768,6 +770,8 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
     parser.add_argument("--sessions", type=positive, nargs="+", default=[50, 200])
     parser.add_argument("--max-connections", type=positive, default=100, help="the pool's ceiling")
+    parser.add_argument("--openings-at-once", type=positive, default=1,
+                        help="ConnectionPool(openings_at_once=): connections a burst of sessions opens at a time")
     parser.add_argument("--warm-threads", type=positive, default=256, help="threads the saver keeps warm")
     parser.add_argument("--turns", type=positive, default=5, help="turns of a conversation; then a new one")
     parser.add_argument("--user-processes", type=positive, default=5)
@@ -795,9 +799,9 @@ def parse_settings(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--agent":
-        url, key, connections, warm, tokens, rate, linger, threshold, serving = sys.argv[2:11]
+        url, key, connections, warm, tokens, rate, linger, threshold, serving, at_once = sys.argv[2:12]
         asyncio.run(run_agent(url, key, int(connections), int(warm), int(tokens), float(rate), float(linger),
-                              tuple(map(int, threshold.split(","))) if threshold else None, serving))
+                              tuple(map(int, threshold.split(","))) if threshold else None, serving, int(at_once)))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
         url, key, seconds, out = sys.argv[2:6]

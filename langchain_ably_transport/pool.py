@@ -6,8 +6,10 @@ checkpoints, and a second would make both wait, more with every token (measured:
 `benchmarks/replicas.py`). A process serving hundreds of sessions on one connection makes every reply wait its
 turn. The pool places each session on a connection for the session's life (its lease), on the least busy one, and
 opens another when every connection holds as many sessions as fit (`streams_per_connection`, from the server's
-announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`; a burst of sessions
-opens the connections it needs at the same time (up to `OPENINGS_AT_ONCE`), not one after another. A session back for
+announced `maxInboundRate`, the pacer's share and the rollup window), up to `max_connections`. A burst of sessions
+opens the connections it needs `openings_at_once` at a time: one by default, which spreads the burst's session
+openings over the time the connections take and keeps the tail of the replies already streaming; more brings the
+burst's first tokens sooner (docs/deploy.md gives both, measured). A session back for
 another turn goes to the connection it had while that has room (its lingering session and its thread's records are
 there), else it is placed anew: two streams on one connection would both be paced, each token later than the last.
 A connection that has held no session for `idle_close_s` is closed, down to one. Every publish on a connection is
@@ -51,7 +53,6 @@ from .sdk.states import has_ended
 log = logging.getLogger(__name__)
 
 ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
-OPENINGS_AT_ONCE = 8  # connections a burst of sessions opens at the same time
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
@@ -119,13 +120,14 @@ class ConnectionPool:
         account_rate: messages a second all the pool's connections may publish together (your Ably account's
             rate, or this process's share of it); None: no such limit is kept to, and the account's refusals
             are waited out as they come.
+        openings_at_once: connections a burst of sessions that finds every connection full opens at the same time.
     """
 
     def __init__(self, key: str | None = None, endpoint: str | None = None, *, max_connections: int = 16,
                  streams_per_connection: int | None = None, idle_close_s: float = 60.0,
-                 account_rate: float | None = None, **options: Any) -> None:
-        if max_connections < 1:
-            raise ConfigurationError("max_connections must be at least 1")
+                 account_rate: float | None = None, openings_at_once: int = 1, **options: Any) -> None:
+        if max_connections < 1 or openings_at_once < 1:
+            raise ConfigurationError("max_connections and openings_at_once must be at least 1")
         self._connect_args = (key, endpoint, options)
         self._max = max_connections
         self._streams = streams_per_connection
@@ -134,6 +136,7 @@ class ConnectionPool:
         self._connections: list[_Connection] = []
         self._homes: OrderedDict[str, _Connection] = OrderedDict()
         self._openings: set[asyncio.Future[_Connection]] = set()
+        self._openings_at_once = openings_at_once
         self._placing = 0  # sessions in `_place`, waiting for a connection with room
         self._opened = self._closed = 0
         self._rehoming: asyncio.Future[None] | None = None
@@ -213,10 +216,9 @@ class ConnectionPool:
             self._homes.popitem(last=False)
 
     async def _place(self) -> _Connection:
-        """The least busy connection with room. Sessions that find none wait for connections opened for them, as
-        many at once as they fill (up to `OPENINGS_AT_ONCE` and the ceiling), and are placed again as each opens:
-        a burst of sessions waits about one opening, not one after another, and fills the new connections rather
-        than piling onto one for life."""
+        """The least busy connection with room. Sessions that find none wait for connections opened for them (as
+        many at once as they fill, up to `openings_at_once` and the ceiling) and are placed again as each opens: a
+        burst fills the new connections rather than piling onto one for life."""
         self._placing += 1
         try:
             while True:
@@ -237,7 +239,7 @@ class ConnectionPool:
 
     def _open_for_waiting(self, capacity: int) -> None:
         """Start openings until those under way hold every session waiting, within the limits."""
-        while len(self._openings) * capacity < self._placing and len(self._openings) < OPENINGS_AT_ONCE \
+        while len(self._openings) * capacity < self._placing and len(self._openings) < self._openings_at_once \
                 and len(self._connections) + len(self._openings) < self._max:
             opening = asyncio.ensure_future(self._open())
             self._openings.add(opening)

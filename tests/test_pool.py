@@ -21,7 +21,6 @@ from langchain_ably_transport import (
     connect,
     ledger,
 )
-from langchain_ably_transport import pool as pool_module
 from langchain_ably_transport.devserver import RunningServer, spawn
 from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.sdk.states import echoes_own_messages
@@ -59,12 +58,12 @@ async def test_sessions_that_arrive_together_are_spread_over_the_connections_ope
         assert sorted(pool.stats().per_connection) == [2, 2, 2, 2]
 
 
-async def test_a_burst_of_sessions_opens_its_connections_at_the_same_time(server, monkeypatch):
-    """Sessions that find every connection full wait for connections opened for them together, up to
-    `OPENINGS_AT_ONCE`, not one after another: at 200 sessions in `benchmarks/load.py`, the users who arrived
-    first waited up to 5 s for their first token while the pool opened its connections one at a time."""
-    monkeypatch.setattr(pool_module, "OPENINGS_AT_ONCE", 3)
-    async with ConnectionPool(server.key, server.url, max_connections=8, streams_per_connection=1) as pool, \
+@pytest.mark.parametrize("at_once", [1, 3])
+async def test_a_burst_of_sessions_opens_its_connections_as_many_at_a_time_as_asked(server, at_once):
+    """Sessions that find every connection full wait for connections opened for them, `openings_at_once` at a time
+    (one by default), and are each placed on one of them."""
+    options = {} if at_once == 1 else {"openings_at_once": at_once}
+    async with ConnectionPool(server.key, server.url, max_connections=8, streams_per_connection=1, **options) as pool, \
             contextlib.AsyncExitStack() as leases:
         under_way, peak = 0, 0
         open_connection = pool._open
@@ -80,7 +79,7 @@ async def test_a_burst_of_sessions_opens_its_connections_at_the_same_time(server
 
         pool._open = counted
         held = await asyncio.gather(*(leases.enter_async_context(pool.lease(name)) for name in _names(7)))
-        assert peak == 3, "the connections were opened one at a time"
+        assert peak == at_once
         assert len({id(client) for client in held}) == 7 and pool.stats().per_connection == [1] * 7
 
 
