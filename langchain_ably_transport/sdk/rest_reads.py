@@ -18,14 +18,16 @@ import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h11
 import httpx
 from ably.http import http as ably_http
 from ably.http.httputils import HttpUtils
 from ably.rest.auth import Auth
 from ably.util.exceptions import AblyException
+
+if TYPE_CHECKING:  # h11 is imported where a read is made: httpx imports it only with its first client, too
+    import h11
 
 log = logging.getLogger(__name__)
 IDLE_KEPT = 4  # idle connections kept per origin: a client's reads seldom overlap more
@@ -59,6 +61,8 @@ class KeepAliveConnections:
                   request_timeout: float) -> httpx.Response | None:
         """The 2xx response to GET `target`, or None (an error status, or a failure: logged) for the SDK to do again.
         A kept connection that fails (the server closed it while idle) is dropped and the read tried on the next."""
+        import h11
+
         if self._closed or (origin[0] == "https" and self._tls is None):
             return None
         try:
@@ -118,6 +122,8 @@ class _Connection:
     """One HTTP/1.1 connection: a request at a time, its response read in full."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
         self._reader = reader
         self._writer = writer
         self._protocol = h11.Connection(h11.CLIENT)
@@ -131,6 +137,8 @@ class _Connection:
 
     async def exchange(self, request: h11.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Send `request`; its response's status, headers and body."""
+        import h11
+
         protocol = self._protocol
         self._writer.write(protocol.send(request) + protocol.send(h11.EndOfMessage()))
         await self._writer.drain()
@@ -156,6 +164,8 @@ class _Connection:
     def next_cycle(self) -> bool:
         """Ready for the next request; False when the exchange left the connection unusable (the server's
         `Connection: close`, say)."""
+        import h11
+
         if self._protocol.our_state is not h11.DONE or self._protocol.their_state is not h11.DONE:
             return False
         self._protocol.start_next_cycle()
