@@ -18,7 +18,6 @@ Reproduce, from the project root (about 30 s):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import statistics
@@ -26,7 +25,7 @@ import time
 import uuid
 
 from checkpoint_saver import COLD_WINDOW, build_thread
-from common import BenchmarkError, load_average, load_line, percentile, positive, quiet_sdk_logs
+from common import BenchmarkError, load_line, percentile, run_sampled
 
 from langchain_ably_transport import AblySaver, connect
 from langchain_ably_transport.devserver import spawn
@@ -81,13 +80,7 @@ def report(times: dict[int, list[float]], load_before: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=positive, default=300)
-    args = parser.parse_args()
-    quiet_sdk_logs()
-    before = load_average()
-    times = asyncio.run(asyncio.wait_for(measure(args.samples), 600))
-    print(report(times, before))
+    run_sampled(__doc__.split("\n\n")[0], 300, measure, report)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ the same in every script live here; a script's own variant stays in the script.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
 import os
 import statistics
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 
 class BenchmarkError(RuntimeError):
@@ -62,6 +64,18 @@ def positive(text: str) -> int:
 def quiet_sdk_logs() -> None:
     """ably-python logs every publish failed by a cut-off connection; the reports say it once instead."""
     logging.getLogger("ably").setLevel(logging.CRITICAL)
+
+
+def run_sampled(description: str, samples: int, measure: Callable[[int], Awaitable[Any]],
+                report: Callable[[Any, str], str], timeout_s: float = 600.0) -> None:
+    """A sampling benchmark's `main`: `--samples` (default `samples`), the SDK's logs quiet, the load average taken
+    before, `measure(samples)` bounded by `timeout_s`, and `report(its result, the load before)` printed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--samples", type=positive, default=samples)
+    args = parser.parse_args()
+    quiet_sdk_logs()
+    before = load_average()
+    print(report(asyncio.run(asyncio.wait_for(measure(args.samples), timeout_s)), before))
 
 
 # --- the machine ---

@@ -17,7 +17,6 @@ Reproduce, from the project root (about 10 s):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import statistics
@@ -27,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from common import BenchmarkError, cell, load_average, load_line, percentile, positive, quiet_sdk_logs, ratio
+from common import BenchmarkError, cell, load_line, percentile, ratio, run_sampled
 
 from langchain_ably_transport import connect
 from langchain_ably_transport.devserver import spawn
@@ -88,7 +87,8 @@ async def measure(samples: int) -> dict[tuple[str, str], list[tuple[float, float
             return times
 
 
-def report(times: dict[tuple[str, str], list[tuple[float, float]]], samples: int, load_before: str) -> str:
+def report(times: dict[tuple[str, str], list[tuple[float, float]]], load_before: str) -> str:
+    samples = len(next(iter(times.values())))
     lines = [f"A history page of {MESSAGES} messages read over REST from the dev server, {samples} reads each way, "
              f"alternating; baseline: {WAYS[0]}", load_line(load_before), "",
              f"{'read':<30}{'way':<18}{'CPU p50 ms':>11}{'CPU p99 ms':>11}{'vs base':>9}{'clock p50':>10}"
@@ -107,13 +107,7 @@ def report(times: dict[tuple[str, str], list[tuple[float, float]]], samples: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=positive, default=400)
-    args = parser.parse_args()
-    quiet_sdk_logs()
-    before = load_average()
-    times = asyncio.run(asyncio.wait_for(measure(args.samples), 600))
-    print(report(times, args.samples, before))
+    run_sampled(__doc__.split("\n\n")[0], 400, measure, report)
 
 
 if __name__ == "__main__":

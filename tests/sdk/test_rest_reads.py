@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -139,28 +139,31 @@ async def _http_server(answer: Callable[[int, int], str], tls: ssl.SSLContext | 
         await listening.wait_closed()
 
 
-async def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_answered():
+@pytest.fixture
+def reads() -> Iterator[KeepAliveConnections]:
+    """Kept connections for plain HTTP, closed after the test."""
+    connections = KeepAliveConnections(None)
+    yield connections
+    connections.close()
+
+
+async def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_answered(reads):
     async with _http_server(lambda connection, request: "close" if request == 1 else "answer") as (origin, carried):
-        reads = KeepAliveConnections(None)
         first = await reads.get(origin, "/a", {}, 4, 10)
         second = await reads.get(origin, "/b", {}, 4, 10)  # the kept one is closed on it: a new one answers
-        reads.close()
     assert first is not None and first.status_code == 200
     assert second is not None and second.json() == []
     assert carried == [2, 1]
 
 
-async def test_a_read_that_fails_on_a_new_connection_is_left_to_the_sdk():
+async def test_a_read_that_fails_on_a_new_connection_is_left_to_the_sdk(reads):
     async with _http_server(lambda connection, request: "close") as (origin, carried):
-        reads = KeepAliveConnections(None)
         assert await reads.get(origin, "/a", {}, 4, 10) is None
-        reads.close()
     assert carried == [1]
 
 
-async def test_a_read_cancelled_midway_keeps_no_half_read_connection():
+async def test_a_read_cancelled_midway_keeps_no_half_read_connection(reads):
     async with _http_server(lambda connection, request: "hold" if connection == 0 else "answer") as (origin, carried):
-        reads = KeepAliveConnections(None)
         held = asyncio.ensure_future(reads.get(origin, "/held", {}, 4, 10))
         while not carried:
             await asyncio.sleep(0.01)
@@ -168,16 +171,13 @@ async def test_a_read_cancelled_midway_keeps_no_half_read_connection():
         with pytest.raises(asyncio.CancelledError):
             await held
         answered = await reads.get(origin, "/next", {}, 4, 10)
-        reads.close()
     assert answered is not None and answered.status_code == 200
     assert carried == [1, 1], "the cancelled read's connection was used again"
 
 
-async def test_a_read_that_times_out_is_left_to_the_sdk():
+async def test_a_read_that_times_out_is_left_to_the_sdk(reads):
     async with _http_server(lambda connection, request: "hold") as (origin, carried):
-        reads = KeepAliveConnections(None)
         assert await reads.get(origin, "/slow", {}, 4, 0.2) is None
-        reads.close()
     assert carried == [1]
 
 
