@@ -22,6 +22,12 @@ the next session is placed: nothing more is placed on it, and its sessions are p
 The pool's connections ask Ably not to echo their own messages (`echo=false`): the sessions on them fold what they
 publish at its ACK (`session.channel.ChannelWriter.on_sent`). An agent's own appends are most of what its sessions'
 channels carry, and each echo was one more message for Ably to send and for the agent to read, decode and fold.
+They also ask Ably not to roll their appends up (`appendRollupWindow=0`): the encoder already sends a stream at most
+once per 40 ms window, so Ably's window only held back an append that reached it a little early, for the rest of
+its window (23% of the appends at 200 sessions in `benchmarks/load.py`, whose agent's loop runs a few ms late now and
+then; a tenth of those waited 15 ms or more), and it merged almost none. What Ably delivers and bills is what the
+encoder sends. A caller's own `transport_params["appendRollupWindow"]` is kept: pass 40 for sessions that stream
+with `coalesce_window=0`.
 
 The pool's first connection (its `home`) stands for the whole pool wherever one client per process is enough
 (`pool_home`): the agent's one presence member, and its one watch of the agents' presence. A member and a watch per
@@ -52,7 +58,7 @@ from .sdk.states import has_ended
 
 log = logging.getLogger(__name__)
 
-ROLLUP_WINDOW_S = 0.040  # Ably's default append rollup: a stream publishes at most once per window
+ROLLUP_WINDOW_S = 0.040  # the encoder's window (Ably's default rollup): a stream publishes at most once per window
 HOMES_KEPT = 4096  # sessions whose connection is remembered after their lease ends (their thread stays there)
 
 _pool_homes: weakref.WeakKeyDictionary[AblyRealtime, AblyRealtime] = weakref.WeakKeyDictionary()
@@ -314,7 +320,7 @@ class ConnectionPool:
     async def _open(self) -> _Connection:
         key, endpoint, options = self._connect_args
         stack = AsyncExitStack()
-        client = await stack.enter_async_context(connect(key, endpoint, **_without_echo(options)))
+        client = await stack.enter_async_context(connect(key, endpoint, **_agent_options(options)))
         pacer_for(client).share(self._budget)
         if self._connections:
             _pool_homes[client] = self.home
@@ -346,10 +352,10 @@ class ConnectionPool:
         await connection.stack.aclose()
 
 
-def _without_echo(options: dict[str, Any]) -> dict[str, Any]:
-    """`options` for a connection that Ably does not send its own messages back to (`echo=false`): a session folds
-    what it publishes at its ACK (`session.channel.ChannelWriter.on_sent`), and an agent's own messages are most of
-    what its sessions' channels carry (every append of every reply), each one more to send, read and decode."""
+def _agent_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` for an agent's connection: no echo of its own messages (a session folds them at their ACK) and,
+    unless the caller chose a window, no rollup of its appends by Ably (the encoder's window is the rollup)."""
     params = dict(options.get("transport_params") or {})
     params["echo"] = "false"
+    params.setdefault("appendRollupWindow", "0")
     return {**options, "transport_params": params}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ably.types.message import Message
 
 from langchain_ably_transport import (
     LIVENESS_CHANNEL,
@@ -26,6 +27,7 @@ from langchain_ably_transport.graph import serve_graph
 from langchain_ably_transport.sdk.states import echoes_own_messages
 
 from .conftest import flood_until_failed
+from .devserver.helpers import Collector, eventually
 from .graph.graphs import chat_graph
 
 
@@ -510,3 +512,22 @@ async def test_a_pools_connections_are_not_echoed_and_its_sessions_fold_what_the
         assert await agents_view.wait_for(lambda: [m.content for m in agents_view.messages()] == expected, 5), \
             [m.content for m in agents_view.messages()]
         assert [m.content for m in view.messages()] == expected
+
+
+@pytest.mark.parametrize(("transport_params", "deliveries"), [(None, 4), ({"appendRollupWindow": 40}, 3)])
+async def test_a_pools_appends_are_not_rolled_up_by_ably_unless_the_caller_asks(server, clients, transport_params,
+                                                                                  deliveries):
+    """The encoder is the rollup: Ably's own window on a pool's connection only held back an append that reached it
+    early. Three appends sent at once reach a subscriber as three; under a 40 ms window the first goes out at once
+    and the next two are held and merged."""
+    session_name = _names(1)[0]
+    received = Collector()
+    await (await clients()).channels.get(session_name).subscribe(received.add)
+    options = {} if transport_params is None else {"transport_params": transport_params}
+    async with ConnectionPool(server.key, server.url, **options) as pool, pool.lease(session_name) as agent:
+        channel = agent.channels.get(session_name)
+        serial = (await channel.publish("reply", "")).serials[0]
+        await asyncio.gather(*(channel.append_message(Message(serial=serial, data=part)) for part in "abc"))
+        await eventually(lambda: "".join(received.data) == "abc")
+        await asyncio.sleep(0.1)  # past any window: nothing more arrives
+    assert len(received.messages) == deliveries, received.data
