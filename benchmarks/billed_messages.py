@@ -9,8 +9,8 @@ with Ably's limits and its 40 ms append rollup. The conversation is served three
 afresh (`DORMANT_BYTES_KEPT = 0`: a whole page of history read every turn, as before commit 05f9beb); as
 `serve_graph` does by default (the session's last core in the process is dormant, and the next one reads only the
 history since); with `session_linger_s` (the agent's session stays attached between turns); and by default on an
-agent connection that Ably does not echo (`echo=false`, as a `ConnectionPool`'s are: the session folds what it
-publishes at its ACK).
+agent connection as a `ConnectionPool` opens one: Ably does not echo it (`echo=false`: the session folds what it
+publishes at its ACK), nor rolls its appends up (`appendRollupWindow=0`: the encoder's window is the rollup).
 
 Counted per turn, at the two SDK clients (the counts are the server's deliveries, not estimates):
 - published: the agent's messages (the ledger's count for the run) and the user's (its input);
@@ -97,7 +97,7 @@ class HistoryReads:
 async def conversation(url: str, key: str, turns: int, linger_s: float, *, echo: bool = True) -> list[dict[str, float]]:
     """One conversation of `turns` turns; each turn's counts, by column."""
     session_name = f"bench:{uuid.uuid4().hex[:10]}"
-    agent_options: dict[str, Any] = {} if echo else {"transport_params": {"echo": "false"}}
+    agent_options: dict[str, Any] = {} if echo else {"transport_params": {"echo": "false", "appendRollupWindow": "0"}}
     async with connect(key, url, client_id="agent", **agent_options) as agent, \
             connect(key, url, client_id="user") as user_client:
         agent_deliveries, user_deliveries = Deliveries(agent), Deliveries(user_client)
@@ -180,7 +180,7 @@ async def measure(turns: int, linger_s: float) -> dict[str, list[dict[str, float
     return {"BASELINE: every session opened afresh (DORMANT_BYTES_KEPT = 0)": afresh,
             "serve_graph's default (a dormant session, session_linger_s=0)": default,
             f"session_linger_s={linger_s:g} (the session stays attached between turns)": lingering,
-            "serve_graph's default, the agent's connection without echo (as a ConnectionPool's)": echoless}
+            "serve_graph's default, the agent's connection as a ConnectionPool's (no echo, no rollup)": echoless}
 
 
 def main() -> None:
